@@ -1,7 +1,7 @@
 /** The event codec: FlatBuffers wire format (schema/events.fbs), zero-copy reader, JSON interop. */
 export * from './types.js';
 export { CodecError, isCodecError, type CodecErrorCode } from './errors.js';
-export { EventBatchReader, ascii } from './reader.js';
+export { EventBatchReader, ascii, hashBytes, hashString } from './reader.js';
 export { verifyEventBatch, hasEventBatchIdentifier, FILE_IDENTIFIER, DEFAULT_LIMITS, type VerifyLimits } from './verify.js';
 export {
   EventBatchEncoder, encodeEventBatch, encodeUserProfile, decodeUserProfile, encodeProduct, decodeProduct,

@@ -28,7 +28,7 @@ const ACTION_SLOT = [0, WebEventSlot.action, MobileEventSlot.action, Transaction
 export class EventBatchReader {
   /** The slab the current message lies in. */
   bytes: Uint8Array = new Uint8Array(0);
-  private view: DataView = new DataView(new ArrayBuffer(8));
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
   /** Number of events in the current message. */
   count = 0;
   private vec = 0;
@@ -131,19 +131,7 @@ export class EventBatchReader {
    * avalanche (murmur3 finalizer). Used to intern strings; equality is always confirmed on bytes.
    */
   strHash(): number {
-    const view = this.view;
-    const b = this.bytes;
-    let p = this.strPos;
-    const e = p + this.strLen;
-    let h = 0x811c9dc5 ^ this.strLen;
-    for (; p + 4 <= e; p += 4) h = Math.imul(h ^ view.getInt32(p, true), 0x01000193) ^ (h >>> 15);
-    for (; p < e; p++) h = Math.imul(h ^ b[p], 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h >>> 0;
+    return hashBytes(this.view, this.bytes, this.strPos, this.strLen);
   }
 
   /** True when the selected string's bytes equal `ascii` (an ASCII/UTF-8 byte pattern). */
@@ -350,4 +338,28 @@ export class EventBatchReader {
 /** UTF-8 bytes of an ASCII constant, for `strEquals` and `kv` lookups on the hot path. */
 export function ascii(s: string): Uint8Array {
   return new TextEncoder().encode(s);
+}
+
+/**
+ * Hash of bytes [pos, pos+len): four bytes per step, then a murmur3 finalizer. Used to intern
+ * strings; equality is always confirmed on the bytes, so collisions only cost time.
+ */
+export function hashBytes(view: DataView<ArrayBufferLike>, b: Uint8Array, pos: number, len: number): number {
+  let p = pos;
+  const e = pos + len;
+  let h = 0x811c9dc5 ^ len;
+  for (; p + 4 <= e; p += 4) h = Math.imul(h ^ view.getInt32(p, true), 0x01000193) ^ (h >>> 15);
+  for (; p < e; p++) h = Math.imul(h ^ b[p], 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** hashBytes of a JS string's UTF-8 bytes (cold path). */
+export function hashString(s: string): number {
+  const b = new TextEncoder().encode(s);
+  return hashBytes(new DataView(b.buffer, b.byteOffset, b.byteLength), b, 0, b.length);
 }

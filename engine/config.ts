@@ -1,0 +1,76 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Engine options, validated once at construction. Precedence (applied in main.ts):
+ * flags > environment > defaults. Unknown options are errors.
+ */
+export const AlertThresholdsSchema = z.strictObject({
+  /** z-score of a transaction amount against the user's running baseline. */
+  anomalyZScore: z.number().positive().default(3),
+  /** Transactions a user needs before the baseline is trusted. */
+  anomalyMinTransactions: z.number().int().min(2).default(5),
+  maxPlatformsPer10Min: z.number().int().positive().default(3),
+  maxLocationsPer10Min: z.number().int().positive().default(2),
+  /** Global revenue (USD) below which a closed 5-minute window alerts. */
+  lowRevenuePer5Min: z.number().nonnegative().default(1000),
+  /** Error share of web and mobile events in a 5-minute window. */
+  errorRate: z.number().min(0).max(1).default(0.05),
+  /** Minimum events in a 5-minute window before the error rate is judged. */
+  errorRateMinEvents: z.number().int().nonnegative().default(100),
+  /** LOGIN_FAILED count per user in a 5-minute window. */
+  loginFailures: z.number().int().positive().default(3),
+  /** IoT thresholds by sensor type (readings above alert). */
+  iot: z.record(z.string(), z.number()).default({ TEMPERATURE: 80, HUMIDITY: 95, PRESSURE: 1100, VIBRATION: 20 }),
+});
+export type AlertThresholds = z.infer<typeof AlertThresholdsSchema>;
+
+export const EngineConfigSchema = z.strictObject({
+  dataDir: z.string().min(1).default('data'),
+  /** Input partitions (the Kafka topics' partition count; the embedded source uses the same). */
+  partitions: z.number().int().min(1).max(1024).default(8),
+  /** State shards: partition p belongs to shard p % shards. Fixed for a data directory. */
+  shards: z.number().int().min(1).max(256).default(4),
+  /** Worker threads; shard s runs on worker s % workers. */
+  workers: z.number().int().min(1).max(64).default(Math.max(1, os.availableParallelism() - 1)),
+  /** Slabs (messages batched per shard) in flight per shard before the source is paused. */
+  maxInFlightPerShard: z.number().int().min(1).max(64).default(4),
+  /** Target slab size in bytes. */
+  slabBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(256 * 1024),
+  /** Longest a partial slab waits before it is dispatched. */
+  slabLingerMs: z.number().int().min(0).max(10_000).default(10),
+  commitIntervalMs: z.number().int().min(10).max(600_000).default(1000),
+  /** Dirty entries in a shard's write-back cache that force a commit. */
+  cacheMaxDirty: z.number().int().min(100).default(200_000),
+  graceMs: z.number().int().nonnegative().default(30_000),
+  retentionMs: z.number().int().positive().default(24 * 3600_000),
+  /** A partition idle (no events) this long in wall time stops holding back global windows. */
+  idleTimeoutMs: z.number().int().positive().default(60_000),
+  /** Events stamped further than this in the future (wall clock) go to the dead-letter topic. */
+  maxFutureMs: z.number().int().positive().default(24 * 3600_000),
+  sessionGapMs: z.number().int().positive().default(30 * 60_000),
+  /** USD value of one unit of each currency, to sum revenue across currencies. */
+  fxToUsd: z.record(z.string(), z.number().positive()).default({ USD: 1, EUR: 1.08, GBP: 1.27, BRL: 0.2, JPY: 0.0067, INR: 0.012 }),
+  alerts: AlertThresholdsSchema.default(AlertThresholdsSchema.parse({})),
+  /** CRITICAL alerts are POSTed here (retried with backoff; never blocks processing). */
+  webhookUrl: z.string().url().optional(),
+  /** LMDB map size per environment; it grows when full. */
+  mapSizeBytes: z.number().int().positive().default(256 * 1024 * 1024),
+});
+export type EngineConfig = z.infer<typeof EngineConfigSchema>;
+export type EngineOptions = z.input<typeof EngineConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_ENGINE_CONFIG';
+  readonly retriable = false;
+}
+
+export function parseEngineConfig(input: EngineOptions = {}): EngineConfig {
+  const r = EngineConfigSchema.safeParse(input);
+  if (!r.success) {
+    const msg = r.error.issues.map((i) => `options.${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid engine options: ${msg}`, { cause: r.error });
+  }
+  return r.data;
+}

@@ -1,0 +1,349 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { EngineConfig } from '../config.js';
+import type { OffsetMap, RawMessage } from '../source/types.js';
+import type { BatchTask, ShardResult, ShardTask } from '../workers/protocol.js';
+
+/** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
+export function workerFile(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(`${path.sep}dist${path.sep}`) ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`)) : path.resolve(here, '..', '..');
+  return path.join(root, 'dist', 'engine', 'workers', 'shard-worker.js');
+}
+
+interface SlabBuilder {
+  buf: SharedArrayBuffer;
+  bytes: Uint8Array;
+  used: number;
+  index: number[];
+}
+
+interface Sent {
+  seq: number;
+  slab: SharedArrayBuffer;
+  index: Float64Array;
+  bytes: number;
+}
+
+interface ShardChannel {
+  shard: number;
+  worker: number;
+  partitions: number[];
+  gen: number;
+  seq: number;
+  inFlight: number;
+  builder: SlabBuilder | null;
+  /** Slabs sent since the last durable commit, kept for replay after a failure. */
+  retained: Sent[];
+  retainedBytes: number;
+  recovering: Promise<void> | null;
+  lastActivity: number;
+  /**
+   * Tasks waiting for the shard's worker. Exactly one task per shard runs at a time: Piscina's
+   * queue does not promise FIFO order across its scheduling paths, so the order of a shard's
+   * batches is kept here.
+   */
+  queue: Array<{ task: ShardTask; done: (res: unknown) => void; fail: (err: Error) => void }>;
+  running: boolean;
+}
+
+export interface DispatcherEvents {
+  onResult(result: ShardResult): void;
+  onCommitted(shard: number, offsets: OffsetMap): void;
+  onBackpressure(paused: boolean): void;
+  onShardFailure(shard: number, err: Error, recovered: boolean): void;
+}
+
+/**
+ * The main thread's dispatcher: groups raw messages by partition into byte slabs (shared, not
+ * copied to workers), hands each slab to the worker that owns the partition's shard, bounds the
+ * slabs in flight per shard (pausing the source when the bound is reached), and replays what a
+ * failed shard had not committed.
+ */
+export class ShardDispatcher {
+  private readonly pools: Piscina[];
+  private readonly channels: ShardChannel[];
+  private paused = false;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  private commitTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly idleWaiters: Array<() => void> = [];
+  readonly stats = { slabs: 0, bytes: 0, replays: 0, failures: 0 };
+
+  constructor(
+    private readonly config: EngineConfig,
+    private readonly events: DispatcherEvents,
+  ) {
+    this.pools = Array.from({ length: config.workers }, () => new Piscina({
+      filename: workerFile(),
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      maxQueue: Infinity, // the dispatcher bounds in-flight slabs per shard itself
+    }));
+    this.channels = Array.from({ length: config.shards }, (_, s) => ({
+      shard: s,
+      worker: s % config.workers,
+      partitions: Array.from({ length: config.partitions }, (_, p) => p).filter((p) => p % config.shards === s),
+      gen: 0,
+      seq: 0,
+      inFlight: 0,
+      builder: null,
+      retained: [],
+      retainedBytes: 0,
+      recovering: null,
+      lastActivity: Date.now(),
+      queue: [],
+      running: false,
+    }));
+  }
+
+  shardOf(partition: number): number {
+    return partition % this.config.shards;
+  }
+
+  /** Opens every shard (restoring from LMDB) and returns the offsets their state already counted. */
+  async open(): Promise<OffsetMap> {
+    const restored: OffsetMap = {};
+    await Promise.all(this.channels.map(async (ch) => {
+      const r = await this.openShard(ch);
+      Object.assign(restored, r);
+    }));
+    this.commitTimer = setInterval(() => this.commitIdle(), Math.max(50, Math.floor(this.config.commitIntervalMs / 2)));
+    this.commitTimer.unref();
+    return restored;
+  }
+
+  private async openShard(ch: ShardChannel): Promise<OffsetMap> {
+    ch.gen++;
+    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config })) as { restored: OffsetMap };
+    return res.restored;
+  }
+
+  push(messages: RawMessage[]): void {
+    for (const m of messages) {
+      const ch = this.channels[this.shardOf(m.partition)];
+      let b = ch.builder;
+      const len = m.value.length;
+      if (b && b.used + len > b.bytes.length) {
+        this.flush(ch);
+        b = null;
+      }
+      if (!b) {
+        const size = Math.max(this.config.slabBytes, len);
+        const buf = new SharedArrayBuffer(size);
+        b = ch.builder = { buf, bytes: new Uint8Array(buf), used: 0, index: [] };
+      }
+      b.bytes.set(m.value, b.used);
+      b.index.push(m.partition, m.topic, m.offset, b.used, len);
+      b.used += len;
+      if (b.used >= this.config.slabBytes) this.flush(ch);
+    }
+    if (!this.lingerTimer) this.lingerTimer = setTimeout(() => this.flushAll(), this.config.slabLingerMs);
+  }
+
+  flushAll(): void {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    for (const ch of this.channels) if (ch.builder && ch.builder.index.length) this.flush(ch);
+  }
+
+  private flush(ch: ShardChannel): void {
+    const b = ch.builder;
+    ch.builder = null;
+    if (!b || b.index.length === 0) return;
+    const sent: Sent = { seq: ++ch.seq, slab: b.buf, index: Float64Array.from(b.index), bytes: b.used };
+    ch.retained.push(sent);
+    ch.retainedBytes += sent.bytes;
+    this.stats.slabs++;
+    this.stats.bytes += sent.bytes;
+    // While a shard recovers, new slabs wait in `retained`: the replay sends them in order.
+    if (!ch.recovering) this.send(ch, sent);
+    this.updateBackpressure();
+  }
+
+  private send(ch: ShardChannel, sent: Sent, fault?: BatchTask['fault']): void {
+    const gen = ch.gen;
+    // Ask for a commit when much is held for replay: it bounds the retained memory.
+    const commit = ch.retainedBytes > this.config.slabBytes * 32;
+    const task: BatchTask = { op: 'batch', shard: ch.shard, gen, seq: sent.seq, slab: sent.slab, index: sent.index, commit, fault };
+    ch.inFlight++;
+    ch.lastActivity = Date.now();
+    this.run(ch, task).then(
+      (res) => {
+        ch.inFlight--;
+        this.onResult(ch, res as ShardResult);
+      },
+      (err: Error) => {
+        ch.inFlight--;
+        this.onFailure(ch, gen, err);
+      },
+    );
+  }
+
+  /** Runs a shard's tasks one at a time, in the order they were submitted. */
+  private run(ch: ShardChannel, task: ShardTask): Promise<unknown> {
+    return new Promise((done, fail) => {
+      ch.queue.push({ task, done, fail });
+      this.pump(ch);
+    });
+  }
+
+  private pump(ch: ShardChannel): void {
+    if (ch.running) return;
+    const next = ch.queue.shift();
+    if (!next) return;
+    ch.running = true;
+    this.pools[ch.worker].run(next.task).then(
+      (res) => {
+        ch.running = false;
+        next.done(res);
+        this.pump(ch);
+      },
+      (err: Error) => {
+        ch.running = false;
+        next.fail(err);
+        this.pump(ch);
+      },
+    );
+  }
+
+  private onResult(ch: ShardChannel, res: ShardResult): void {
+    if (res.gen === ch.gen) {
+      this.events.onResult(res);
+      if (res.committed) this.onCommitted(ch, res.committed.seq, res.committed.offsets);
+    }
+    this.updateBackpressure();
+    this.checkIdle();
+  }
+
+  private onCommitted(ch: ShardChannel, seq: number, offsets: OffsetMap): void {
+    while (ch.retained.length && ch.retained[0].seq <= seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
+    this.events.onCommitted(ch.shard, offsets);
+  }
+
+  private onFailure(ch: ShardChannel, gen: number, err: Error): void {
+    if (gen !== ch.gen || this.closed) {
+      // A task of an older generation, refused or failed after its shard was reopened: expected.
+      this.updateBackpressure();
+      this.checkIdle();
+      return;
+    }
+    this.stats.failures++;
+    ch.recovering = this.recover(ch).then(
+      () => {
+        ch.recovering = null;
+        this.events.onShardFailure(ch.shard, err, true);
+        this.updateBackpressure();
+        this.checkIdle();
+      },
+      (e2: Error) => {
+        ch.recovering = null;
+        this.events.onShardFailure(ch.shard, e2, false);
+      },
+    );
+    this.updateBackpressure();
+  }
+
+  /** Reopen the shard from its last commit (new generation) and replay everything since. */
+  private async recover(ch: ShardChannel): Promise<void> {
+    let delay = 50;
+    for (;;) {
+      try {
+        await this.openShard(ch);
+        break;
+      } catch (e) {
+        if (this.closed) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+    this.stats.replays += ch.retained.length;
+    for (const sent of ch.retained) this.send(ch, sent);
+  }
+
+  private updateBackpressure(): void {
+    let over = false;
+    for (const ch of this.channels) if (ch.inFlight >= this.config.maxInFlightPerShard || ch.recovering) over = true;
+    if (over !== this.paused) {
+      this.paused = over;
+      this.events.onBackpressure(over);
+    }
+  }
+
+  /** Idle shards with uncommitted slabs get a commit task (commit interval applies to quiet shards too). */
+  private commitIdle(): void {
+    const now = Date.now();
+    for (const ch of this.channels) {
+      if (ch.inFlight === 0 && !ch.recovering && ch.retained.length && now - ch.lastActivity >= this.config.commitIntervalMs) this.commitShard(ch);
+    }
+  }
+
+  private commitShard(ch: ShardChannel): Promise<void> {
+    const gen = ch.gen;
+    const seq = ch.seq;
+    ch.inFlight++;
+    ch.lastActivity = Date.now();
+    return this.run(ch, { op: 'commit', shard: ch.shard, gen, seq }).then(
+      (r) => {
+        const res = r as ShardResult;
+        ch.inFlight--;
+        if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed.seq, res.committed.offsets);
+        this.checkIdle();
+      },
+      (err: Error) => {
+        ch.inFlight--;
+        this.onFailure(ch, gen, err);
+      },
+    );
+  }
+
+  get busy(): boolean {
+    return this.channels.some((ch) => ch.inFlight > 0 || ch.recovering !== null || (ch.builder?.index.length ?? 0) > 0);
+  }
+
+  private checkIdle(): void {
+    if (this.busy) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Waits until every slab is processed. */
+  async idle(): Promise<void> {
+    this.flushAll();
+    if (!this.busy) return;
+    await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
+  /** Processes everything sent so far and commits every shard. */
+  async drain(): Promise<void> {
+    for (;;) {
+      await this.idle();
+      await Promise.all(this.channels.map((ch) => this.commitShard(ch)));
+      await this.idle();
+      if (this.channels.every((ch) => ch.retained.length === 0)) return;
+    }
+  }
+
+  /** Test hook: the next slab of `shard` fails in its worker ('throw') or kills the thread ('exit'). */
+  injectFault(shard: number, fault: 'throw' | 'exit'): void {
+    const ch = this.channels[shard];
+    this.flushAll();
+    const sent: Sent = { seq: ++ch.seq, slab: new SharedArrayBuffer(0), index: new Float64Array(0), bytes: 0 };
+    ch.retained.push(sent);
+    this.send(ch, sent, fault);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    await Promise.all(this.channels.map((ch) => this.run(ch, { op: 'close', shard: ch.shard, gen: ch.gen }).catch(() => undefined)));
+    await Promise.all(this.pools.map((p) => p.destroy()));
+  }
+
+  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number }> {
+    return this.channels.map((c) => ({ shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen }));
+  }
+}

@@ -1,0 +1,199 @@
+import { parseEngineConfig, type EngineConfig, type EngineOptions } from './config.js';
+import { ShardDispatcher } from './dispatch/dispatcher.js';
+import type { EventSource, OffsetMap } from './source/types.js';
+import { MemorySink, type OutputSink } from './sink/sink.js';
+import { AlertStore } from './alerts/alert-store.js';
+import { WebhookNotifier } from './alerts/notifier.js';
+import { QueryLayer } from './query/query.js';
+import { GlobalWindowAlerts } from './global-alerts.js';
+import type { Alert } from './codec/types.js';
+import type { ShardResult } from './workers/protocol.js';
+
+export interface EngineMetrics {
+  messages: number;
+  skippedMessages: number;
+  events: number;
+  eventsBySource: Record<string, number>;
+  late: Record<string, number>;
+  deadLetters: number;
+  unknownUsers: number;
+  unknownCurrencies: number;
+  outputs: number;
+  alerts: number;
+  commits: number;
+  shardFailures: number;
+  batchMs: number[];
+}
+
+const SOURCE_NAMES = ['NONE', 'WEB', 'MOBILE', 'TRANSACTION', 'IOT', 'USER_ACTION'];
+
+/** A change the dashboard should show: a tile or window touched by the last batches. */
+export interface Delta {
+  pipeline: string;
+  partition: number;
+  windowStart: number;
+}
+
+export type DeltaListener = (changed: Delta[], alerts: Alert[]) => void;
+
+/**
+ * The engine: a source feeding the shard dispatcher, outputs to a sink, alerts to the alert
+ * store and the webhook, a query layer over the committed state. Offsets go back to the source
+ * only once the shard's LMDB commit holding them is durable.
+ */
+export class Engine {
+  readonly config: EngineConfig;
+  readonly dispatcher: ShardDispatcher;
+  readonly alertStore: AlertStore;
+  readonly notifier: WebhookNotifier;
+  readonly query: QueryLayer;
+  readonly globalAlerts: GlobalWindowAlerts;
+  readonly metrics: EngineMetrics = {
+    messages: 0, skippedMessages: 0, events: 0, eventsBySource: {}, late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0,
+    outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [],
+  };
+  private readonly partitionActivity: number[];
+  private readonly deltaListeners = new Set<DeltaListener>();
+  private globalTimer: NodeJS.Timeout | null = null;
+  private ended: Promise<void>;
+  private resolveEnded!: () => void;
+  private rejectEnded!: (e: Error) => void;
+  private stopping = false;
+  private readonly pendingAlertWrites = new Set<Promise<unknown>>();
+  readonly startedAt = Date.now();
+  lastError: Error | null = null;
+
+  private constructor(
+    config: EngineConfig,
+    readonly source: EventSource,
+    readonly sink: OutputSink,
+  ) {
+    this.config = config;
+    this.alertStore = AlertStore.open(config.dataDir);
+    this.notifier = new WebhookNotifier(config.webhookUrl);
+    this.query = new QueryLayer(config, this.alertStore);
+    this.partitionActivity = new Array(config.partitions).fill(Date.now());
+    this.globalAlerts = new GlobalWindowAlerts(config, this.query, (p) => this.partitionActivity[p] ?? 0);
+    this.ended = new Promise((res, rej) => {
+      this.resolveEnded = res;
+      this.rejectEnded = rej;
+    });
+    this.ended.catch(() => undefined);
+    this.dispatcher = new ShardDispatcher(config, {
+      onResult: (r) => this.onResult(r),
+      onCommitted: (_shard, offsets) => this.onCommitted(offsets),
+      onBackpressure: (paused) => (paused ? this.source.pause() : this.source.resume()),
+      onShardFailure: (shard, err, recovered) => {
+        this.metrics.shardFailures++;
+        this.lastError = err;
+        if (!recovered) this.rejectEnded(new Error(`shard ${shard} could not recover: ${err.message}`, { cause: err }));
+      },
+    });
+  }
+
+  static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink()): Promise<Engine> {
+    const engine = new Engine(parseEngineConfig(options), source, sink);
+    const restored: OffsetMap = await engine.dispatcher.open();
+    await source.start({
+      onMessages: (msgs) => {
+        const now = Date.now();
+        for (const m of msgs) engine.partitionActivity[m.partition] = now;
+        engine.dispatcher.push(msgs);
+      },
+      onEnd: () => {
+        engine.dispatcher.drain().then(() => {
+          engine.evaluateGlobal();
+          engine.resolveEnded();
+        }, (e: Error) => engine.rejectEnded(e));
+      },
+      onError: (err) => {
+        engine.lastError = err;
+      },
+    }, restored);
+    engine.globalTimer = setInterval(() => engine.evaluateGlobal(), 1000);
+    engine.globalTimer.unref();
+    return engine;
+  }
+
+  /** Resolves when a bounded source has ended and everything it sent is processed and committed. */
+  finished(): Promise<void> {
+    return this.ended.then(() => Promise.all([...this.pendingAlertWrites])).then(() => undefined);
+  }
+
+  onDeltas(listener: DeltaListener): () => void {
+    this.deltaListeners.add(listener);
+    return () => this.deltaListeners.delete(listener);
+  }
+
+  private onResult(r: ShardResult): void {
+    const m = this.metrics;
+    const c = r.counters;
+    m.messages += c.messages;
+    m.skippedMessages += c.skippedMessages;
+    m.events += c.events;
+    c.eventsBySource.forEach((n, i) => {
+      if (n) m.eventsBySource[SOURCE_NAMES[i]] = (m.eventsBySource[SOURCE_NAMES[i]] ?? 0) + n;
+    });
+    for (const [k, v] of Object.entries(c.late)) m.late[k] = (m.late[k] ?? 0) + v;
+    m.deadLetters += c.deadLetters;
+    m.unknownUsers += c.unknownUsers;
+    m.unknownCurrencies += c.unknownCurrencies;
+    m.outputs += r.outputs.length;
+    if (r.processingMs) {
+      m.batchMs.push(r.processingMs);
+      if (m.batchMs.length > 10_000) m.batchMs.splice(0, 5_000);
+    }
+    if (r.outputs.length) this.sink.outputs(r.outputs);
+    if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);
+    if (r.alerts.length) this.publishAlerts(r.alerts);
+    if (r.changed.length || r.alerts.length) {
+      const deltas = r.changed.map(([pipeline, partition, windowStart]) => ({ pipeline, partition, windowStart }));
+      for (const l of this.deltaListeners) l(deltas, r.alerts);
+    }
+  }
+
+  private publishAlerts(alerts: Alert[]): void {
+    this.metrics.alerts += alerts.length;
+    this.sink.alerts(alerts);
+    const w = this.alertStore.upsert(alerts).then((fresh) => {
+      for (const a of fresh) if (a.severity === 'CRITICAL') this.notifier.notify(a);
+    }, (e: Error) => {
+      this.lastError = e;
+    });
+    this.pendingAlertWrites.add(w);
+    void w.finally(() => this.pendingAlertWrites.delete(w));
+  }
+
+  private onCommitted(offsets: OffsetMap): void {
+    this.metrics.commits++;
+    this.source.commit(offsets);
+  }
+
+  evaluateGlobal(): void {
+    try {
+      const alerts = this.globalAlerts.evaluate();
+      if (alerts.length) {
+        this.publishAlerts(alerts);
+        for (const l of this.deltaListeners) l([], alerts);
+      }
+    } catch (e) {
+      this.lastError = e as Error;
+    }
+  }
+
+  /** Graceful stop: stop consuming, process and commit what was sent, close the stores. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.globalTimer) clearInterval(this.globalTimer);
+    await this.source.stop();
+    await this.dispatcher.drain();
+    this.evaluateGlobal();
+    await this.dispatcher.close();
+    this.notifier.close();
+    await this.sink.close();
+    await this.query.close();
+    await Promise.all([...this.pendingAlertWrites]);
+    await this.alertStore.close();
+  }
+}

@@ -1,0 +1,125 @@
+import type { EngineConfig } from '../config.js';
+import type { Alert } from '../codec/types.js';
+import type { ScratchEvent } from '../workers/scratch.js';
+import type { Vocabulary } from '../workers/symbols.js';
+import { KeyedWindows, type WindowCodec, type WindowEntry } from './keyed-windows.js';
+
+/** A user's reference data after the LEFT join: unknown users get UNKNOWN and `known` false. */
+export interface Profile {
+  known: boolean;
+  tier: number;
+  segment: number;
+  country: number;
+  region: number;
+}
+
+/** Output records: final values of closed windows, closed sessions, alerts. Keys are deterministic. */
+export interface OutputRecord {
+  topic: 'dashboard-metrics' | 'user-session-analytics' | 'dashboard-alerts';
+  key: string;
+  value: Record<string, unknown>;
+}
+
+export interface PipelineContext {
+  readonly partition: number;
+  readonly config: EngineConfig;
+  readonly vocab: Vocabulary;
+  profile(user: number): Profile;
+  /** USD value of one unit of a currency symbol (1 for unknown currencies, counted). */
+  fx(currency: number): number;
+  output(record: OutputRecord): void;
+  alert(alert: Alert): void;
+  late(pipeline: string): void;
+  /** Marks a dashboard tile as changed for the next delta. */
+  changed(pipeline: string, windowStart: number): void;
+}
+
+export type StateKey = (string | number)[];
+
+/**
+ * What an analytics pipeline is: it sees each event (with its partition's stream time), is told
+ * when stream time advances, and hands its changed state to the runtime at commit. The runtime
+ * (workers/partition-runtime.ts) batches, stores and commits; pipelines only aggregate.
+ */
+export interface Pipeline {
+  readonly name: string;
+  onEvent(e: ScratchEvent, streamTime: number): void;
+  onStreamTime(streamTime: number): void;
+  /** Writes changed state; `undefined` removes the key. Keys are relative to [partition, name]. */
+  collectWrites(write: (key: StateKey, value: unknown) => void): void;
+  committed(): void;
+  /** Restores one stored entry of this pipeline at startup (key relative to [partition, name]). */
+  restore(key: StateKey, value: unknown, streamTime: number): void;
+  readonly dirtyCount: number;
+}
+
+/** A pipeline over one KeyedWindows store: declares its window, key and aggregate. */
+export abstract class WindowedPipeline<V> implements Pipeline {
+  readonly store: KeyedWindows<V>;
+
+  constructor(
+    readonly name: string,
+    protected readonly ctx: PipelineContext,
+    sizeMs: number,
+    codec: WindowCodec<V>,
+    graceMs = ctx.config.graceMs,
+  ) {
+    this.store = new KeyedWindows(name, sizeMs, graceMs, codec);
+  }
+
+  abstract onEvent(e: ScratchEvent, streamTime: number): void;
+
+  /** Final value of a closed window (for output topics and global evaluation). */
+  protected onClose(_windowStart: number, _entries: Map<number, WindowEntry<V>>): void {}
+
+  /** Entry for (window, key) unless the window is late (then counted and null). */
+  protected entryFor(windowStart: number, key: number, streamTime: number): WindowEntry<V> | null {
+    if (this.store.isLate(windowStart, streamTime)) {
+      this.ctx.late(this.name);
+      return null;
+    }
+    this.ctx.changed(this.name, windowStart);
+    return this.store.entry(windowStart, key);
+  }
+
+  onStreamTime(streamTime: number): void {
+    this.store.closeUpTo(streamTime, (ws, entries) => this.onClose(ws, entries));
+  }
+
+  collectWrites(write: (key: StateKey, value: unknown) => void): void {
+    const codec = this.store.codec;
+    for (const e of this.store.takeDirty()) write([e.windowStart, codec.keyToString(e.key)], codec.encode(e.value));
+  }
+
+  committed(): void {
+    this.store.committed();
+  }
+
+  restore(key: StateKey, value: unknown, streamTime: number): void {
+    const [ws, k] = key as [number, string];
+    if (!this.store.isLate(ws, streamTime)) this.store.restore(ws, k, value);
+  }
+
+  get dirtyCount(): number {
+    return this.store.dirtyCount;
+  }
+}
+
+/** Codec for windows with a single (global, per partition) key. */
+export function singleKeyCodec<V>(create: () => V, encode: (v: V) => unknown = (v) => v, decode: (x: unknown) => V = (x) => x as V): WindowCodec<V> {
+  return { create, keyToString: () => '', keyFromString: () => 0, encode, decode };
+}
+
+/** Codec for windows keyed by a symbol of the vocabulary. */
+export function symbolKeyCodec<V>(ctx: PipelineContext, create: () => V, encode: (v: V) => unknown = (v) => v, decode: (x: unknown) => V = (x) => x as V): WindowCodec<V> {
+  return { create, keyToString: (k) => ctx.vocab.sym(k), keyFromString: (s) => ctx.vocab.symOf(s), encode, decode };
+}
+
+/** Codec for windows keyed by user. */
+export function userKeyCodec<V>(ctx: PipelineContext, create: () => V, encode: (v: V) => unknown = (v) => v, decode: (x: unknown) => V = (x) => x as V): WindowCodec<V> {
+  return { create, keyToString: (k) => ctx.vocab.users.values[k], keyFromString: (s) => ctx.vocab.users.internString(s), encode, decode };
+}
+
+export function alertId(type: string, key: string, windowStart: number): string {
+  return `${type}:${key}:${windowStart}`;
+}

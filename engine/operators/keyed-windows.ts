@@ -1,0 +1,118 @@
+import { isLate } from './windows.js';
+
+/**
+ * The state of one windowed aggregation in one partition: open windows in memory (the write-back
+ * cache), dirty entries written to LMDB at the next commit. A window closes when the partition's
+ * stream time passes its end + grace: its final value is handed to `onClose` (output topics get
+ * only final values) and it leaves memory once the commit that writes it is done.
+ */
+export interface WindowCodec<V> {
+  create(): V;
+  /** Key as stored (stable across restarts: user ids, not intern ids). */
+  keyToString(key: number): string;
+  keyFromString(s: string): number;
+  encode(v: V): unknown;
+  decode(x: unknown): V;
+}
+
+export interface WindowEntry<V> {
+  windowStart: number;
+  key: number;
+  value: V;
+  dirty: boolean;
+  closed: boolean;
+}
+
+export class KeyedWindows<V> {
+  readonly windows = new Map<number, Map<number, WindowEntry<V>>>();
+  private readonly dirty: WindowEntry<V>[] = [];
+  /** Smallest end + grace among open windows: nothing closes before stream time reaches it. */
+  private nextClose = Infinity;
+
+  constructor(
+    readonly name: string,
+    readonly sizeMs: number,
+    readonly graceMs: number,
+    readonly codec: WindowCodec<V>,
+  ) {}
+
+  /** The entry of (window, key), created if new, marked dirty. Callers checked lateness. */
+  entry(windowStart: number, key: number): WindowEntry<V> {
+    let w = this.windows.get(windowStart);
+    if (!w) {
+      w = new Map();
+      this.windows.set(windowStart, w);
+      const closeAt = windowStart + this.sizeMs + this.graceMs;
+      if (closeAt < this.nextClose) this.nextClose = closeAt;
+    }
+    let e = w.get(key);
+    if (!e) {
+      e = { windowStart, key, value: this.codec.create(), dirty: false, closed: false };
+      w.set(key, e);
+    }
+    if (!e.dirty) {
+      e.dirty = true;
+      this.dirty.push(e);
+    }
+    return e;
+  }
+
+  isLate(windowStart: number, streamTime: number): boolean {
+    return isLate(windowStart + this.sizeMs, this.graceMs, streamTime);
+  }
+
+  /** Closes every window whose end + grace <= streamTime, oldest first. */
+  closeUpTo(streamTime: number, onClose: (windowStart: number, entries: Map<number, WindowEntry<V>>) => void): void {
+    if (streamTime < this.nextClose) return;
+    const starts = [...this.windows.keys()].sort((a, b) => a - b);
+    this.nextClose = Infinity;
+    for (const ws of starts) {
+      const closeAt = ws + this.sizeMs + this.graceMs;
+      if (closeAt <= streamTime) {
+        const w = this.windows.get(ws)!;
+        this.windows.delete(ws);
+        for (const e of w.values()) {
+          e.closed = true;
+          if (!e.dirty) {
+            e.dirty = true;
+            this.dirty.push(e);
+          }
+        }
+        onClose(ws, w);
+      } else if (closeAt < this.nextClose) {
+        this.nextClose = closeAt;
+      }
+    }
+  }
+
+  /** Entries changed since the last commit; the caller writes them, then calls `committed`. */
+  takeDirty(): WindowEntry<V>[] {
+    return this.dirty;
+  }
+
+  committed(): void {
+    for (const e of this.dirty) e.dirty = false;
+    this.dirty.length = 0;
+  }
+
+  get dirtyCount(): number {
+    return this.dirty.length;
+  }
+
+  /** Puts back an open window entry read from the store on restart. */
+  restore(windowStart: number, keyString: string, stored: unknown): void {
+    let w = this.windows.get(windowStart);
+    if (!w) {
+      w = new Map();
+      this.windows.set(windowStart, w);
+      const closeAt = windowStart + this.sizeMs + this.graceMs;
+      if (closeAt < this.nextClose) this.nextClose = closeAt;
+    }
+    const key = this.codec.keyFromString(keyString);
+    w.set(key, { windowStart, key, value: this.codec.decode(stored), dirty: false, closed: false });
+  }
+
+  get openWindowCount(): number {
+    return this.windows.size;
+  }
+}

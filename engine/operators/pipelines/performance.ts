@@ -1,0 +1,70 @@
+import * as hdr from 'hdr-histogram-js';
+import { EventKind } from '../../codec/types.js';
+import type { ScratchEvent } from '../../workers/scratch.js';
+import { WindowedPipeline, type PipelineContext } from '../api.js';
+import { MINUTE, tumblingStart } from '../windows.js';
+
+/** Histograms record 1 ms .. 1 hour at 3 significant digits; mergeable across partitions. */
+export function newLatencyHistogram(): hdr.Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3, bitBucketSize: 32, useWebAssembly: false });
+}
+
+/**
+ * Load/response time percentiles per platform and page per 1-minute window, as HDR histograms
+ * (stored compressed, merged at query time: percentiles of a merge are exact at the histogram's
+ * precision, unlike averages of percentiles).
+ */
+export class PerformancePipeline extends WindowedPipeline<hdr.Histogram> {
+  constructor(ctx: PipelineContext) {
+    super('performance', ctx, MINUTE, {
+      create: newLatencyHistogram,
+      keyToString: (k) => `${ctx.vocab.sym(k >>> 16)}|${ctx.vocab.sym(k & 0xffff)}`,
+      keyFromString: (s) => {
+        const [p, page] = s.split('|');
+        return (ctx.vocab.symOf(p) << 16) | ctx.vocab.symOf(page);
+      },
+      encode: (h) => hdr.encodeIntoCompressedBase64(h),
+      decode: (x) => hdr.decodeFromCompressedBase64(x as string, 32, false) as hdr.Histogram,
+    });
+  }
+
+  onEvent(e: ScratchEvent, streamTime: number): void {
+    if ((e.kind !== EventKind.WEB && e.kind !== EventKind.MOBILE) || !(e.loadTimeMs >= 0)) return;
+    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), (e.platform << 16) | (e.page & 0xffff), streamTime);
+    if (entry) entry.value.recordValue(Math.max(1, Math.min(3_600_000, Math.round(e.loadTimeMs))));
+  }
+}
+
+export interface SensorStats {
+  n: number;
+  sum: number;
+  min: number;
+  max: number;
+  over: number;
+}
+
+/** IoT readings per sensor type per 1-minute window: count, mean, min, max, readings over threshold. */
+export class IotPipeline extends WindowedPipeline<SensorStats> {
+  constructor(ctx: PipelineContext) {
+    super('iot', ctx, MINUTE, {
+      create: () => ({ n: 0, sum: 0, min: Infinity, max: -Infinity, over: 0 }),
+      keyToString: (k) => ctx.vocab.sym(k),
+      keyFromString: (s) => ctx.vocab.symOf(s),
+      encode: (v) => v,
+      decode: (x) => x as SensorStats,
+    });
+  }
+
+  onEvent(e: ScratchEvent, streamTime: number): void {
+    if (e.kind !== EventKind.IOT) return;
+    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.action, streamTime);
+    if (!entry) return;
+    const v = entry.value;
+    v.n++;
+    v.sum += e.value;
+    if (e.value < v.min) v.min = e.value;
+    if (e.value > v.max) v.max = e.value;
+    const threshold = this.ctx.config.alerts.iot[this.ctx.vocab.sym(e.action)];
+    if (threshold !== undefined && e.value > threshold) v.over++;
+  }
+}

@@ -1,0 +1,237 @@
+import { EventKind } from '../../codec/types.js';
+import type { ScratchEvent } from '../../workers/scratch.js';
+import type { Pipeline, PipelineContext, StateKey } from '../api.js';
+import { HOUR, tumblingStart } from '../windows.js';
+
+/** Funnel steps as bits of a session's stage mask, in order. */
+export const FUNNEL_STEPS = ['PAGE_VIEW', 'PRODUCT_VIEW', 'ADD_TO_CART', 'CHECKOUT', 'TRANSACTION_COMPLETED'] as const;
+
+interface Session {
+  start: number;
+  end: number;
+  events: number;
+  pageViews: number;
+  transactions: number;
+  usd: number;
+  platforms: Set<number>;
+  stages: number;
+}
+
+interface StoredSession {
+  start: number;
+  end: number;
+  events: number;
+  pageViews: number;
+  transactions: number;
+  usd: number;
+  platforms: string[];
+  stages: number;
+}
+
+export interface FunnelStats {
+  sessions: number;
+  /** reached[k]: sessions that reached step k, having every step before it. */
+  reached: number[];
+}
+
+/** Number of leading funnel steps present in a stage mask. */
+export function funnelDepth(mask: number): number {
+  let k = 0;
+  while (k < FUNNEL_STEPS.length && (mask & (1 << k)) !== 0) k++;
+  return k;
+}
+
+/**
+ * User sessions: session windows keyed by user, merging events closer than the inactivity gap
+ * (default 30 min). A session closes when its partition's stream time passes end + gap + grace;
+ * an event that could only belong to a closed session is late (dropped, counted). Closed sessions
+ * are emitted (user-session-analytics), kept for the user drill-down, and feed the funnel:
+ * sessions by the hour they started, and how far along the funnel each got.
+ */
+export class SessionsPipeline implements Pipeline {
+  readonly name = 'sessions';
+  private readonly open = new Map<number, Session[]>();
+  private readonly dirtyUsers = new Set<number>();
+  private readonly closedToWrite: Array<[number, Session]> = [];
+  private readonly funnel = new Map<number, FunnelStats>();
+  private readonly dirtyFunnel = new Set<number>();
+  /** Users by the second at which their latest session may close (lazy: rechecked when due). */
+  private readonly closeBuckets = new Map<number, number[]>();
+  private lastBucket = -1;
+  private readonly gap: number;
+  private readonly grace: number;
+
+  constructor(private readonly ctx: PipelineContext) {
+    this.gap = ctx.config.sessionGapMs;
+    this.grace = ctx.config.graceMs;
+  }
+
+  onEvent(e: ScratchEvent, streamTime: number): void {
+    if (e.user < 0 || e.kind === EventKind.IOT) return;
+    const t = e.ts;
+    if (t + this.gap + this.grace <= streamTime) {
+      this.ctx.late(this.name);
+      return;
+    }
+    const v = this.ctx.vocab;
+    let list = this.open.get(e.user);
+    if (!list) this.open.set(e.user, (list = []));
+    // Merge every open session within the gap of this event.
+    let merged: Session | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (t > s.start - this.gap && t < s.end + this.gap) {
+        if (!merged) merged = s;
+        else {
+          merged.start = Math.min(merged.start, s.start);
+          merged.end = Math.max(merged.end, s.end);
+          merged.events += s.events;
+          merged.pageViews += s.pageViews;
+          merged.transactions += s.transactions;
+          merged.usd += s.usd;
+          for (const p of s.platforms) merged.platforms.add(p);
+          merged.stages |= s.stages;
+          list.splice(i, 1);
+          i--;
+        }
+      }
+    }
+    if (!merged) {
+      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: new Set(), stages: 0 };
+      list.push(merged);
+    }
+    if (t < merged.start) merged.start = t;
+    if (t > merged.end) merged.end = t;
+    merged.events++;
+    merged.platforms.add(e.platform);
+    if (e.kind === EventKind.TRANSACTION) {
+      if (e.action === v.COMPLETED) {
+        merged.transactions++;
+        merged.usd += e.amount * this.ctx.fx(e.currency);
+        merged.stages |= 1 << 4;
+      }
+    } else if (e.kind === EventKind.WEB || e.kind === EventKind.MOBILE) {
+      if (e.action === v.PAGE_VIEW) {
+        merged.pageViews++;
+        merged.stages |= 1;
+      } else if (e.action === v.PRODUCT_VIEW) merged.stages |= 2;
+      else if (e.action === v.ADD_TO_CART) merged.stages |= 4;
+      else if (e.action === v.CHECKOUT) merged.stages |= 8;
+    }
+    this.dirtyUsers.add(e.user);
+    this.schedule(e.user, merged.end);
+    this.ctx.changed(this.name, tumblingStart(merged.start, HOUR));
+  }
+
+  private schedule(user: number, end: number): void {
+    const sec = Math.floor((end + this.gap + this.grace) / 1000);
+    let b = this.closeBuckets.get(sec);
+    if (!b) this.closeBuckets.set(sec, (b = []));
+    b.push(user);
+  }
+
+  onStreamTime(streamTime: number): void {
+    const now = Math.floor(streamTime / 1000);
+    if (this.lastBucket < 0) {
+      this.lastBucket = now;
+      // First call after start or restore: sweep every bucket already due.
+      for (const sec of [...this.closeBuckets.keys()].sort((a, b) => a - b)) if (sec <= now) this.closeDue(sec, streamTime);
+      return;
+    }
+    if (now <= this.lastBucket) return;
+    if (now - this.lastBucket > this.closeBuckets.size * 4) {
+      for (const sec of [...this.closeBuckets.keys()].sort((a, b) => a - b)) if (sec <= now) this.closeDue(sec, streamTime);
+    } else {
+      for (let sec = this.lastBucket + 1; sec <= now; sec++) if (this.closeBuckets.has(sec)) this.closeDue(sec, streamTime);
+    }
+    this.lastBucket = now;
+  }
+
+  private closeDue(sec: number, streamTime: number): void {
+    const users = this.closeBuckets.get(sec)!;
+    this.closeBuckets.delete(sec);
+    for (const user of users) {
+      const list = this.open.get(user);
+      if (!list) continue;
+      for (let i = 0; i < list.length; i++) {
+        const s = list[i];
+        if (s.end + this.gap + this.grace <= streamTime) {
+          this.close(user, s);
+          list.splice(i, 1);
+          i--;
+        }
+      }
+      if (list.length === 0) this.open.delete(user);
+      this.dirtyUsers.add(user);
+    }
+  }
+
+  private close(user: number, s: Session): void {
+    const hour = tumblingStart(s.start, HOUR);
+    let f = this.funnel.get(hour);
+    if (!f) this.funnel.set(hour, (f = { sessions: 0, reached: [0, 0, 0, 0, 0] }));
+    f.sessions++;
+    const depth = funnelDepth(s.stages);
+    for (let k = 0; k < depth; k++) f.reached[k]++;
+    this.dirtyFunnel.add(hour);
+    this.closedToWrite.push([user, s]);
+    const userId = this.ctx.vocab.users.values[user];
+    const profile = this.ctx.profile(user);
+    this.ctx.output({
+      topic: 'user-session-analytics',
+      key: `${userId}|${s.start}`,
+      value: {
+        userId, sessionStart: s.start, sessionEnd: s.end, durationMs: s.end - s.start, events: s.events, pageViews: s.pageViews,
+        transactions: s.transactions, revenueUsd: Math.round(s.usd * 100) / 100, platforms: [...s.platforms].map((p) => this.ctx.vocab.sym(p)).sort(),
+        segment: this.ctx.vocab.sym(profile.segment), funnelDepth: depth,
+      },
+    });
+    this.ctx.changed('funnel', hour);
+  }
+
+  private encode(s: Session): StoredSession {
+    return { ...s, platforms: [...s.platforms].map((p) => this.ctx.vocab.sym(p)) };
+  }
+
+  collectWrites(write: (key: StateKey, value: unknown) => void): void {
+    const users = this.ctx.vocab.users;
+    for (const user of this.dirtyUsers) {
+      const list = this.open.get(user);
+      write(['open', users.values[user]], list && list.length ? list.map((s) => this.encode(s)) : undefined);
+    }
+    for (const [user, s] of this.closedToWrite) write(['closed', users.values[user], s.start], this.encode(s));
+    for (const hour of this.dirtyFunnel) write(['funnel', hour], this.funnel.get(hour));
+  }
+
+  committed(): void {
+    this.dirtyUsers.clear();
+    this.closedToWrite.length = 0;
+    this.dirtyFunnel.clear();
+    // Funnel hours stay in memory only while sessions may still close into them.
+    if (this.funnel.size > 48) {
+      const hours = [...this.funnel.keys()].sort((a, b) => a - b);
+      for (const h of hours.slice(0, hours.length - 48)) this.funnel.delete(h);
+    }
+  }
+
+  restore(key: StateKey, value: unknown, _streamTime: number): void {
+    if (key[0] === 'open') {
+      const user = this.ctx.vocab.users.internString(key[1] as string);
+      const list = (value as StoredSession[]).map((s) => ({ ...s, platforms: new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p))) }));
+      this.open.set(user, list);
+      for (const s of list) this.schedule(user, s.end);
+      this.lastBucket = -1;
+    } else if (key[0] === 'funnel') {
+      this.funnel.set(key[1] as number, value as FunnelStats);
+    }
+  }
+
+  get dirtyCount(): number {
+    return this.dirtyUsers.size + this.closedToWrite.length;
+  }
+
+  /** Funnel aggregate for an hour, loading it lazily is the query layer's job: here only live ones. */
+  funnelFor(hour: number): FunnelStats | undefined {
+    return this.funnel.get(hour);
+  }
+}

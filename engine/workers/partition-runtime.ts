@@ -1,0 +1,133 @@
+import type { Alert } from '../codec/types.js';
+import type { EngineConfig } from '../config.js';
+import type { OutputRecord, Pipeline, PipelineContext, Profile } from '../operators/api.js';
+import { ActiveUsersPipeline, ErrorRatePipeline, PlatformEventsPipeline, UserActionsPipeline } from '../operators/pipelines/traffic.js';
+import { RevenuePipeline } from '../operators/pipelines/revenue.js';
+import { ProductsPipeline } from '../operators/pipelines/products.js';
+import { GeoPipeline } from '../operators/pipelines/geo.js';
+import { IotPipeline, PerformancePipeline } from '../operators/pipelines/performance.js';
+import { SessionsPipeline } from '../operators/pipelines/sessions.js';
+import { AccountSharingPipeline, IotThresholdPipeline, LoginFailuresPipeline, TransactionAnomalyPipeline } from '../operators/pipelines/alerts.js';
+import type { ScratchEvent } from './scratch.js';
+import type { Vocabulary } from './symbols.js';
+import type { PartitionMeta, StoreKey } from '../state/shard-store.js';
+
+/** Sinks a partition writes into while a batch runs (owned by the shard runtime). */
+export interface BatchSinks {
+  outputs: OutputRecord[];
+  alerts: Alert[];
+  changed: Set<string>;
+  late: Record<string, number>;
+  unknownUsers: { n: number };
+  unknownCurrencies: { n: number };
+}
+
+export interface ProfileSource {
+  profile(user: number): Profile;
+}
+
+/**
+ * One input partition's processing state: its stream time, the offsets it has applied per topic,
+ * and an instance of every analytics pipeline. State is partitioned by input partition (events
+ * are keyed by user), so it can move with its partition.
+ */
+export class PartitionRuntime {
+  streamTime = 0;
+  /** Highest applied offset per topic code (applied in memory; maybe not yet committed). */
+  readonly offsets: Record<string, number> = {};
+  readonly pipelines: Pipeline[];
+  private readonly ctx: PipelineContext;
+
+  constructor(
+    readonly partition: number,
+    config: EngineConfig,
+    vocab: Vocabulary,
+    profiles: ProfileSource,
+    private readonly sinks: BatchSinks,
+  ) {
+    const fxBySymbol: number[] = [];
+    this.ctx = {
+      partition,
+      config,
+      vocab,
+      profile: (u) => {
+        const p = profiles.profile(u);
+        if (!p.known) sinks.unknownUsers.n++;
+        return p;
+      },
+      fx: (c) => {
+        let r = fxBySymbol[c];
+        if (r === undefined) {
+          r = config.fxToUsd[vocab.sym(c)] ?? NaN;
+          fxBySymbol[c] = r;
+        }
+        if (Number.isNaN(r)) {
+          sinks.unknownCurrencies.n++;
+          return 1;
+        }
+        return r;
+      },
+      output: (r) => sinks.outputs.push(r),
+      alert: (a) => sinks.alerts.push(a),
+      late: (name) => {
+        sinks.late[name] = (sinks.late[name] ?? 0) + 1;
+      },
+      changed: (name, ws) => {
+        sinks.changed.add(`${name}\u0000${partition}\u0000${ws}`);
+      },
+    };
+    const c = this.ctx;
+    this.pipelines = [
+      new ActiveUsersPipeline(c), new PlatformEventsPipeline(c), new ErrorRatePipeline(c), new UserActionsPipeline(c),
+      new RevenuePipeline(c), new ProductsPipeline(c), new GeoPipeline(c), new PerformancePipeline(c), new IotPipeline(c),
+      new SessionsPipeline(c), new LoginFailuresPipeline(c), new AccountSharingPipeline(c), new IotThresholdPipeline(c),
+      new TransactionAnomalyPipeline(c),
+    ];
+  }
+
+  /** Stream time = max event timestamp seen in this partition; every pipeline sees each event. */
+  onEvent(e: ScratchEvent): void {
+    if (e.ts > this.streamTime) this.streamTime = e.ts;
+    const st = this.streamTime;
+    const ps = this.pipelines;
+    for (let i = 0; i < ps.length; i++) ps[i].onEvent(e, st);
+  }
+
+  /** After each message: windows and sessions whose time has come close. */
+  advance(): void {
+    for (const p of this.pipelines) p.onStreamTime(this.streamTime);
+  }
+
+  restore(meta: PartitionMeta | undefined, scan: (pipeline: string) => Iterable<[StoreKey, unknown]>): void {
+    if (meta) {
+      this.streamTime = meta.streamTime;
+      Object.assign(this.offsets, meta.offsets);
+    }
+    for (const p of this.pipelines) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
+  }
+
+  collectWrites(out: Array<[StoreKey, unknown]>): void {
+    const partition = this.partition;
+    for (const p of this.pipelines) {
+      const name = p.name;
+      p.collectWrites((k, v) => out.push([[partition, name, ...k], v]));
+    }
+  }
+
+  committed(): void {
+    for (const p of this.pipelines) p.committed();
+  }
+
+  get dirtyCount(): number {
+    let n = 0;
+    for (const p of this.pipelines) n += p.dirtyCount;
+    return n;
+  }
+
+  meta(): PartitionMeta {
+    return { offsets: { ...this.offsets }, streamTime: this.streamTime };
+  }
+}
+
+/** Windowed pipelines and their window sizes, for retention and queries. */
+export const WINDOWED_PIPELINES = ['active_users', 'platform_events', 'error_rate', 'user_actions', 'revenue', 'products', 'geo', 'performance', 'iot', 'login_failures', 'account_sharing', 'iot_threshold'];

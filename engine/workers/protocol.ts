@@ -1,0 +1,108 @@
+import type { Alert } from '../codec/types.js';
+import type { EngineConfig } from '../config.js';
+import type { OutputRecord } from '../operators/api.js';
+
+/**
+ * Messages between the dispatcher (main thread) and shard workers. A slab is a SharedArrayBuffer
+ * holding many raw messages; the index says where each lies: INDEX_STRIDE numbers per message.
+ * Both sides keep the slab (shared, not copied) so the dispatcher can replay it after a failure.
+ */
+export const INDEX_STRIDE = 5;
+export const IDX_PARTITION = 0;
+export const IDX_TOPIC = 1;
+export const IDX_OFFSET = 2;
+export const IDX_START = 3;
+export const IDX_LENGTH = 4;
+
+/** Topic codes: 0 carries any event type (embedded source); 1..5 are the source topics. */
+export const TOPIC_CODES = ['embedded', 'web-events', 'mobile-events', 'transaction-events', 'iot-events', 'user-actions'] as const;
+
+export interface OpenTask {
+  op: 'open';
+  shard: number;
+  gen: number;
+  partitions: number[];
+  config: EngineConfig;
+}
+
+export interface BatchTask {
+  op: 'batch';
+  shard: number;
+  gen: number;
+  /** Slab sequence number within the shard (in order, one at a time). */
+  seq: number;
+  slab: SharedArrayBuffer;
+  index: Float64Array;
+  /** Commit after this batch even if the interval has not passed. */
+  commit: boolean;
+  /** Test-only fault injection, honoured only when RTA_ENABLE_FAULTS=1. */
+  fault?: 'throw' | 'exit';
+}
+
+export interface CommitTask {
+  op: 'commit';
+  shard: number;
+  gen: number;
+  seq: number;
+}
+
+export interface CloseTask {
+  op: 'close';
+  shard: number;
+  gen: number;
+}
+
+export type ShardTask = OpenTask | BatchTask | CommitTask | CloseTask;
+
+export interface DeadLetter {
+  partition: number;
+  topic: number;
+  offset: number;
+  /** Index of the event inside its message, or -1 when the whole message is rejected. */
+  eventIndex: number;
+  code: string;
+  reason: string;
+  /** The original message bytes (whole message), or the rejected event as JSON. */
+  bytes: Uint8Array;
+}
+
+export interface ShardCounters {
+  messages: number;
+  skippedMessages: number;
+  events: number;
+  eventsBySource: number[];
+  late: Record<string, number>;
+  deadLetters: number;
+  unknownUsers: number;
+  unknownCurrencies: number;
+}
+
+export interface CommitInfo {
+  /** The batch sequence number this commit covers (every slab <= seq is durable). */
+  seq: number;
+  /** Per partition: highest processed offset per topic code. */
+  offsets: Record<number, Record<string, number>>;
+  streamTimes: Record<number, number>;
+  durationMs: number;
+  writes: number;
+}
+
+export interface ShardResult {
+  shard: number;
+  gen: number;
+  seq: number;
+  counters: ShardCounters;
+  deadLetters: DeadLetter[];
+  outputs: OutputRecord[];
+  alerts: Alert[];
+  /** [pipeline, partition, windowStart] changed by this batch. */
+  changed: Array<[string, number, number]>;
+  committed?: CommitInfo;
+  /** Offsets the shard had already committed when opened (for the source to resume from). */
+  restored?: Record<number, Record<string, number>>;
+  processingMs: number;
+}
+
+export function emptyCounters(): ShardCounters {
+  return { messages: 0, skippedMessages: 0, events: 0, eventsBySource: [0, 0, 0, 0, 0, 0], late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0 };
+}

@@ -1,0 +1,180 @@
+import { CodecError, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
+import type { EngineConfig } from '../config.js';
+import { ShardStore, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
+import { PartitionRuntime, WINDOWED_PIPELINES, type BatchSinks, type ProfileSource } from './partition-runtime.js';
+import { IDX_LENGTH, IDX_OFFSET, IDX_PARTITION, IDX_START, IDX_TOPIC, INDEX_STRIDE, TOPIC_CODES, emptyCounters, type BatchTask, type CommitInfo, type DeadLetter, type ShardResult } from './protocol.js';
+import { ScratchEvent, decodeInto } from './scratch.js';
+import type { Vocabulary } from './symbols.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * A shard: a set of partitions processed by one worker thread, one batch at a time, with one
+ * LMDB environment. State changes collect in the pipelines (the write-back cache) and reach LMDB
+ * at commit: every commit interval, when the cache is full, or when the dispatcher asks. A commit
+ * is one transaction holding every changed aggregate and each partition's offsets and stream time.
+ */
+export class ShardRuntime {
+  readonly partitions = new Map<number, PartitionRuntime>();
+  private readonly store: ShardStore;
+  private readonly reader = new EventBatchReader();
+  private readonly jsonEncoder = new EventBatchEncoder(4096);
+  private readonly scratch = new ScratchEvent();
+  private lastCommit = Date.now();
+  private commitsSinceRetention = 0;
+  private readonly sinks: BatchSinks = { outputs: [], alerts: [], changed: new Set(), late: {}, unknownUsers: { n: 0 }, unknownCurrencies: { n: 0 } };
+
+  constructor(
+    readonly shard: number,
+    readonly gen: number,
+    partitionIds: number[],
+    private readonly config: EngineConfig,
+    private readonly vocab: Vocabulary,
+    profiles: ProfileSource,
+  ) {
+    this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes);
+    for (const p of partitionIds) {
+      const rt = new PartitionRuntime(p, config, vocab, profiles, this.sinks);
+      rt.restore(this.store.readMeta(p), (name) => this.store.scan(p, name));
+      this.partitions.set(p, rt);
+    }
+  }
+
+  restoredOffsets(): Record<number, Record<string, number>> {
+    const out: Record<number, Record<string, number>> = {};
+    for (const [p, rt] of this.partitions) out[p] = { ...rt.offsets };
+    return out;
+  }
+
+  processBatch(task: BatchTask): ShardResult {
+    const t0 = performance.now();
+    const counters = emptyCounters();
+    const deadLetters: DeadLetter[] = [];
+    const sinks = this.sinks;
+    sinks.outputs = [];
+    sinks.alerts = [];
+    sinks.changed = new Set();
+    sinks.late = {};
+    sinks.unknownUsers.n = 0;
+    sinks.unknownCurrencies.n = 0;
+    const bytes = new Uint8Array(task.slab);
+    const index = task.index;
+    const reader = this.reader;
+    const e = this.scratch;
+    const maxTs = Date.now() + this.config.maxFutureMs;
+    for (let m = 0; m < index.length; m += INDEX_STRIDE) {
+      const partition = index[m + IDX_PARTITION];
+      const topic = index[m + IDX_TOPIC];
+      const offset = index[m + IDX_OFFSET];
+      const start = index[m + IDX_START];
+      const length = index[m + IDX_LENGTH];
+      const rt = this.partitions.get(partition);
+      if (!rt) throw new Error(`partition ${partition} is not owned by shard ${this.shard}`);
+      const applied = rt.offsets[topic];
+      if (applied !== undefined && offset <= applied) {
+        counters.skippedMessages++; // already counted by a committed (or this run's) transaction
+        continue;
+      }
+      counters.messages++;
+      const dead = (eventIndex: number, code: string, reason: string, payload: Uint8Array) => {
+        deadLetters.push({ partition, topic, offset, eventIndex, code, reason, bytes: payload });
+      };
+      let ok = true;
+      try {
+        if (hasEventBatchIdentifier(bytes, start, length)) {
+          reader.reset(bytes, start, length);
+        } else if (looksLikeJson(bytes, start, length)) {
+          const hint = TOPIC_SOURCES[TOPIC_CODES[topic] ?? ''] as Source | undefined;
+          const rec = decodeJsonEvent(bytes.subarray(start, start + length), hint);
+          const fb = this.jsonEncoder.add(rec).finish();
+          reader.reset(fb, 0, fb.length);
+        } else {
+          throw new CodecError('ERR_CODEC_UNKNOWN_FORMAT', length === 0 ? 'empty message' : 'message is neither a FlatBuffers EventBatch (identifier "RTA1") nor a JSON object');
+        }
+      } catch (err) {
+        if (!(err instanceof CodecError)) throw err;
+        dead(-1, err.code, err.message, bytes.slice(start, start + length));
+        ok = false;
+      }
+      if (ok) {
+        for (let i = 0, n = reader.count; i < n; i++) {
+          const kind = reader.select(i);
+          if (kind === 0) {
+            dead(i, 'ERR_EVENT_NO_BODY', 'event has no body', encoder.encode('{}'));
+            continue;
+          }
+          const reason = decodeInto(reader, this.vocab, e, kind);
+          if (reason !== null || e.ts > maxTs) {
+            dead(i, 'ERR_EVENT_INVALID', reason ?? `timestamp ${e.ts} is more than ${this.config.maxFutureMs} ms in the future`, encoder.encode(JSON.stringify(reader.toRecord())));
+            continue;
+          }
+          counters.events++;
+          counters.eventsBySource[kind]++;
+          rt.onEvent(e);
+        }
+        rt.advance();
+      }
+      rt.offsets[topic] = offset;
+    }
+    counters.deadLetters = deadLetters.length;
+    counters.late = sinks.late;
+    counters.unknownUsers = sinks.unknownUsers.n;
+    counters.unknownCurrencies = sinks.unknownCurrencies.n;
+    const result: ShardResult = {
+      shard: this.shard, gen: this.gen, seq: task.seq, counters, deadLetters, outputs: sinks.outputs, alerts: sinks.alerts,
+      changed: [...sinks.changed].map((s) => {
+        const [name, p, ws] = s.split('\u0000');
+        return [name, Number(p), Number(ws)] as [string, number, number];
+      }),
+      processingMs: 0,
+    };
+    if (task.commit || this.shouldCommit()) result.committed = this.commit(task.seq);
+    result.processingMs = performance.now() - t0;
+    return result;
+  }
+
+  shouldCommit(): boolean {
+    if (Date.now() - this.lastCommit >= this.config.commitIntervalMs) return true;
+    let dirty = 0;
+    for (const rt of this.partitions.values()) dirty += rt.dirtyCount;
+    return dirty >= this.config.cacheMaxDirty;
+  }
+
+  /** One durable LMDB transaction: every changed aggregate plus each partition's offsets and stream time. */
+  commit(seq: number): CommitInfo {
+    const t0 = performance.now();
+    const writes: Array<[StoreKey, unknown]> = [];
+    const metas = new Map<number, PartitionMeta>();
+    for (const [p, rt] of this.partitions) {
+      rt.collectWrites(writes);
+      metas.set(p, rt.meta());
+    }
+    this.store.commit(writes, metas);
+    for (const rt of this.partitions.values()) rt.committed();
+    this.lastCommit = Date.now();
+    if (++this.commitsSinceRetention >= 30) {
+      this.commitsSinceRetention = 0;
+      this.applyRetention();
+    }
+    const offsets: Record<number, Record<string, number>> = {};
+    const streamTimes: Record<number, number> = {};
+    for (const [p, m] of metas) {
+      offsets[p] = m.offsets;
+      streamTimes[p] = m.streamTime;
+    }
+    return { seq, offsets, streamTimes, durationMs: performance.now() - t0, writes: writes.length };
+  }
+
+  /** Deletes windows older than the retention period of event time. */
+  private applyRetention(): void {
+    for (const [p, rt] of this.partitions) {
+      if (rt.streamTime <= 0) continue;
+      const cutoff = rt.streamTime - this.config.retentionMs;
+      for (const name of WINDOWED_PIPELINES) this.store.deleteWindowsBefore(p, name, cutoff);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Piscina worker entry. One Piscina pool per worker thread (maxThreads 1) gives explicit
+ * shard -> worker routing: a shard's tasks always reach the same thread, in order, one at a time.
+ *
+ * Generations: a shard is opened with a generation number; batches carry it. After any failure
+ * the shard's in-memory state is discarded and every later task of that generation is refused,
+ * until the dispatcher reopens the shard (from its last LMDB commit) with a new generation and
+ * replays the slabs since that commit. A thread that died starts with no shard open, so stale
+ * tasks are refused there too. Nothing is applied twice and nothing is skipped.
+ */
+import { ReferenceStore } from '../state/reference-store.js';
+import type { Profile } from '../operators/api.js';
+import { ShardRuntime } from './shard-runtime.js';
+import { Vocabulary } from './symbols.js';
+import type { ShardResult, ShardTask } from './protocol.js';
+
+const vocab = new Vocabulary();
+const shards = new Map<number, ShardRuntime>();
+let reference: ReferenceStore | null = null;
+let unknownProfile: Profile | null = null;
+const profileCache: (Profile | undefined)[] = [];
+
+export class ShardStateError extends Error {
+  override readonly name = 'ShardStateError';
+  readonly code = 'ERR_SHARD_STALE';
+  readonly retriable = true;
+}
+
+const profiles = {
+  profile(user: number): Profile {
+    let p = profileCache[user];
+    if (p) return p;
+    const rec = reference?.profile(vocab.users.values[user]);
+    if (!rec) {
+      // LEFT join: unknown users get tier UNKNOWN (not cached: the profile may arrive later).
+      return (unknownProfile ??= { known: false, tier: vocab.UNKNOWN, segment: vocab.UNKNOWN, country: vocab.UNKNOWN, region: vocab.UNKNOWN });
+    }
+    p = { known: true, tier: vocab.symOf(rec.tier || 'UNKNOWN'), segment: vocab.symOf(rec.segment || 'UNKNOWN'), country: vocab.symOf(rec.country || 'UNKNOWN'), region: vocab.symOf(rec.region || 'UNKNOWN') };
+    profileCache[user] = p;
+    return p;
+  },
+};
+
+export default async function run(task: ShardTask): Promise<ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>> } | null> {
+  switch (task.op) {
+    case 'open': {
+      const old = shards.get(task.shard);
+      if (old) {
+        shards.delete(task.shard);
+        await old.close();
+      }
+      reference ??= ReferenceStore.open(task.config.dataDir, true);
+      const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
+      shards.set(task.shard, rt);
+      return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets() };
+    }
+    case 'batch': {
+      const rt = current(task.shard, task.gen);
+      if (task.fault && process.env.RTA_ENABLE_FAULTS === '1') {
+        if (task.fault === 'exit') process.exit(1);
+        shards.delete(task.shard);
+        throw new Error(`injected fault in shard ${task.shard} batch ${task.seq}`);
+      }
+      try {
+        return rt.processBatch(task);
+      } catch (err) {
+        // The batch may be half applied: drop this shard's memory; the dispatcher reopens it.
+        shards.delete(task.shard);
+        throw err;
+      }
+    }
+    case 'commit': {
+      const rt = current(task.shard, task.gen);
+      try {
+        const committed = rt.commit(task.seq);
+        return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCountersLite(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
+      } catch (err) {
+        shards.delete(task.shard);
+        throw err;
+      }
+    }
+    case 'close': {
+      const rt = shards.get(task.shard);
+      if (rt && rt.gen === task.gen) {
+        shards.delete(task.shard);
+        await rt.close();
+      }
+      return null;
+    }
+  }
+}
+
+function current(shard: number, gen: number): ShardRuntime {
+  const rt = shards.get(shard);
+  if (!rt || rt.gen !== gen) throw new ShardStateError(`shard ${shard} generation ${gen} is not open in this worker (stale task after a failure)`);
+  return rt;
+}
+
+function emptyCountersLite() {
+  return { messages: 0, skippedMessages: 0, events: 0, eventsBySource: [0, 0, 0, 0, 0, 0], late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0 };
+}

@@ -1,0 +1,52 @@
+import { InternTable } from './intern.js';
+
+/**
+ * Per-thread intern tables: users, products and devices (large vocabularies), and one table of
+ * symbols for the small ones (actions, platforms, currencies, countries, sensor types, pages).
+ * Well-known symbols are interned first so pipelines compare small integers.
+ */
+export class Vocabulary {
+  readonly users = new InternTable(1 << 16);
+  readonly products = new InternTable(1 << 12);
+  readonly devices = new InternTable(1 << 12);
+  readonly symbols = new InternTable(256);
+
+  readonly PAGE_VIEW: number;
+  readonly PRODUCT_VIEW: number;
+  readonly ADD_TO_CART: number;
+  readonly CHECKOUT: number;
+  readonly COMPLETED: number;
+  readonly ERROR: number;
+  readonly LOGIN_FAILED: number;
+  readonly WEB: number;
+  readonly MOBILE: number;
+  readonly IOT: number;
+  readonly UNKNOWN: number;
+  readonly EMPTY: number;
+  readonly PRODUCT_PAGE: number;
+
+  constructor() {
+    const s = (v: string) => this.symbols.internString(v);
+    this.EMPTY = s('');
+    this.UNKNOWN = s('UNKNOWN');
+    this.PAGE_VIEW = s('PAGE_VIEW');
+    this.PRODUCT_VIEW = s('PRODUCT_VIEW');
+    this.ADD_TO_CART = s('ADD_TO_CART');
+    this.CHECKOUT = s('CHECKOUT');
+    this.COMPLETED = s('COMPLETED');
+    this.ERROR = s('ERROR');
+    this.LOGIN_FAILED = s('LOGIN_FAILED');
+    this.WEB = s('WEB');
+    this.MOBILE = s('MOBILE');
+    this.IOT = s('IOT');
+    this.PRODUCT_PAGE = s('/product/:id');
+  }
+
+  sym(id: number): string {
+    return this.symbols.values[id];
+  }
+
+  symOf(name: string): number {
+    return this.symbols.internString(name);
+  }
+}
