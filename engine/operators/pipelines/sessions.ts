@@ -80,6 +80,9 @@ export class SessionsPipeline implements Pipeline {
     let merged: Session | null = null;
     for (let i = 0; i < list.length; i++) {
       const s = list[i];
+      // A session whose close time has come is closed, even if the sweep has not run yet:
+      // merging must not depend on when the sweep runs (batch boundaries).
+      if (s.end + this.gap + this.grace <= streamTime) continue;
       if (t > s.start - this.gap && t < s.end + this.gap) {
         if (!merged) merged = s;
         else {
@@ -123,8 +126,9 @@ export class SessionsPipeline implements Pipeline {
     this.ctx.changed(this.name, tumblingStart(merged.start, HOUR));
   }
 
+  /** Bucket = the first whole second at or after the close time: a due bucket holds only due sessions. */
   private schedule(user: number, end: number): void {
-    const sec = Math.floor((end + this.gap + this.grace) / 1000);
+    const sec = Math.ceil((end + this.gap + this.grace) / 1000);
     let b = this.closeBuckets.get(sec);
     if (!b) this.closeBuckets.set(sec, (b = []));
     b.push(user);
@@ -132,38 +136,38 @@ export class SessionsPipeline implements Pipeline {
 
   onStreamTime(streamTime: number): void {
     const now = Math.floor(streamTime / 1000);
-    if (this.lastBucket < 0) {
-      this.lastBucket = now;
-      // First call after start or restore: sweep every bucket already due.
-      for (const sec of [...this.closeBuckets.keys()].sort((a, b) => a - b)) if (sec <= now) this.closeDue(sec, streamTime);
-      return;
-    }
-    if (now <= this.lastBucket) return;
-    if (now - this.lastBucket > this.closeBuckets.size * 4) {
+    if (this.lastBucket < 0 || now - this.lastBucket > this.closeBuckets.size * 4) {
       for (const sec of [...this.closeBuckets.keys()].sort((a, b) => a - b)) if (sec <= now) this.closeDue(sec, streamTime);
     } else {
       for (let sec = this.lastBucket + 1; sec <= now; sec++) if (this.closeBuckets.has(sec)) this.closeDue(sec, streamTime);
     }
     this.lastBucket = now;
+    // The next bucket may hold sessions due within the current second: close those, keep the bucket.
+    const partial = this.closeBuckets.get(now + 1);
+    if (partial) for (const user of partial) this.closeUser(user, streamTime);
   }
 
   private closeDue(sec: number, streamTime: number): void {
     const users = this.closeBuckets.get(sec)!;
     this.closeBuckets.delete(sec);
-    for (const user of users) {
-      const list = this.open.get(user);
-      if (!list) continue;
-      for (let i = 0; i < list.length; i++) {
-        const s = list[i];
-        if (s.end + this.gap + this.grace <= streamTime) {
-          this.close(user, s);
-          list.splice(i, 1);
-          i--;
-        }
+    for (const user of users) this.closeUser(user, streamTime);
+  }
+
+  private closeUser(user: number, streamTime: number): void {
+    const list = this.open.get(user);
+    if (!list) return;
+    let closedAny = false;
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (s.end + this.gap + this.grace <= streamTime) {
+        this.close(user, s);
+        list.splice(i, 1);
+        i--;
+        closedAny = true;
       }
-      if (list.length === 0) this.open.delete(user);
-      this.dirtyUsers.add(user);
     }
+    if (list.length === 0) this.open.delete(user);
+    if (closedAny) this.dirtyUsers.add(user);
   }
 
   private close(user: number, s: Session): void {

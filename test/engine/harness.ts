@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore, partitionOf, keyOf, EventGenerator, type EngineOptions, type GeneratorConfig } from '../../engine/index.js';
+import type { EventRecord } from '../../engine/codec/types.js';
+
+export const TEST_GENERATOR: Partial<GeneratorConfig> = {
+  seed: 7,
+  users: 400,
+  products: 200,
+  eventsPerSecond: 20,
+  concurrentSessions: 300,
+  funnel: { productView: 0.9, addToCart: 0.8, checkout: 0.9, complete: 0.95 },
+  outOfOrderRate: 0.05,
+  outOfOrderMs: 20_000,
+  lateRate: 0.005,
+  lateMs: 10 * 60_000,
+  anomalyRate: 0.05,
+  iotSpikeRate: 0.01,
+  switchRate: 0.05,
+  loginFailRate: 0.2,
+};
+
+export function tempDir(name: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `rta-${name}-`));
+}
+
+/** The exact event list the embedded source produces for this generator and count. */
+export function generateEvents(gen: Partial<GeneratorConfig>, n: number): EventRecord[] {
+  return new EventGenerator(gen).take(n);
+}
+
+export async function runEmbedded(dataDir: string, gen: Partial<GeneratorConfig>, totalEvents: number, options: EngineOptions = {}): Promise<Engine> {
+  const partitions = options.partitions ?? 8;
+  const source = new EmbeddedSource({ partitions, rate: Infinity, totalEvents, generator: gen, eventsPerMessage: 200 });
+  const ref = ReferenceStore.open(dataDir);
+  await source.bootstrap(ref);
+  await ref.close();
+  const engine = await Engine.start({ dataDir, partitions, ...options }, source, new MemorySink());
+  await engine.finished();
+  return engine;
+}
+
+export function partitioner(partitions: number) {
+  return (e: EventRecord) => partitionOf(keyOf(e), partitions);
+}

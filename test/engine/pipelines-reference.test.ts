@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { parseEngineConfig, type Engine } from '../../engine/index.js';
+import { referenceModel } from './reference-model.js';
+import { TEST_GENERATOR, generateEvents, partitioner, runEmbedded, tempDir } from './harness.js';
+
+const N = 100_000;
+const PARTITIONS = 8;
+const cfg = parseEngineConfig({ partitions: PARTITIONS });
+const events = generateEvents(TEST_GENERATOR, N);
+const model = referenceModel(events, {
+  partitions: PARTITIONS, partitionOf: partitioner(PARTITIONS), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
+  seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!,
+  loginFailures: cfg.alerts.loginFailures, maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min,
+  iot: cfg.alerts.iot, anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
+});
+const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
+const close = (a: number, b: number) => Math.abs(a - b) <= 0.011 + Math.abs(b) * 1e-9;
+
+describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(s)', (workers) => {
+  let engine: Engine;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = tempDir(`ref-w${workers}`);
+    engine = await runEmbedded(dir, TEST_GENERATOR, N, { workers, shards: 4 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await engine?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts every event once and drops exactly the late ones', () => {
+    expect(engine.metrics.events).toBe(N);
+    expect(engine.metrics.deadLetters).toBe(0);
+    // the stream really has late and out-of-order events
+    expect(model.late.active_users).toBeGreaterThan(50);
+    expect(engine.metrics.late).toEqual(model.late);
+    const q = engine.query.progress();
+    expect(q.map((x) => x.streamTime)).toEqual(model.streamTime);
+  });
+
+  it('active users per minute, exact, with platform breakdown', () => {
+    const rows = engine.query.activeUsers(ALL);
+    expect(rows.map((r) => ({ windowStart: r.windowStart, users: r.users }))).toEqual(model.activeUsers);
+    const byPlatform: Record<string, number> = {};
+    for (const r of rows) for (const [p, n] of Object.entries(r.byPlatform)) byPlatform[`${r.windowStart}|${p}`] = n;
+    expect(byPlatform).toEqual(model.activeByPlatform);
+  });
+
+  it('revenue per hopping 5-minute window with currency and tier breakdowns', () => {
+    const rows = engine.query.revenue(ALL);
+    expect(rows.map((r) => r.windowStart)).toEqual(model.revenue.map((r) => r.windowStart));
+    expect(model.revenue.length).toBeGreaterThan(50);
+    rows.forEach((r, i) => {
+      const m = model.revenue[i];
+      expect(r.count).toBe(m.count);
+      expect(close(r.usd, m.usd)).toBe(true);
+      expect(Object.keys(r.byCurrency).sort()).toEqual(Object.keys(m.byCurrency).sort());
+      for (const [k, v] of Object.entries(m.byCurrency)) expect(close(r.byCurrency[k], v)).toBe(true);
+      for (const [k, v] of Object.entries(m.byTier)) expect(close(r.byTier[k], v)).toBe(true);
+    });
+  });
+
+  it('events and errors per platform, error rate windows, user actions', () => {
+    const ev: Record<string, number> = {};
+    const er: Record<string, number> = {};
+    for (const r of engine.query.platformEvents(ALL)) {
+      ev[`${r.windowStart}|${r.platform}`] = r.events;
+      if (r.errors) er[`${r.windowStart}|${r.platform}`] = r.errors;
+    }
+    expect(ev).toEqual(model.platformEvents);
+    expect(er).toEqual(model.platformErrors);
+    const ew: Record<string, { n: number; errors: number }> = {};
+    for (const r of engine.query.errorRate(ALL)) ew[r.windowStart] = { n: r.events, errors: r.errors };
+    expect(ew).toEqual(model.errorWindows);
+    expect(engine.query.userActions(ALL)).toEqual(model.userActions);
+  });
+
+  it('product performance and geography', () => {
+    const products = engine.query.products(ALL);
+    expect(products.size).toBe(Object.keys(model.products).length);
+    for (const [id, m] of Object.entries(model.products)) {
+      const p = products.get(id)!;
+      expect({ ...p, usd: 0 }).toEqual({ ...m, usd: 0 });
+      expect(close(p.usd, m.usd)).toBe(true);
+    }
+    const geo = Object.fromEntries(engine.query.geo(ALL).map((g) => [g.country, { events: g.events, users: g.users, usd: g.usd }]));
+    for (const [c, m] of Object.entries(model.geo)) {
+      expect(geo[c].events).toBe(m.events);
+      expect(geo[c].users).toBe(m.users);
+      expect(close(geo[c].usd, m.usd)).toBe(true);
+    }
+  });
+
+  it('load-time percentiles from HDR histograms within their precision, IoT readings', () => {
+    const perf = engine.query.performance(ALL);
+    for (const [k, m] of Object.entries(model.loadTimes)) {
+      const [platform, page] = k.split('|');
+      const row = perf.find((r) => r.platform === platform && r.page === page)!;
+      expect(row.count).toBe(m.count);
+      expect(Math.abs(row.p50 - m.p50)).toBeLessThanOrEqual(Math.max(1, m.p50 * 0.002));
+      expect(Math.abs(row.p99 - m.p99)).toBeLessThanOrEqual(Math.max(1, m.p99 * 0.002));
+    }
+    const iot = Object.fromEntries(engine.query.iot(ALL).map((r) => [r.sensorType, { n: r.count, min: r.min, max: r.max, over: r.overThreshold }]));
+    expect(iot).toEqual(model.iot);
+  });
+
+  it('sessions and the funnel, computed from closed sessions', () => {
+    const f = engine.query.funnel(ALL);
+    expect(model.funnel.sessions).toBeGreaterThan(100);
+    expect(f.sessions).toBe(model.funnel.sessions);
+    expect(f.steps.map((s) => s.sessions)).toEqual(model.funnel.reached);
+    expect(model.funnel.reached[4]).toBeGreaterThan(0);
+  });
+
+  it('per-event alerts with deterministic ids', () => {
+    const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
+    const got = new Set(engine.alertStore.list({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0])));
+    expect([...got].sort()).toEqual([...model.alerts].sort());
+    for (const t of ['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'TRANSACTION_ANOMALY']) {
+      expect([...model.alerts].some((id) => id.startsWith(t))).toBe(true);
+    }
+  });
+
+  it('global low-revenue alerts on final windows only', () => {
+    const wm = Math.min(...model.streamTime);
+    const expected: string[] = [];
+    const byStart = new Map(model.revenue.map((r) => [r.windowStart, r.usd]));
+    for (let ws = model.revenue[0].windowStart; ws + 5 * 60_000 + cfg.graceMs <= wm; ws += 60_000) {
+      if (Math.round((byStart.get(ws) ?? 0) * 100) / 100 < cfg.alerts.lowRevenuePer5Min) expected.push(`LOW_REVENUE:global:${ws}`);
+    }
+    const got = engine.alertStore.list({ limit: 1e9 }).alerts.filter((a) => a.type === 'LOW_REVENUE').map((a) => a.alertId);
+    expect(got.sort()).toEqual(expected.sort());
+    expect(expected.length).toBeGreaterThan(0);
+  });
+});
