@@ -145,21 +145,26 @@ export class Engine {
     }
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);
-    if (r.alerts.length) this.publishAlerts(r.alerts);
+    if (r.alerts.length) this.publishAlerts(r.alerts, false);
     if (r.changed.length || r.alerts.length) {
       const deltas = r.changed.map(([pipeline, partition, windowStart]) => ({ pipeline, partition, windowStart }));
       for (const l of this.deltaListeners) l(deltas, r.alerts);
     }
   }
 
-  private publishAlerts(alerts: Alert[]): void {
+  /** Worker alerts are already stored with their shard's state; global ones are stored here. */
+  private publishAlerts(alerts: Alert[], global: boolean): void {
     this.metrics.alerts += alerts.length;
     this.sink.alerts(alerts);
-    const w = this.alertStore.upsert(alerts).then((fresh) => {
-      for (const a of fresh) if (a.severity === 'CRITICAL') this.notifier.notify(a);
-    }, (e: Error) => {
-      this.lastError = e;
-    });
+    const critical = alerts.filter((a) => a.severity === 'CRITICAL');
+    const w = (global ? this.alertStore.putGlobal(alerts) : Promise.resolve())
+      .then(() => (critical.length ? this.alertStore.markNotified(critical.map((a) => a.alertId)) : []))
+      .then((fresh) => {
+        const ids = new Set(fresh);
+        for (const a of critical) if (ids.has(a.alertId)) this.notifier.notify(a);
+      }, (e: Error) => {
+        this.lastError = e;
+      });
     this.pendingAlertWrites.add(w);
     void w.finally(() => this.pendingAlertWrites.delete(w));
   }
@@ -173,7 +178,7 @@ export class Engine {
     try {
       const alerts = this.globalAlerts.evaluate();
       if (alerts.length) {
-        this.publishAlerts(alerts);
+        this.publishAlerts(alerts, true);
         for (const l of this.deltaListeners) l([], alerts);
       }
     } catch (e) {

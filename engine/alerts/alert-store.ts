@@ -6,72 +6,100 @@ import type { Alert } from '../codec/types.js';
 export type AlertStatus = 'OPEN' | 'ACKNOWLEDGED' | 'RESOLVED';
 export interface StoredAlert extends Alert {
   status: AlertStatus;
-  updatedAt: number;
+  statusUpdatedAt: number;
+}
+
+export interface AlertFilter {
+  since?: number;
+  severity?: string;
+  userId?: string;
+  status?: AlertStatus;
+  limit?: number;
+}
+
+export interface AlertList {
+  alerts: StoredAlert[];
+  total: number;
+  bySeverity: Record<string, number>;
+  byStatus: Record<string, number>;
 }
 
 /**
- * The alert store (main thread, one writer): alerts by their deterministic id, so re-evaluation
- * after a replay updates an alert instead of adding one, and an acknowledged alert stays so.
+ * The main thread's alert store: global-window alerts (raised by the main thread) and the status
+ * of every alert (acknowledged, resolved). Per-event alerts live in their shard's LMDB, written
+ * in the same transaction as the state that raised them, so a crash can neither lose nor repeat
+ * one; the query layer merges both. Ids are deterministic: re-evaluation updates, never adds.
  */
 export class AlertStore {
   private constructor(
     readonly env: RootDatabase,
-    readonly alerts: Database<StoredAlert, string>,
-    readonly meta: Database<unknown, string>,
+    readonly global: Database<Alert, string>,
+    readonly status: Database<{ status: AlertStatus; at: number }, string>,
+    readonly notified: Database<number, string>,
   ) {}
 
   static open(dataDir: string): AlertStore {
     const dir = path.join(dataDir, 'alerts');
     fs.mkdirSync(dir, { recursive: true });
     const env = open({ path: dir, maxDbs: 4, noMemInit: true });
-    return new AlertStore(env, env.openDB({ name: 'alerts' }), env.openDB({ name: 'meta' }));
+    return new AlertStore(env, env.openDB({ name: 'global' }), env.openDB({ name: 'status' }), env.openDB({ name: 'notified' }));
   }
 
-  /** Inserts or updates; returns the alerts that are new (for notifications). */
-  async upsert(alerts: Alert[]): Promise<Alert[]> {
-    const fresh: Alert[] = [];
-    if (alerts.length === 0) return fresh;
+  async putGlobal(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
     await this.env.transaction(() => {
-      for (const a of alerts) {
-        const old = this.alerts.get(a.alertId);
-        if (!old) fresh.push(a);
-        this.alerts.put(a.alertId, { ...a, status: old?.status ?? 'OPEN', updatedAt: old?.updatedAt ?? Date.now() });
+      for (const a of alerts) this.global.put(a.alertId, a);
+    });
+  }
+
+  *globalAlerts(): Generator<Alert> {
+    for (const { value } of this.global.getRange()) yield value;
+  }
+
+  statusOf(id: string): { status: AlertStatus; at: number } {
+    return this.status.get(id) ?? { status: 'OPEN', at: 0 };
+  }
+
+  async setStatus(id: string, status: AlertStatus): Promise<void> {
+    await this.status.put(id, { status, at: Date.now() });
+  }
+
+  /** Marks alerts as notified; returns those that were not yet (a replay does not notify twice). */
+  async markNotified(ids: string[]): Promise<string[]> {
+    const fresh: string[] = [];
+    await this.env.transaction(() => {
+      for (const id of ids) {
+        if (this.notified.get(id) === undefined) {
+          fresh.push(id);
+          this.notified.put(id, Date.now());
+        }
       }
     });
     return fresh;
   }
 
-  get(id: string): StoredAlert | undefined {
-    return this.alerts.get(id);
-  }
-
-  async setStatus(id: string, status: AlertStatus): Promise<StoredAlert | undefined> {
-    const a = this.alerts.get(id);
-    if (!a) return undefined;
-    const next = { ...a, status, updatedAt: Date.now() };
-    await this.alerts.put(id, next);
-    return next;
-  }
-
-  list(filter: { since?: number; severity?: string; userId?: string; limit?: number } = {}): { alerts: StoredAlert[]; total: number; bySeverity: Record<string, number>; byStatus: Record<string, number> } {
-    const out: StoredAlert[] = [];
-    const bySeverity: Record<string, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0 };
-    const byStatus: Record<string, number> = { OPEN: 0, ACKNOWLEDGED: 0, RESOLVED: 0 };
-    let total = 0;
-    for (const { value: a } of this.alerts.getRange()) {
-      if (filter.since !== undefined && a.timestamp < filter.since) continue;
-      if (filter.userId !== undefined && a.userId !== filter.userId) continue;
-      bySeverity[a.severity] = (bySeverity[a.severity] ?? 0) + 1;
-      if (filter.severity !== undefined && a.severity !== filter.severity) continue;
-      byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
-      total++;
-      out.push(a);
-    }
-    out.sort((x, y) => y.timestamp - x.timestamp || (x.alertId < y.alertId ? -1 : 1));
-    return { alerts: out.slice(0, filter.limit ?? 100), total, bySeverity, byStatus };
-  }
-
   close(): Promise<void> {
     return this.env.close();
   }
+}
+
+/** Filters, counts and orders alerts (newest first) with their statuses. */
+export function listAlerts(all: Iterable<Alert>, statusOf: (id: string) => { status: AlertStatus; at: number }, filter: AlertFilter = {}): AlertList {
+  const out: StoredAlert[] = [];
+  const bySeverity: Record<string, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0 };
+  const byStatus: Record<string, number> = { OPEN: 0, ACKNOWLEDGED: 0, RESOLVED: 0 };
+  let total = 0;
+  for (const a of all) {
+    if (filter.since !== undefined && a.timestamp < filter.since) continue;
+    if (filter.userId !== undefined && a.userId !== filter.userId) continue;
+    const st = statusOf(a.alertId);
+    if (filter.status !== undefined && st.status !== filter.status) continue;
+    bySeverity[a.severity] = (bySeverity[a.severity] ?? 0) + 1;
+    if (filter.severity !== undefined && a.severity !== filter.severity) continue;
+    byStatus[st.status] = (byStatus[st.status] ?? 0) + 1;
+    total++;
+    out.push({ ...a, status: st.status, statusUpdatedAt: st.at });
+  }
+  out.sort((x, y) => y.timestamp - x.timestamp || (x.alertId < y.alertId ? -1 : 1));
+  return { alerts: out.slice(0, filter.limit ?? 100), total, bySeverity, byStatus };
 }

@@ -2,7 +2,8 @@ import * as hdr from 'hdr-histogram-js';
 import type { EngineConfig } from '../config.js';
 import { ShardStore, type StoreKey } from '../state/shard-store.js';
 import { ReferenceStore } from '../state/reference-store.js';
-import type { AlertStore } from '../alerts/alert-store.js';
+import { listAlerts, type AlertFilter, type AlertList, type AlertStore } from '../alerts/alert-store.js';
+import type { Alert } from '../codec/types.js';
 import { FUNNEL_STEPS, funnelDepth } from '../operators/pipelines/sessions.js';
 import type { Revenue } from '../operators/pipelines/revenue.js';
 import type { ProductStats } from '../operators/pipelines/products.js';
@@ -263,7 +264,24 @@ export class QueryLayer {
       const b = s.state.get([p, 'baseline', userId]) as { n: number; mean: number; m2: number } | undefined;
       if (b) baseline = { transactions: b.n, meanUsd: round2(b.mean), stddevUsd: b.n > 1 ? round2(Math.sqrt(b.m2 / (b.n - 1))) : 0 };
     }
-    return { userId, profile: this.ref().profile(userId) ?? null, sessions: sessions.reverse(), openSessions, baseline, alerts: this.alertStore?.list({ userId }).alerts ?? [] };
+    return { userId, profile: this.ref().profile(userId) ?? null, sessions: sessions.reverse(), openSessions, baseline, alerts: this.alerts({ userId }).alerts };
+  }
+
+  /** Every alert: per-event ones from the shards' stores, global ones and statuses from the alert store. */
+  alerts(filter: AlertFilter = {}): AlertList {
+    const store = this.alertStore;
+    const self = this;
+    function* all(): Generator<Alert> {
+      for (const [p, s] of self.partitions()) {
+        for (const { value } of s.state.getRange({ start: [p, 'alerts'], end: [p, 'alerts\u0000'] })) yield value as Alert;
+      }
+      if (store) yield* store.globalAlerts();
+    }
+    return listAlerts(all(), (id) => store?.statusOf(id) ?? { status: 'OPEN', at: 0 }, filter);
+  }
+
+  alert(id: string): (Alert & { status: string }) | undefined {
+    return this.alerts({ limit: Number.MAX_SAFE_INTEGER }).alerts.find((a) => a.alertId === id);
   }
 
   /** The partition whose state holds a user (the source's partitioner). */

@@ -37,6 +37,8 @@ export class PartitionRuntime {
   readonly offsets: Record<string, number> = {};
   readonly pipelines: Pipeline[];
   private readonly ctx: PipelineContext;
+  /** Alerts raised since the last commit: stored with the state in the same transaction. */
+  private readonly alertWrites: Alert[] = [];
 
   constructor(
     readonly partition: number,
@@ -68,7 +70,10 @@ export class PartitionRuntime {
         return r;
       },
       output: (r) => sinks.outputs.push(r),
-      alert: (a) => sinks.alerts.push(a),
+      alert: (a) => {
+        sinks.alerts.push(a);
+        this.alertWrites.push(a);
+      },
       late: (name) => {
         sinks.late[name] = (sinks.late[name] ?? 0) + 1;
       },
@@ -112,10 +117,12 @@ export class PartitionRuntime {
       const name = p.name;
       p.collectWrites((k, v) => out.push([[partition, name, ...k], v]));
     }
+    for (const a of this.alertWrites) out.push([[partition, 'alerts', a.alertId], a]);
   }
 
   committed(): void {
     for (const p of this.pipelines) p.committed();
+    this.alertWrites.length = 0;
   }
 
   get dirtyCount(): number {

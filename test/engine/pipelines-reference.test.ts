@@ -117,7 +117,7 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
 
   it('per-event alerts with deterministic ids', () => {
     const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
-    const got = new Set(engine.alertStore.list({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0])));
+    const got = new Set(engine.query.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0])));
     expect([...got].sort()).toEqual([...model.alerts].sort());
     for (const t of ['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'TRANSACTION_ANOMALY']) {
       expect([...model.alerts].some((id) => id.startsWith(t))).toBe(true);
@@ -131,7 +131,7 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
     for (let ws = model.revenue[0].windowStart; ws + 5 * 60_000 + cfg.graceMs <= wm; ws += 60_000) {
       if (Math.round((byStart.get(ws) ?? 0) * 100) / 100 < cfg.alerts.lowRevenuePer5Min) expected.push(`LOW_REVENUE:global:${ws}`);
     }
-    const got = engine.alertStore.list({ limit: 1e9 }).alerts.filter((a) => a.type === 'LOW_REVENUE').map((a) => a.alertId);
+    const got = engine.query.alerts({ limit: 1e9 }).alerts.filter((a) => a.type === 'LOW_REVENUE').map((a) => a.alertId);
     expect(got.sort()).toEqual(expected.sort());
     expect(expected.length).toBeGreaterThan(0);
   });
