@@ -8,6 +8,7 @@ import { QueryLayer } from './query/query.js';
 import { GlobalWindowAlerts } from './global-alerts.js';
 import type { Alert } from './codec/types.js';
 import type { ShardResult } from './workers/protocol.js';
+import type { PartitionCounters } from './state/shard-store.js';
 
 export interface EngineMetrics {
   messages: number;
@@ -60,6 +61,9 @@ export class Engine {
   private rejectEnded!: (e: Error) => void;
   private stopping = false;
   private readonly pendingAlertWrites = new Set<Promise<unknown>>();
+  /** Per partition, the exactly-once counters of the last durable commit. */
+  readonly committedCounters: Record<number, PartitionCounters> = {};
+  readonly committedStreamTimes: Record<number, number> = {};
   readonly startedAt = Date.now();
   lastError: Error | null = null;
 
@@ -81,7 +85,11 @@ export class Engine {
     this.ended.catch(() => undefined);
     this.dispatcher = new ShardDispatcher(config, {
       onResult: (r) => this.onResult(r),
-      onCommitted: (_shard, offsets) => this.onCommitted(offsets),
+      onCommitted: (_shard, offsets, counters, streamTimes) => {
+        Object.assign(this.committedCounters, counters);
+        Object.assign(this.committedStreamTimes, streamTimes);
+        this.onCommitted(offsets);
+      },
       onBackpressure: (paused) => (paused ? this.source.pause() : this.source.resume()),
       onShardFailure: (shard, err, recovered) => {
         this.metrics.shardFailures++;
@@ -94,6 +102,7 @@ export class Engine {
   static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink()): Promise<Engine> {
     const engine = new Engine(parseEngineConfig(options), source, sink);
     const restored: OffsetMap = await engine.dispatcher.open();
+    Object.assign(engine.committedCounters, engine.dispatcher.restoredCounters);
     await source.start({
       onMessages: (msgs) => {
         const now = Date.now();
@@ -118,6 +127,17 @@ export class Engine {
   /** Resolves when a bounded source has ended and everything it sent is processed and committed. */
   finished(): Promise<void> {
     return this.ended.then(() => Promise.all([...this.pendingAlertWrites])).then(() => undefined);
+  }
+
+  /** Exactly-once totals over all partitions, from committed state (replays never count twice). */
+  committedTotals(): PartitionCounters {
+    const t: PartitionCounters = { events: 0, deadLetters: 0, late: {} };
+    for (const c of Object.values(this.committedCounters)) {
+      t.events += c.events;
+      t.deadLetters += c.deadLetters;
+      for (const [k, v] of Object.entries(c.late)) t.late[k] = (t.late[k] ?? 0) + v;
+    }
+    return t;
   }
 
   onDeltas(listener: DeltaListener): () => void {

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
-import type { BatchTask, ShardResult, ShardTask } from '../workers/protocol.js';
+import type { BatchTask, CommitInfo, ShardResult, ShardTask } from '../workers/protocol.js';
+import type { PartitionCounters } from '../state/shard-store.js';
 
 /** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
 export function workerFile(): string {
@@ -50,7 +51,7 @@ interface ShardChannel {
 
 export interface DispatcherEvents {
   onResult(result: ShardResult): void;
-  onCommitted(shard: number, offsets: OffsetMap): void;
+  onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>): void;
   onBackpressure(paused: boolean): void;
   onShardFailure(shard: number, err: Error, recovered: boolean): void;
 }
@@ -70,6 +71,8 @@ export class ShardDispatcher {
   private closed = false;
   private readonly idleWaiters: Array<() => void> = [];
   readonly stats = { slabs: 0, bytes: 0, replays: 0, failures: 0 };
+  /** Exactly-once counters per partition as restored at open (then updated by commits). */
+  restoredCounters: Record<number, PartitionCounters> = {};
 
   constructor(
     private readonly config: EngineConfig,
@@ -118,7 +121,8 @@ export class ShardDispatcher {
 
   private async openShard(ch: ShardChannel): Promise<OffsetMap> {
     ch.gen++;
-    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config })) as { restored: OffsetMap };
+    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
+    this.restoredCounters = { ...this.restoredCounters, ...res.counters };
     return res.restored;
   }
 
@@ -213,15 +217,15 @@ export class ShardDispatcher {
   private onResult(ch: ShardChannel, res: ShardResult): void {
     if (res.gen === ch.gen) {
       this.events.onResult(res);
-      if (res.committed) this.onCommitted(ch, res.committed.seq, res.committed.offsets);
+      if (res.committed) this.onCommitted(ch, res.committed);
     }
     this.updateBackpressure();
     this.checkIdle();
   }
 
-  private onCommitted(ch: ShardChannel, seq: number, offsets: OffsetMap): void {
-    while (ch.retained.length && ch.retained[0].seq <= seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
-    this.events.onCommitted(ch.shard, offsets);
+  private onCommitted(ch: ShardChannel, c: CommitInfo): void {
+    while (ch.retained.length && ch.retained[0].seq <= c.seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
+    this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes);
   }
 
   private onFailure(ch: ShardChannel, gen: number, err: Error): void {
@@ -290,7 +294,7 @@ export class ShardDispatcher {
       (r) => {
         const res = r as ShardResult;
         ch.inFlight--;
-        if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed.seq, res.committed.offsets);
+        if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed);
         this.checkIdle();
       },
       (err: Error) => {

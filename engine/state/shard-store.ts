@@ -13,6 +13,14 @@ export interface PartitionMeta {
   /** Highest processed offset per input topic code. */
   offsets: Record<string, number>;
   streamTime: number;
+  /** Exactly-once counters of this partition's state (committed with it, replay-safe). */
+  counters?: PartitionCounters;
+}
+
+export interface PartitionCounters {
+  events: number;
+  deadLetters: number;
+  late: Record<string, number>;
 }
 
 export type StoreKey = (string | number)[];

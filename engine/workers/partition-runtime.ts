@@ -10,7 +10,7 @@ import { SessionsPipeline } from '../operators/pipelines/sessions.js';
 import { AccountSharingPipeline, IotThresholdPipeline, LoginFailuresPipeline, TransactionAnomalyPipeline } from '../operators/pipelines/alerts.js';
 import type { ScratchEvent } from './scratch.js';
 import type { Vocabulary } from './symbols.js';
-import type { PartitionMeta, StoreKey } from '../state/shard-store.js';
+import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 
 /** Sinks a partition writes into while a batch runs (owned by the shard runtime). */
 export interface BatchSinks {
@@ -35,6 +35,8 @@ export class PartitionRuntime {
   streamTime = 0;
   /** Highest applied offset per topic code (applied in memory; maybe not yet committed). */
   readonly offsets: Record<string, number> = {};
+  /** Counters that are part of the state: committed with it, so replays never count twice. */
+  counters: PartitionCounters = { events: 0, deadLetters: 0, late: {} };
   readonly pipelines: Pipeline[];
   private readonly ctx: PipelineContext;
   /** Alerts raised since the last commit: stored with the state in the same transaction. */
@@ -76,6 +78,7 @@ export class PartitionRuntime {
       },
       late: (name) => {
         sinks.late[name] = (sinks.late[name] ?? 0) + 1;
+        this.counters.late[name] = (this.counters.late[name] ?? 0) + 1;
       },
       changed: (name, ws) => {
         sinks.changed.add(`${name}\u0000${partition}\u0000${ws}`);
@@ -107,6 +110,7 @@ export class PartitionRuntime {
     if (meta) {
       this.streamTime = meta.streamTime;
       Object.assign(this.offsets, meta.offsets);
+      if (meta.counters) this.counters = { ...meta.counters, late: { ...meta.counters.late } };
     }
     for (const p of this.pipelines) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
   }
@@ -132,7 +136,7 @@ export class PartitionRuntime {
   }
 
   meta(): PartitionMeta {
-    return { offsets: { ...this.offsets }, streamTime: this.streamTime };
+    return { offsets: { ...this.offsets }, streamTime: this.streamTime, counters: { ...this.counters, late: { ...this.counters.late } } };
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Alert } from '../codec/types.js';
 import type { EngineConfig } from '../config.js';
 import type { OutputRecord } from '../operators/api.js';
+import type { PartitionCounters } from '../state/shard-store.js';
 
 /**
  * Messages between the dispatcher (main thread) and shard workers. A slab is a SharedArrayBuffer
@@ -83,6 +84,8 @@ export interface CommitInfo {
   /** Per partition: highest processed offset per topic code. */
   offsets: Record<number, Record<string, number>>;
   streamTimes: Record<number, number>;
+  /** Cumulative exactly-once counters per partition, as committed. */
+  counters: Record<number, PartitionCounters>;
   durationMs: number;
   writes: number;
 }

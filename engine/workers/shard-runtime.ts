@@ -1,6 +1,6 @@
 import { CodecError, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
 import type { EngineConfig } from '../config.js';
-import { ShardStore, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
+import { ShardStore, type PartitionCounters, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
 import { PartitionRuntime, WINDOWED_PIPELINES, type BatchSinks, type ProfileSource } from './partition-runtime.js';
 import { IDX_LENGTH, IDX_OFFSET, IDX_PARTITION, IDX_START, IDX_TOPIC, INDEX_STRIDE, TOPIC_CODES, emptyCounters, type BatchTask, type CommitInfo, type DeadLetter, type ShardResult } from './protocol.js';
 import { ScratchEvent, decodeInto } from './scratch.js';
@@ -46,6 +46,12 @@ export class ShardRuntime {
     return out;
   }
 
+  restoredCounters(): Record<number, PartitionCounters> {
+    const out: Record<number, PartitionCounters> = {};
+    for (const [p, rt] of this.partitions) out[p] = rt.meta().counters!;
+    return out;
+  }
+
   processBatch(task: BatchTask): ShardResult {
     const t0 = performance.now();
     const counters = emptyCounters();
@@ -78,6 +84,7 @@ export class ShardRuntime {
       counters.messages++;
       const dead = (eventIndex: number, code: string, reason: string, payload: Uint8Array) => {
         deadLetters.push({ partition, topic, offset, eventIndex, code, reason, bytes: payload });
+        rt.counters.deadLetters++;
       };
       let ok = true;
       try {
@@ -110,6 +117,7 @@ export class ShardRuntime {
           }
           counters.events++;
           counters.eventsBySource[kind]++;
+          rt.counters.events++;
           rt.onEvent(e);
         }
         rt.advance();
@@ -158,11 +166,13 @@ export class ShardRuntime {
     }
     const offsets: Record<number, Record<string, number>> = {};
     const streamTimes: Record<number, number> = {};
+    const counters: Record<number, PartitionCounters> = {};
     for (const [p, m] of metas) {
       offsets[p] = m.offsets;
       streamTimes[p] = m.streamTime;
+      counters[p] = m.counters!;
     }
-    return { seq, offsets, streamTimes, durationMs: performance.now() - t0, writes: writes.length };
+    return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: writes.length };
   }
 
   /** Deletes windows older than the retention period of event time. */

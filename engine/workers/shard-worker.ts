@@ -41,7 +41,7 @@ const profiles = {
   },
 };
 
-export default async function run(task: ShardTask): Promise<ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>> } | null> {
+export default async function run(task: ShardTask): Promise<ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null> {
   switch (task.op) {
     case 'open': {
       const old = shards.get(task.shard);
@@ -52,7 +52,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
       reference ??= ReferenceStore.open(task.config.dataDir, true);
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
-      return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets() };
+      return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters() };
     }
     case 'batch': {
       const rt = current(task.shard, task.gen);

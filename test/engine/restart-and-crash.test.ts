@@ -1,0 +1,104 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Engine, EmbeddedSource, MemorySink, QueryLayer, ReferenceStore, AlertStore, parseEngineConfig } from '../../engine/index.js';
+import { referenceModel } from './reference-model.js';
+import { TEST_GENERATOR, generateEvents, partitioner, tempDir } from './harness.js';
+
+const N = 60_000;
+const cfg = parseEngineConfig({ partitions: 8 });
+const model = referenceModel(generateEvents(TEST_GENERATOR, N), {
+  partitions: 8, partitionOf: partitioner(8), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
+  seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!, loginFailures: cfg.alerts.loginFailures,
+  maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
+  anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
+});
+const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** Reads the committed state of a data directory and checks it against the reference model. */
+async function expectReferenceNumbers(dataDir: string): Promise<void> {
+  const alerts = AlertStore.open(dataDir);
+  const q = new QueryLayer(parseEngineConfig({ dataDir, partitions: 8, shards: 4 }), alerts);
+  try {
+    expect(q.progress().map((p) => p.streamTime)).toEqual(model.streamTime);
+    expect(q.activeUsers(ALL).map((r) => ({ windowStart: r.windowStart, users: r.users }))).toEqual(model.activeUsers);
+    const ev: Record<string, number> = {};
+    for (const r of q.platformEvents(ALL)) ev[`${r.windowStart}|${r.platform}`] = r.events;
+    expect(ev).toEqual(model.platformEvents);
+    const rev = q.revenue(ALL);
+    expect(rev.map((r) => [r.windowStart, r.count])).toEqual(model.revenue.map((r) => [r.windowStart, r.count]));
+    rev.forEach((r, i) => expect(Math.abs(r.usd - model.revenue[i].usd)).toBeLessThan(0.011));
+    expect(q.userActions(ALL)).toEqual(model.userActions);
+    const f = q.funnel(ALL);
+    expect([f.sessions, ...f.steps.map((s) => s.sessions)]).toEqual([model.funnel.sessions, ...model.funnel.reached]);
+    const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
+    const got = q.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0]));
+    expect(got.sort()).toEqual([...model.alerts].sort());
+  } finally {
+    await q.close();
+    await alerts.close();
+  }
+}
+
+async function startEngine(dataDir: string, rate: number): Promise<Engine> {
+  const source = new EmbeddedSource({ partitions: 8, rate, totalEvents: N, generator: TEST_GENERATOR, eventsPerMessage: 200 });
+  const ref = ReferenceStore.open(dataDir);
+  await source.bootstrap(ref);
+  await ref.close();
+  return Engine.start({ dataDir, partitions: 8, shards: 4, workers: 2, commitIntervalMs: 200 }, source, new MemorySink());
+}
+
+describe('restart and crash safety', () => {
+  it('a graceful stop mid-run and a restart over the same state count every event exactly once', async () => {
+    const dir = tempDir('restart');
+    dirs.push(dir);
+    const first = await startEngine(dir, 40_000);
+    await new Promise((r) => setTimeout(r, 700));
+    await first.stop();
+    const seen = first.metrics.events;
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThan(N);
+    const second = await startEngine(dir, Infinity);
+    await second.finished();
+    // The second run skipped exactly what the first had committed.
+    expect(second.metrics.events).toBe(N - seen);
+    expect(second.committedTotals().events).toBe(N);
+    expect(second.committedTotals().late).toEqual(model.late);
+    await second.stop();
+    await expectReferenceNumbers(dir);
+  }, 120_000);
+
+  it('SIGKILL at several points, then restart, reaches exactly the reference numbers', async () => {
+    const dir = tempDir('sigkill');
+    dirs.push(dir);
+    const script = path.resolve('dist/test/engine/fixtures/run-embedded.js');
+    const run = (killAfterMs: number | null) => new Promise<{ killed: boolean; events: number }>((resolve, reject) => {
+      const child = spawn(process.execPath, [script, dir, String(N), '30000', '2', JSON.stringify(TEST_GENERATOR)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const timer = killAfterMs === null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      child.on('exit', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        const lines = out.trim().split('\n').filter((l) => l.startsWith('{'));
+        const events = lines.length ? JSON.parse(lines[lines.length - 1]).events : 0;
+        if (signal === 'SIGKILL') resolve({ killed: true, events });
+        else if (code === 0 && out.includes('DONE')) resolve({ killed: false, events });
+        else reject(new Error(`child exited ${code} ${signal}: ${err}`));
+      });
+    });
+    let killedMidway = 0;
+    for (const at of [900, 1500, 1100]) {
+      const r = await run(at);
+      if (r.killed && r.events > 0) killedMidway++;
+    }
+    expect(killedMidway).toBeGreaterThan(0);
+    const last = await run(null);
+    expect(last.killed).toBe(false);
+    await expectReferenceNumbers(dir);
+  }, 180_000);
+});
