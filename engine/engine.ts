@@ -24,6 +24,8 @@ export interface EngineMetrics {
   commits: number;
   shardFailures: number;
   batchMs: number[];
+  /** Sum over worker threads of their V8 heap in use (latest report per shard's thread). */
+  workerHeapBytes: number;
 }
 
 const SOURCE_NAMES = ['NONE', 'WEB', 'MOBILE', 'TRANSACTION', 'IOT', 'USER_ACTION'];
@@ -51,8 +53,9 @@ export class Engine {
   readonly globalAlerts: GlobalWindowAlerts;
   readonly metrics: EngineMetrics = {
     messages: 0, skippedMessages: 0, events: 0, eventsBySource: {}, late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0,
-    outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [],
+    outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], workerHeapBytes: 0,
   };
+  private readonly workerHeap = new Map<number, number>();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
   private globalTimer: NodeJS.Timeout | null = null;
@@ -162,6 +165,10 @@ export class Engine {
     if (r.processingMs) {
       m.batchMs.push(r.processingMs);
       if (m.batchMs.length > 10_000) m.batchMs.splice(0, 5_000);
+    }
+    if (r.heapUsedBytes) {
+      this.workerHeap.set(r.shard % this.config.workers, r.heapUsedBytes);
+      m.workerHeapBytes = [...this.workerHeap.values()].reduce((x, y) => x + y, 0);
     }
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);

@@ -30,8 +30,6 @@ export interface PipelineContext {
   output(record: OutputRecord): void;
   alert(alert: Alert): void;
   late(pipeline: string): void;
-  /** Marks a dashboard tile as changed for the next delta. */
-  changed(pipeline: string, windowStart: number): void;
 }
 
 export type StateKey = (string | number)[];
@@ -51,11 +49,15 @@ export interface Pipeline {
   /** Restores one stored entry of this pipeline at startup (key relative to [partition, name]). */
   restore(key: StateKey, value: unknown, streamTime: number): void;
   readonly dirtyCount: number;
+  /** Windows changed since the last call (for dashboard deltas); the set is cleared by the caller. */
+  readonly changed: Set<number>;
 }
 
 /** A pipeline over one KeyedWindows store: declares its window, key and aggregate. */
 export abstract class WindowedPipeline<V> implements Pipeline {
   readonly store: KeyedWindows<V>;
+  readonly changed = new Set<number>();
+  private lastChanged = NaN;
 
   constructor(
     readonly name: string,
@@ -78,7 +80,10 @@ export abstract class WindowedPipeline<V> implements Pipeline {
       this.ctx.late(this.name);
       return null;
     }
-    this.ctx.changed(this.name, windowStart);
+    if (windowStart !== this.lastChanged || this.changed.size === 0) {
+      this.lastChanged = windowStart;
+      this.changed.add(windowStart);
+    }
     return this.store.entry(windowStart, key);
   }
 

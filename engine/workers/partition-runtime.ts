@@ -16,7 +16,6 @@ import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-
 export interface BatchSinks {
   outputs: OutputRecord[];
   alerts: Alert[];
-  changed: Set<string>;
   late: Record<string, number>;
   unknownUsers: { n: number };
   unknownCurrencies: { n: number };
@@ -80,9 +79,6 @@ export class PartitionRuntime {
         sinks.late[name] = (sinks.late[name] ?? 0) + 1;
         this.counters.late[name] = (this.counters.late[name] ?? 0) + 1;
       },
-      changed: (name, ws) => {
-        sinks.changed.add(`${name}\u0000${partition}\u0000${ws}`);
-      },
     };
     const c = this.ctx;
     this.pipelines = [
@@ -99,6 +95,15 @@ export class PartitionRuntime {
     const st = this.streamTime;
     const ps = this.pipelines;
     for (let i = 0; i < ps.length; i++) ps[i].onEvent(e, st);
+  }
+
+  /** Windows changed since the last call, for dashboard deltas. */
+  takeChanged(out: Array<[string, number, number]>): void {
+    for (const p of this.pipelines) {
+      if (p.changed.size === 0) continue;
+      for (const ws of p.changed) out.push([p.name, this.partition, ws]);
+      p.changed.clear();
+    }
   }
 
   /** After each message: windows and sessions whose time has come close. */

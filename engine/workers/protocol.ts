@@ -104,6 +104,8 @@ export interface ShardResult {
   /** Offsets the shard had already committed when opened (for the source to resume from). */
   restored?: Record<number, Record<string, number>>;
   processingMs: number;
+  /** The worker thread's V8 heap in use, reported with commits. */
+  heapUsedBytes?: number;
 }
 
 export function emptyCounters(): ShardCounters {

@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import { CodecError, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
 import type { EngineConfig } from '../config.js';
 import { ShardStore, type PartitionCounters, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
@@ -22,7 +23,7 @@ export class ShardRuntime {
   private readonly scratch = new ScratchEvent();
   private lastCommit = Date.now();
   private commitsSinceRetention = 0;
-  private readonly sinks: BatchSinks = { outputs: [], alerts: [], changed: new Set(), late: {}, unknownUsers: { n: 0 }, unknownCurrencies: { n: 0 } };
+  private readonly sinks: BatchSinks = { outputs: [], alerts: [], late: {}, unknownUsers: { n: 0 }, unknownCurrencies: { n: 0 } };
 
   constructor(
     readonly shard: number,
@@ -59,7 +60,6 @@ export class ShardRuntime {
     const sinks = this.sinks;
     sinks.outputs = [];
     sinks.alerts = [];
-    sinks.changed = new Set();
     sinks.late = {};
     sinks.unknownUsers.n = 0;
     sinks.unknownCurrencies.n = 0;
@@ -130,13 +130,14 @@ export class ShardRuntime {
     counters.unknownCurrencies = sinks.unknownCurrencies.n;
     const result: ShardResult = {
       shard: this.shard, gen: this.gen, seq: task.seq, counters, deadLetters, outputs: sinks.outputs, alerts: sinks.alerts,
-      changed: [...sinks.changed].map((s) => {
-        const [name, p, ws] = s.split('\u0000');
-        return [name, Number(p), Number(ws)] as [string, number, number];
-      }),
+      changed: [],
       processingMs: 0,
     };
-    if (task.commit || this.shouldCommit()) result.committed = this.commit(task.seq);
+    for (const rt of this.partitions.values()) rt.takeChanged(result.changed);
+    if (task.commit || this.shouldCommit()) {
+      result.committed = this.commit(task.seq);
+      result.heapUsedBytes = v8.getHeapStatistics().used_heap_size;
+    }
     result.processingMs = performance.now() - t0;
     return result;
   }

@@ -46,7 +46,15 @@ export class Vocabulary {
     return this.symbols.values[id];
   }
 
+  private readonly byName = new Map<string, number>();
+
+  /** Symbol id of a JS string (cold paths: profiles, restore); cached by string. */
   symOf(name: string): number {
-    return this.symbols.internString(name);
+    let id = this.byName.get(name);
+    if (id === undefined) {
+      id = this.symbols.internString(name);
+      this.byName.set(name, id);
+    }
+    return id;
   }
 }

@@ -129,6 +129,7 @@ interface Baseline {
  */
 export class TransactionAnomalyPipeline implements Pipeline {
   readonly name = 'baseline';
+  readonly changed = new Set<number>();
   private readonly baselines = new Map<number, Baseline>();
   private readonly dirty = new Set<number>();
 

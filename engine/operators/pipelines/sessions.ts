@@ -15,6 +15,8 @@ interface Session {
   usd: number;
   platforms: Set<number>;
   stages: number;
+  /** Close bucket this session is scheduled in (not stored: recomputed on restore). */
+  bucket?: number;
 }
 
 interface StoredSession {
@@ -50,6 +52,7 @@ export function funnelDepth(mask: number): number {
  */
 export class SessionsPipeline implements Pipeline {
   readonly name = 'sessions';
+  readonly changed = new Set<number>();
   private readonly open = new Map<number, Session[]>();
   private readonly dirtyUsers = new Set<number>();
   private readonly closedToWrite: Array<[number, Session]> = [];
@@ -122,13 +125,17 @@ export class SessionsPipeline implements Pipeline {
       else if (e.action === v.CHECKOUT) merged.stages |= 8;
     }
     this.dirtyUsers.add(e.user);
-    this.schedule(e.user, merged.end);
-    this.ctx.changed(this.name, tumblingStart(merged.start, HOUR));
+    // Close times only move later: a session is scheduled once, and rescheduled lazily when its
+    // bucket comes due and it turns out to have grown.
+    if (merged.events === 1) this.schedule(e.user, merged);
+    this.changed.add(tumblingStart(merged.start, HOUR));
   }
 
   /** Bucket = the first whole second at or after the close time: a due bucket holds only due sessions. */
-  private schedule(user: number, end: number): void {
-    const sec = Math.ceil((end + this.gap + this.grace) / 1000);
+  private schedule(user: number, s: Session): void {
+    const sec = Math.ceil((s.end + this.gap + this.grace) / 1000);
+    if (s.bucket !== undefined && s.bucket >= sec) return;
+    s.bucket = sec;
     let b = this.closeBuckets.get(sec);
     if (!b) this.closeBuckets.set(sec, (b = []));
     b.push(user);
@@ -144,7 +151,7 @@ export class SessionsPipeline implements Pipeline {
     this.lastBucket = now;
     // The next bucket may hold sessions due within the current second: close those, keep the bucket.
     const partial = this.closeBuckets.get(now + 1);
-    if (partial) for (const user of partial) this.closeUser(user, streamTime);
+    if (partial) for (const user of partial) this.closeUser(user, streamTime, false);
   }
 
   private closeDue(sec: number, streamTime: number): void {
@@ -153,7 +160,7 @@ export class SessionsPipeline implements Pipeline {
     for (const user of users) this.closeUser(user, streamTime);
   }
 
-  private closeUser(user: number, streamTime: number): void {
+  private closeUser(user: number, streamTime: number, reschedule = true): void {
     const list = this.open.get(user);
     if (!list) return;
     let closedAny = false;
@@ -164,6 +171,8 @@ export class SessionsPipeline implements Pipeline {
         list.splice(i, 1);
         i--;
         closedAny = true;
+      } else if (reschedule) {
+        this.schedule(user, s);
       }
     }
     if (list.length === 0) this.open.delete(user);
@@ -178,6 +187,7 @@ export class SessionsPipeline implements Pipeline {
     const depth = funnelDepth(s.stages);
     for (let k = 0; k < depth; k++) f.reached[k]++;
     this.dirtyFunnel.add(hour);
+    this.changed.add(hour);
     this.closedToWrite.push([user, s]);
     const userId = this.ctx.vocab.users.values[user];
     const profile = this.ctx.profile(user);
@@ -190,11 +200,13 @@ export class SessionsPipeline implements Pipeline {
         segment: this.ctx.vocab.sym(profile.segment), funnelDepth: depth,
       },
     });
-    this.ctx.changed('funnel', hour);
   }
 
   private encode(s: Session): StoredSession {
-    return { ...s, platforms: [...s.platforms].map((p) => this.ctx.vocab.sym(p)) };
+    return {
+      start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
+      platforms: [...s.platforms].map((p) => this.ctx.vocab.sym(p)), stages: s.stages,
+    };
   }
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
@@ -223,7 +235,7 @@ export class SessionsPipeline implements Pipeline {
       const user = this.ctx.vocab.users.internString(key[1] as string);
       const list = (value as StoredSession[]).map((s) => ({ ...s, platforms: new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p))) }));
       this.open.set(user, list);
-      for (const s of list) this.schedule(user, s.end);
+      for (const s of list) this.schedule(user, s);
       this.lastBucket = -1;
     } else if (key[0] === 'funnel') {
       this.funnel.set(key[1] as number, value as FunnelStats);

@@ -1,0 +1,106 @@
+/**
+ * bench:engine — the embedded event model into the engine with every pipeline on, for a fixed
+ * number of events after a warm-up. Input is generated and encoded before the clock starts
+ * (batched per partition exactly as the embedded source and loadgen do), so the figure is the
+ * engine's: dispatch, verify + zero-copy decode, 14 pipelines, LMDB commits.
+ *
+ *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4] [--partitions 8]
+ *
+ * Last line: {"bench":"engine","eventsPerSec":N,"workers":W,"heapUsedMB":N,"rssMB":N,...}
+ */
+import { parseArgs } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../engine/index.js';
+import { ReplaySource } from '../engine/source/replay.js';
+import type { RawMessage } from '../engine/source/types.js';
+
+const { values: a } = parseArgs({
+  options: {
+    events: { type: 'string', default: '4000000' },
+    warmup: { type: 'string', default: '500000' },
+    workers: { type: 'string', default: String(Math.max(1, os.availableParallelism() - 1)) },
+    users: { type: 'string', default: '1000000' },
+    shards: { type: 'string', default: '4' },
+    partitions: { type: 'string', default: '8' },
+    'events-per-message': { type: 'string', default: '1000' },
+    'data-dir': { type: 'string' },
+  },
+});
+const total = Number(a.events);
+const warmup = Number(a.warmup);
+const partitions = Number(a.partitions);
+const generator = { seed: 1, users: Number(a.users), products: 5000, eventsPerSecond: 20_000, concurrentSessions: 20_000 };
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+/** Pre-encodes the run's messages with the embedded source's own batching. */
+async function generate(n: number): Promise<RawMessage[]> {
+  const src = new EmbeddedSource({ partitions, rate: Infinity, totalEvents: n, generator, eventsPerMessage: Number(a['events-per-message']) });
+  const out: RawMessage[] = [];
+  await new Promise<void>((resolve) => {
+    void src.start({ onMessages: (m) => { for (const x of m) out.push(x); }, onEnd: resolve, onError: () => undefined }, {});
+  });
+  return out;
+}
+
+const dataDir = a['data-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rta-bench-engine-'));
+log(`generating ${warmup + total} events (${generator.users} users) ...`);
+const t0 = performance.now();
+const messages = await generate(warmup + total);
+const bytes = messages.reduce((n, m) => n + m.value.length, 0);
+log(`generated ${messages.length} messages, ${(bytes / 1e6).toFixed(0)} MB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+// Warm-up and measured part: split at the message whose cumulative event count passes `warmup`.
+const perMessage = (warmup + total) / messages.length;
+const split = Math.round(warmup / perMessage);
+const ref = ReferenceStore.open(dataDir);
+await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
+await ref.close();
+
+const workers = Number(a.workers);
+const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers };
+let engine = await Engine.start(engineOpts, new ReplaySource(messages.slice(0, split)), new MemorySink(1000));
+await engine.finished();
+await engine.stop();
+log(`warm-up done (${engine.metrics.events} events); measuring ${messages.length - split} messages`);
+
+let peakRss = 0;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+const started = performance.now();
+const cpu0 = process.cpuUsage();
+engine = await Engine.start(engineOpts, new ReplaySource(messages.slice(split)), new MemorySink(1000));
+const progress = setInterval(() => log(`${engine.metrics.events} events, ${Math.round(engine.metrics.events / ((performance.now() - started) / 1000))}/s`), 5000);
+await engine.finished();
+const elapsed = (performance.now() - started) / 1000;
+clearInterval(progress);
+clearInterval(sampler);
+const cpu = process.cpuUsage(cpu0);
+const events = engine.metrics.events;
+const mem = process.memoryUsage();
+const batch = [...engine.metrics.batchMs].sort((x, y) => x - y);
+const pct = (q: number) => Math.round(batch[Math.min(batch.length - 1, Math.floor(q * batch.length))] * 100) / 100;
+const summary = {
+  bench: 'engine',
+  eventsPerSec: Math.round(events / elapsed),
+  workers,
+  heapUsedMB: Math.round(mem.heapUsed / 1e6),
+  workerHeapUsedMB: Math.round(engine.metrics.workerHeapBytes / 1e6),
+  rssMB: Math.round(peakRss / 1e6),
+  events,
+  seconds: Math.round(elapsed * 100) / 100,
+  cpuSeconds: Math.round(((cpu.user + cpu.system) / 1e6) * 100) / 100,
+  batchMsP50: pct(0.5),
+  batchMsP99: pct(0.99),
+  commits: engine.metrics.commits,
+  inputMB: Math.round(bytes / 1e6),
+  shards: Number(a.shards),
+  partitions,
+  node: process.version,
+  cores: os.availableParallelism(),
+};
+await engine.stop();
+if (!a['data-dir']) fs.rmSync(dataDir, { recursive: true, force: true });
+console.log(JSON.stringify(summary));
