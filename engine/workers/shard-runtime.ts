@@ -1,5 +1,5 @@
 import v8 from 'node:v8';
-import { CodecError, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
+import { CodecError, DEFAULT_LIMITS, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
 import type { EngineConfig } from '../config.js';
 import { ShardStore, type PartitionCounters, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
 import { PartitionRuntime, WINDOWED_PIPELINES, type BatchSinks, type ProfileSource } from './partition-runtime.js';
@@ -88,7 +88,9 @@ export class ShardRuntime {
       };
       let ok = true;
       try {
-        if (hasEventBatchIdentifier(bytes, start, length)) {
+        if (length > DEFAULT_LIMITS.maxMessageBytes) {
+          throw new CodecError('ERR_CODEC_TOO_LARGE', `message of ${length} bytes exceeds the ${DEFAULT_LIMITS.maxMessageBytes}-byte limit`);
+        } else if (hasEventBatchIdentifier(bytes, start, length)) {
           reader.reset(bytes, start, length);
         } else if (looksLikeJson(bytes, start, length)) {
           const hint = TOPIC_SOURCES[TOPIC_CODES[topic] ?? ''] as Source | undefined;

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseEngineConfig } from '../../engine/index.js';
+
+describe('engine option validation', () => {
+  it('defaults are valid and workers default to cores - 1 (at least 1)', () => {
+    const c = parseEngineConfig({});
+    expect(c.workers).toBeGreaterThanOrEqual(1);
+    expect(c.graceMs).toBe(30_000);
+    expect(c.commitIntervalMs).toBe(1000);
+    expect(c.retentionMs).toBe(24 * 3600_000);
+  });
+
+  it.each([
+    [{ workers: 0 }, 'options.workers'],
+    [{ partitions: 1.5 }, 'options.partitions'],
+    [{ graceMs: -1 }, 'options.graceMs'],
+    [{ commitIntervalMs: 1 }, 'options.commitIntervalMs'],
+    [{ alerts: { errorRate: 2 } }, 'options.alerts.errorRate'],
+    [{ webhookUrl: 'not a url' }, 'options.webhookUrl'],
+  ])('%j is rejected naming %s', (opts, name) => {
+    expect(() => parseEngineConfig(opts as never)).toThrowError(ConfigError);
+    expect(() => parseEngineConfig(opts as never)).toThrowError(name);
+  });
+
+  it('unknown options are errors, not ignored', () => {
+    expect(() => parseEngineConfig({ wokers: 2 } as never)).toThrowError(/wokers|Unrecognized/);
+  });
+});
