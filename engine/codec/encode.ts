@@ -123,7 +123,9 @@ export class EventBatchEncoder {
     this.eventOffsets.length = 0;
   }
 
+  /** Offset of a (deduplicated) string; empty strings are not written (absent reads as ''). */
   private s(v: string): number {
+    if (v === '' || v === undefined) return 0;
     let o = this.strings.get(v);
     if (o === undefined) {
       o = this.builder.createString(v);
