@@ -36,15 +36,21 @@ export class KeyedWindows<V> {
     readonly codec: WindowCodec<V>,
   ) {}
 
+  private lastStart = NaN;
+  private lastWindow: Map<number, WindowEntry<V>> | null = null;
+
   /** The entry of (window, key), created if new, marked dirty. Callers checked lateness. */
   entry(windowStart: number, key: number): WindowEntry<V> {
-    let w = this.windows.get(windowStart);
+    // Most events fall in the same window as the previous one.
+    let w = windowStart === this.lastStart ? this.lastWindow : this.windows.get(windowStart);
     if (!w) {
       w = new Map();
       this.windows.set(windowStart, w);
       const closeAt = windowStart + this.sizeMs + this.graceMs;
       if (closeAt < this.nextClose) this.nextClose = closeAt;
     }
+    this.lastStart = windowStart;
+    this.lastWindow = w;
     let e = w.get(key);
     if (!e) {
       e = { windowStart, key, value: this.codec.create(), dirty: false, closed: false };
@@ -66,6 +72,8 @@ export class KeyedWindows<V> {
     if (streamTime < this.nextClose) return;
     const starts = [...this.windows.keys()].sort((a, b) => a - b);
     this.nextClose = Infinity;
+    this.lastStart = NaN;
+    this.lastWindow = null;
     for (const ws of starts) {
       const closeAt = ws + this.sizeMs + this.graceMs;
       if (closeAt <= streamTime) {
@@ -101,6 +109,8 @@ export class KeyedWindows<V> {
 
   /** Puts back an open window entry read from the store on restart. */
   restore(windowStart: number, keyString: string, stored: unknown): void {
+    this.lastStart = NaN;
+    this.lastWindow = null;
     let w = this.windows.get(windowStart);
     if (!w) {
       w = new Map();

@@ -50,6 +50,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
         await old.close();
       }
       reference ??= ReferenceStore.open(task.config.dataDir, true);
+      vocab.resetColumns();
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
       return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters() };

@@ -42,6 +42,23 @@ export class Vocabulary {
     this.PRODUCT_PAGE = s('/product/:id');
   }
 
+  private readonly columns = new Map<string, UserColumn>();
+
+  /** A named per-user column shared by the pipelines of this thread (values must be tagged). */
+  column(name: string, fill = -1): UserColumn {
+    let c = this.columns.get(name);
+    if (!c) this.columns.set(name, (c = new UserColumn(fill)));
+    return c;
+  }
+
+  /**
+   * Forgets every column's contents. Called when a shard is (re)opened from its last commit: the
+   * columns may describe state that was never committed and is now gone.
+   */
+  resetColumns(): void {
+    for (const c of this.columns.values()) c.reset();
+  }
+
   sym(id: number): string {
     return this.symbols.values[id];
   }
@@ -56,5 +73,38 @@ export class Vocabulary {
       this.byName.set(name, id);
     }
     return id;
+  }
+}
+
+/**
+ * A per-thread column of small integers indexed by user id: lets pipelines keep hot per-user
+ * facts ("already counted in this window") in a typed array instead of hashing into Sets.
+ * Values are tagged by the caller with what they belong to (window, partition), so a stale
+ * value is never mistaken for a current one.
+ */
+export class UserColumn {
+  a: Int32Array;
+
+  constructor(private readonly fill: number, initial = 1 << 16) {
+    this.a = new Int32Array(initial).fill(fill);
+  }
+
+  get(user: number): number {
+    return user < this.a.length ? this.a[user] : this.fill;
+  }
+
+  reset(): void {
+    this.a.fill(this.fill);
+  }
+
+  set(user: number, v: number): void {
+    if (user >= this.a.length) {
+      let n = this.a.length * 2;
+      while (n <= user) n *= 2;
+      const next = new Int32Array(n).fill(this.fill);
+      next.set(this.a);
+      this.a = next;
+    }
+    this.a[user] = v;
   }
 }

@@ -2,6 +2,7 @@ import { EventKind, type Alert } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import { WindowedPipeline, alertId, userKeyCodec, type Pipeline, type PipelineContext, type StateKey } from '../api.js';
 import { MINUTE, tumblingStart } from '../windows.js';
+import type { UserColumn } from '../../workers/symbols.js';
 
 function severityByRatio(ratio: number): Alert['severity'] {
   return ratio >= 4 ? 'CRITICAL' : ratio >= 2 ? 'HIGH' : 'MEDIUM';
@@ -44,6 +45,13 @@ interface Sharing {
 /** More than N platforms or M locations for one user within a 10-minute window (account sharing). */
 export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   static readonly SIZE = 10 * MINUTE;
+  // Hot path: an event whose platform and location the user's current window already holds
+  // changes nothing. Columns per user: window index, partition, platform bits, two locations.
+  private readonly cWindow: UserColumn;
+  private readonly cPartition: UserColumn;
+  private readonly cMask: UserColumn;
+  private readonly cLoc1: UserColumn;
+  private readonly cLoc2: UserColumn;
 
   constructor(ctx: PipelineContext) {
     super('account_sharing', ctx, AccountSharingPipeline.SIZE, userKeyCodec<Sharing>(
@@ -55,16 +63,41 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
         return { platforms: new Set(o.p.map((s) => ctx.vocab.symOf(s))), locations: new Set(o.l.map((s) => ctx.vocab.symOf(s))), alertedPlatforms: o.ap, alertedLocations: o.al };
       },
     ));
+    const v = ctx.vocab;
+    this.cWindow = v.column('sharing.window');
+    this.cPartition = v.column('sharing.partition');
+    this.cMask = v.column('sharing.mask', 0);
+    this.cLoc1 = v.column('sharing.loc1');
+    this.cLoc2 = v.column('sharing.loc2');
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.user < 0 || e.kind === EventKind.IOT) return;
     const ws = tumblingStart(e.ts, AccountSharingPipeline.SIZE);
-    const entry = this.entryFor(ws, e.user, streamTime);
+    const u = e.user;
+    const w = ws / AccountSharingPipeline.SIZE;
+    const loc = e.location === this.ctx.vocab.EMPTY ? -1 : e.location;
+    const bit = e.platform < 31 ? 1 << e.platform : 0;
+    const current = this.cWindow.get(u) === w && this.cPartition.get(u) === this.ctx.partition;
+    if (current && bit !== 0 && (this.cMask.get(u) & bit) !== 0 && (loc === -1 || loc === this.cLoc1.get(u) || loc === this.cLoc2.get(u)) && !this.store.isLate(ws, streamTime)) return;
+    const entry = this.entryFor(ws, u, streamTime);
     if (!entry) return;
     const v = entry.value;
     v.platforms.add(e.platform);
-    if (e.location !== this.ctx.vocab.EMPTY) v.locations.add(e.location);
+    if (loc !== -1) v.locations.add(loc);
+    if (!current) {
+      this.cWindow.set(u, w);
+      this.cPartition.set(u, this.ctx.partition);
+      this.cMask.set(u, bit);
+      this.cLoc1.set(u, loc);
+      this.cLoc2.set(u, -1);
+    } else {
+      this.cMask.set(u, this.cMask.get(u) | bit);
+      if (loc !== -1 && loc !== this.cLoc1.get(u) && loc !== this.cLoc2.get(u)) {
+        if (this.cLoc1.get(u) === -1) this.cLoc1.set(u, loc);
+        else if (this.cLoc2.get(u) === -1) this.cLoc2.set(u, loc);
+      }
+    }
     const a = this.ctx.config.alerts;
     const userId = this.ctx.vocab.users.values[e.user];
     if (!v.alertedPlatforms && v.platforms.size > a.maxPlatformsPer10Min) {

@@ -2,6 +2,7 @@ import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import type { Pipeline, PipelineContext, StateKey } from '../api.js';
 import { HOUR, tumblingStart } from '../windows.js';
+import type { UserColumn } from '../../workers/symbols.js';
 
 /** Funnel steps as bits of a session's stage mask, in order. */
 export const FUNNEL_STEPS = ['PAGE_VIEW', 'PRODUCT_VIEW', 'ADD_TO_CART', 'CHECKOUT', 'TRANSACTION_COMPLETED'] as const;
@@ -16,7 +17,15 @@ interface Session {
   platforms: Set<number>;
   stages: number;
   /** Close bucket this session is scheduled in (not stored: recomputed on restore). */
-  bucket?: number;
+  bucket: number | undefined;
+  /** Last platform added (saves a Set insert per event; not stored). */
+  lastPlatform: number;
+}
+
+let epochCounter = 0;
+/** Thread-unique commit epochs: tags in shared columns never collide across partitions. */
+function nextEpoch(): number {
+  return ++epochCounter;
 }
 
 interface StoredSession {
@@ -63,10 +72,15 @@ export class SessionsPipeline implements Pipeline {
   private lastBucket = -1;
   private readonly gap: number;
   private readonly grace: number;
+  /** Per user: the commit epoch in which the user was last marked dirty (saves a Set insert per event). */
+  private readonly dirtyTag: UserColumn;
+  private epoch = nextEpoch();
+  private lastChangedHour = NaN;
 
   constructor(private readonly ctx: PipelineContext) {
     this.gap = ctx.config.sessionGapMs;
     this.grace = ctx.config.graceMs;
+    this.dirtyTag = ctx.vocab.column('sessions.dirty');
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
@@ -103,13 +117,16 @@ export class SessionsPipeline implements Pipeline {
       }
     }
     if (!merged) {
-      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: new Set(), stages: 0 };
+      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: new Set(), stages: 0, lastPlatform: -1, bucket: undefined };
       list.push(merged);
     }
     if (t < merged.start) merged.start = t;
     if (t > merged.end) merged.end = t;
     merged.events++;
-    merged.platforms.add(e.platform);
+    if (merged.lastPlatform !== e.platform) {
+      merged.platforms.add(e.platform);
+      merged.lastPlatform = e.platform;
+    }
     if (e.kind === EventKind.TRANSACTION) {
       if (e.action === v.COMPLETED) {
         merged.transactions++;
@@ -124,11 +141,18 @@ export class SessionsPipeline implements Pipeline {
       else if (e.action === v.ADD_TO_CART) merged.stages |= 4;
       else if (e.action === v.CHECKOUT) merged.stages |= 8;
     }
-    this.dirtyUsers.add(e.user);
+    if (this.dirtyTag.get(e.user) !== this.epoch) {
+      this.dirtyTag.set(e.user, this.epoch);
+      this.dirtyUsers.add(e.user);
+    }
     // Close times only move later: a session is scheduled once, and rescheduled lazily when its
     // bucket comes due and it turns out to have grown.
     if (merged.events === 1) this.schedule(e.user, merged);
-    this.changed.add(tumblingStart(merged.start, HOUR));
+    const hour = tumblingStart(merged.start, HOUR);
+    if (hour !== this.lastChangedHour || this.changed.size === 0) {
+      this.lastChangedHour = hour;
+      this.changed.add(hour);
+    }
   }
 
   /** Bucket = the first whole second at or after the close time: a due bucket holds only due sessions. */
@@ -221,6 +245,7 @@ export class SessionsPipeline implements Pipeline {
 
   committed(): void {
     this.dirtyUsers.clear();
+    this.epoch = nextEpoch();
     this.closedToWrite.length = 0;
     this.dirtyFunnel.clear();
     // Funnel hours stay in memory only while sessions may still close into them.
@@ -233,7 +258,10 @@ export class SessionsPipeline implements Pipeline {
   restore(key: StateKey, value: unknown, _streamTime: number): void {
     if (key[0] === 'open') {
       const user = this.ctx.vocab.users.internString(key[1] as string);
-      const list = (value as StoredSession[]).map((s) => ({ ...s, platforms: new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p))) }));
+      const list: Session[] = (value as StoredSession[]).map((s) => ({
+        start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
+        platforms: new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p))), stages: s.stages, lastPlatform: -1, bucket: undefined,
+      }));
       this.open.set(user, list);
       for (const s of list) this.schedule(user, s);
       this.lastBucket = -1;

@@ -1,6 +1,7 @@
 import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import { WindowedPipeline, singleKeyCodec, symbolKeyCodec, type PipelineContext } from '../api.js';
+import type { UserColumn } from '../../workers/symbols.js';
 import type { WindowEntry } from '../keyed-windows.js';
 import { MINUTE, tumblingStart } from '../windows.js';
 
@@ -16,6 +17,12 @@ interface ActiveUsers {
 
 /** Active users per 1-minute tumbling window, exact, with a platform breakdown. */
 export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
+  // Hot path: a user already counted in this minute on this platform changes nothing. The columns
+  // remember, per user, the minute (tagged with the partition) and the platforms counted in it.
+  private readonly seenMinute: UserColumn;
+  private readonly seenPartition: UserColumn;
+  private readonly seenMask: UserColumn;
+
   constructor(ctx: PipelineContext) {
     const users = ctx.vocab.users;
     super('active_users', ctx, MINUTE, singleKeyCodec<ActiveUsers>(
@@ -32,17 +39,33 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
         };
       },
     ));
+    this.seenMinute = ctx.vocab.column('active_users.minute');
+    this.seenPartition = ctx.vocab.column('active_users.partition');
+    this.seenMask = ctx.vocab.column('active_users.mask', 0);
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (!isUserActivity(e)) return;
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), 0, streamTime);
+    const ws = tumblingStart(e.ts, MINUTE);
+    const minute = ws / MINUTE;
+    const bit = e.platform < 31 ? 1 << e.platform : 0;
+    const u = e.user;
+    const p = this.ctx.partition;
+    const seen = this.seenMinute.get(u) === minute && this.seenPartition.get(u) === p;
+    if (bit !== 0 && seen && (this.seenMask.get(u) & bit) !== 0 && !this.store.isLate(ws, streamTime)) return;
+    const entry = this.entryFor(ws, 0, streamTime);
     if (!entry) return;
     const v = entry.value;
-    v.users.add(e.user);
+    v.users.add(u);
     let s = v.byPlatform.get(e.platform);
     if (!s) v.byPlatform.set(e.platform, (s = new Set()));
-    s.add(e.user);
+    s.add(u);
+    if (seen) this.seenMask.set(u, this.seenMask.get(u) | bit);
+    else {
+      this.seenMinute.set(u, minute);
+      this.seenPartition.set(u, p);
+      this.seenMask.set(u, bit);
+    }
   }
 
   protected override onClose(ws: number, entries: Map<number, WindowEntry<ActiveUsers>>): void {
