@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The project's own Kafka broker (kafka/kafka.mjs), started once for the run.
+    globalSetup: ['test/kafka/global-setup.ts'],
   },
 });

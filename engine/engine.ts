@@ -93,7 +93,10 @@ export class Engine {
         Object.assign(this.committedStreamTimes, streamTimes);
         this.onCommitted(offsets);
       },
-      onBackpressure: (paused) => (paused ? this.source.pause() : this.source.resume()),
+      onBackpressure: (paused) => {
+        if (paused) this.source.pause();
+        else if (!this.stopping) this.source.resume();
+      },
       onShardFailure: (shard, err, recovered) => {
         this.metrics.shardFailures++;
         this.lastError = err;
@@ -218,8 +221,11 @@ export class Engine {
     if (this.stopping) return;
     this.stopping = true;
     if (this.globalTimer) clearInterval(this.globalTimer);
-    await this.source.stop();
+    // Stop consuming, process and commit what was taken, hand the final offsets to the source,
+    // then close it (a Kafka source commits them synchronously before leaving its group).
+    this.source.pause();
     await this.dispatcher.drain();
+    await this.source.stop();
     this.evaluateGlobal();
     await this.dispatcher.close();
     this.notifier.close();

@@ -14,13 +14,29 @@ export class ReferenceStore {
     readonly products: Database<Product, string>,
   ) {}
 
-  static open(dataDir: string, readOnly = false): ReferenceStore {
-    const dir = path.join(dataDir, 'reference');
+  private refs = 1;
+  private static readonly openStores = new Map<string, ReferenceStore>();
+
+  /**
+   * Opens (or shares) the store of a data directory. lmdb-js shares one environment per path in a
+   * thread, so opens are reference-counted: the environment closes with the last `close()`.
+   */
+  static open(dataDir: string, _readOnly = false): ReferenceStore {
+    const dir = path.resolve(dataDir, 'reference');
+    const existing = ReferenceStore.openStores.get(dir);
+    if (existing) {
+      existing.refs++;
+      return existing;
+    }
     fs.mkdirSync(dir, { recursive: true });
-    const env = open({ path: dir, maxDbs: 4, readOnly: false, noMemInit: true });
-    void readOnly;
-    return new ReferenceStore(env, env.openDB({ name: 'profiles' }), env.openDB({ name: 'products' }));
+    const env = open({ path: dir, maxDbs: 4, noMemInit: true });
+    const store = new ReferenceStore(env, env.openDB({ name: 'profiles' }), env.openDB({ name: 'products' }));
+    store.dir = dir;
+    ReferenceStore.openStores.set(dir, store);
+    return store;
   }
+
+  private dir = '';
 
   async putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
     let n = 0;
@@ -52,7 +68,9 @@ export class ReferenceStore {
     return this.products.get(productId);
   }
 
-  close(): Promise<void> {
-    return this.env.close();
+  async close(): Promise<void> {
+    if (--this.refs > 0) return;
+    ReferenceStore.openStores.delete(this.dir);
+    await this.env.close();
   }
 }
