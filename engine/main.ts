@@ -7,7 +7,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import os from 'node:os';
 import { pino } from 'pino';
-import { Engine, EmbeddedSource, MemorySink, ReferenceStore, ConfigError } from './index.js';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore, ConfigError, type EventSource, type OutputSink } from './index.js';
+import { ensureTopics } from './kafka/topics.js';
+import { ReferenceLoader } from './kafka/reference-loader.js';
+import { KafkaSource } from './source/kafka.js';
+import { KafkaSink } from './sink/kafka-sink.js';
 import { MINUTE } from './operators/windows.js';
 
 const log = pino({ name: 'rta-engine' });
@@ -27,10 +31,29 @@ function num(name: string) {
   };
 }
 
+function kv(v: string, prev: Record<string, string>): Record<string, string> {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`--kafka expects key=value (a librdkafka setting), got "${v}"`);
+  return { ...prev, [v.slice(0, i)]: v.slice(i + 1) };
+}
+
+/** librdkafka settings from the environment: KAFKA_SETTING_SOCKET_TIMEOUT_MS=... -> socket.timeout.ms. */
+function kafkaEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('KAFKA_SETTING_') && v !== undefined) out[k.slice(14).toLowerCase().replace(/_/g, '.')] = v;
+  }
+  return out;
+}
+
 const program = new Command()
   .name('rta-engine')
   .description('Real-time analytics engine: event streams -> windowed analytics and alerts -> dashboard')
   .addOption(new Option('--source <source>', 'event source').choices(['embedded', 'kafka']).default('embedded').env('RTA_SOURCE'))
+  .addOption(new Option('--brokers <list>', 'Kafka bootstrap servers (host:port,...)').default('127.0.0.1:9092').env('KAFKA_BROKERS'))
+  .addOption(new Option('--kafka <key=value...>', 'librdkafka settings passed through (repeatable)').argParser(kv).default({}))
+  .addOption(new Option('--group-id <id>', 'Kafka consumer group').default('rta-engine').env('RTA_GROUP_ID'))
+  .addOption(new Option('--topic-prefix <prefix>', 'prefix of every Kafka topic name').default('').env('RTA_TOPIC_PREFIX'))
   .addOption(new Option('--data-dir <dir>', 'state directory (LMDB)').default('data').env('RTA_DATA_DIR'))
   .addOption(new Option('--workers <n>', 'worker threads (default: cores - 1)').argParser(int('--workers')).env('RTA_WORKERS'))
   .addOption(new Option('--partitions <n>', 'input partitions').argParser(int('--partitions')).default(8).env('RTA_PARTITIONS'))
@@ -50,30 +73,39 @@ const program = new Command()
 program.parse();
 const o = program.opts();
 
-if (o.source === 'kafka') {
-  log.error({ code: 'ERR_SOURCE_UNAVAILABLE' }, '--source kafka is not built yet (issue #3); use --source embedded');
-  process.exit(2);
-}
-
 async function main(): Promise<void> {
   fs.mkdirSync(o.dataDir, { recursive: true });
-  const startTime = Date.now();
-  const source = new EmbeddedSource({
-    partitions: o.partitions,
-    rate: o.rate,
-    totalEvents: o.events,
-    generator: { seed: o.seed, users: o.users, startTime, eventsPerSecond: Number.isFinite(o.rate) ? o.rate / o.timeScale : 20_000 },
-  });
   const ref = ReferenceStore.open(o.dataDir);
-  const boot = await source.bootstrap(ref);
-  await ref.close();
-  log.info(boot, 'reference tables bootstrapped');
+  let source: EventSource;
+  let sink: OutputSink;
+  let loader: ReferenceLoader | null = null;
+  if (o.source === 'kafka') {
+    const kafkaConfig = { ...kafkaEnv(), ...o.kafka };
+    const topics = await ensureTopics(o.brokers, o.topicPrefix, o.partitions, kafkaConfig);
+    log.info({ brokers: o.brokers, created: topics.created }, 'topics ready');
+    loader = new ReferenceLoader({ brokers: o.brokers, topicPrefix: o.topicPrefix, partitions: o.partitions, store: ref, kafkaConfig });
+    log.info(await loader.bootstrap(), 'reference tables read to their end');
+    const kafkaSink = new KafkaSink({ brokers: o.brokers, topicPrefix: o.topicPrefix, kafkaConfig, maxAttempts: 5 });
+    await kafkaSink.connected();
+    sink = kafkaSink;
+    source = new KafkaSource({ brokers: o.brokers, groupId: o.groupId, topicPrefix: o.topicPrefix, kafkaConfig, batchSize: 1000 });
+  } else {
+    const embedded = new EmbeddedSource({
+      partitions: o.partitions,
+      rate: o.rate,
+      totalEvents: o.events,
+      generator: { seed: o.seed, users: o.users, startTime: Date.now(), eventsPerSecond: Number.isFinite(o.rate) ? o.rate / o.timeScale : 20_000 },
+    });
+    log.info(await embedded.bootstrap(ref), 'reference tables bootstrapped');
+    source = embedded;
+    sink = new MemorySink(100_000);
+  }
   let engine: Engine;
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
       commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl,
-    }, source, new MemorySink(100_000));
+    }, source, sink);
   } catch (e) {
     if (e instanceof ConfigError) {
       log.error({ code: e.code }, e.message);
@@ -81,8 +113,8 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  log.info({ workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism() },
-    'engine started on the embedded source; the dashboard server (issue #4) is not built yet, so progress is logged here');
+  log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism() },
+    'engine started; the dashboard server (issue #4) is not built yet, so progress is logged here');
 
   let last = { t: performance.now(), events: 0 };
   const status = setInterval(() => {
@@ -112,6 +144,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 30_000);
     await engine.stop();
+    await loader?.stop();
+    await ref.close();
     clearTimeout(timer);
     log.info({ events: engine.metrics.events }, 'stopped');
     process.exit(0);
