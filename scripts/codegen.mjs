@@ -36,7 +36,11 @@ function layoutFromSchema(text) {
       const fm = line.trim().match(/^(\w+)\s*:\s*(\[?\w+\]?)/);
       if (!fm) continue;
       const [, name, type] = fm;
-      if (unions.has(type)) {
+      const inner = type.startsWith('[') ? type.slice(1, -1) : null;
+      if (inner && unions.has(inner)) {
+        fields.push({ name: `${name}_type`, vt: 4 + 2 * id++, type: '[ubyte]' });
+        fields.push({ name, vt: 4 + 2 * id++, type: `[union:${inner}]` });
+      } else if (unions.has(type)) {
         fields.push({ name: `${name}_type`, vt: 4 + 2 * id++, type: 'ubyte' });
         fields.push({ name, vt: 4 + 2 * id++, type: `union:${type}` });
       } else {

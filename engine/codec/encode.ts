@@ -1,6 +1,6 @@
 import * as flatbuffers from 'flatbuffers';
 import {
-  Event, EventBatch, EventBody, KeyValue, WebEvent, MobileEvent, TransactionEvent, IotSensorEvent,
+  EventBatch, EventBody, KeyValue, WebEvent, MobileEvent, TransactionEvent, IotSensorEvent,
   UserActionEvent, UserProfile, Product, DashboardMetric, Alert,
 } from './generated/rta/wire.js';
 import type {
@@ -18,6 +18,7 @@ export class EventBatchEncoder {
   private readonly builder: flatbuffers.Builder;
   private readonly strings = new Map<string, number>();
   private readonly eventOffsets: number[] = [];
+  private readonly eventTypes: number[] = [];
 
   constructor(initialSize = 64 * 1024) {
     this.builder = new flatbuffers.Builder(initialSize);
@@ -43,6 +44,7 @@ export class EventBatchEncoder {
         if (cd) WebEvent.addCustomData(b, cd);
         if (h.loadTimeMs === h.loadTimeMs) WebEvent.addLoadTimeMs(b, h.loadTimeMs);
         if (h.productId) WebEvent.addProductId(b, h.productId);
+        if (e.seq) WebEvent.addSeq(b, e.seq);
         body = WebEvent.endWebEvent(b);
         type = EventBody.WebEvent;
         break;
@@ -58,6 +60,7 @@ export class EventBatchEncoder {
         if (cd) MobileEvent.addCustomData(b, cd);
         if (h.loadTimeMs === h.loadTimeMs) MobileEvent.addLoadTimeMs(b, h.loadTimeMs);
         if (h.productId) MobileEvent.addProductId(b, h.productId);
+        if (e.seq) MobileEvent.addSeq(b, e.seq);
         body = MobileEvent.endMobileEvent(b);
         type = EventBody.MobileEvent;
         break;
@@ -71,6 +74,7 @@ export class EventBatchEncoder {
         TransactionEvent.addAmount(b, e.amount); TransactionEvent.addCurrency(b, f[5]); TransactionEvent.addMerchantId(b, f[6]);
         TransactionEvent.addPaymentMethod(b, f[7]); TransactionEvent.addProductId(b, f[8]); TransactionEvent.addQuantity(b, e.quantity);
         if (md) TransactionEvent.addMetadata(b, md);
+        if (e.seq) TransactionEvent.addSeq(b, e.seq);
         body = TransactionEvent.endTransactionEvent(b);
         type = EventBody.TransactionEvent;
         break;
@@ -81,6 +85,7 @@ export class EventBatchEncoder {
         IotSensorEvent.addEventId(b, f[0]); IotSensorEvent.addDeviceId(b, f[1]); IotSensorEvent.addUserId(b, f[2]);
         IotSensorEvent.addTimestamp(b, e.timestamp); IotSensorEvent.addSensorType(b, f[3]); IotSensorEvent.addValue(b, e.value);
         IotSensorEvent.addUnit(b, f[4]); IotSensorEvent.addLocation(b, f[5]);
+        if (e.seq) IotSensorEvent.addSeq(b, e.seq);
         body = IotSensorEvent.endIotSensorEvent(b);
         type = EventBody.IotSensorEvent;
         break;
@@ -91,6 +96,7 @@ export class EventBatchEncoder {
         UserActionEvent.addEventId(b, f[0]); UserActionEvent.addUserId(b, f[1]); UserActionEvent.addSessionId(b, f[2]);
         UserActionEvent.addTimestamp(b, e.timestamp); UserActionEvent.addAction(b, f[3]); UserActionEvent.addPlatform(b, f[4]);
         UserActionEvent.addLocation(b, f[5]);
+        if (e.seq) UserActionEvent.addSeq(b, e.seq);
         body = UserActionEvent.endUserActionEvent(b);
         type = EventBody.UserActionEvent;
         break;
@@ -98,19 +104,17 @@ export class EventBatchEncoder {
       default:
         throw new TypeError(`unknown event source ${(e as { source: unknown }).source}`);
     }
-    Event.startEvent(b);
-    Event.addBodyType(b, type);
-    Event.addBody(b, body);
-    if (e.seq) Event.addSeq(b, e.seq);
-    this.eventOffsets.push(Event.endEvent(b));
+    this.eventOffsets.push(body);
+    this.eventTypes.push(type);
     return this;
   }
 
   /** Finishes the batch and returns its bytes (a copy, safe to keep); the encoder is reset. */
   finish(): Uint8Array {
     const b = this.builder;
+    const types = EventBatch.createEventsTypeVector(b, this.eventTypes);
     const vec = EventBatch.createEventsVector(b, this.eventOffsets);
-    const root = EventBatch.createEventBatch(b, vec);
+    const root = EventBatch.createEventBatch(b, types, vec);
     b.finish(root, FILE_IDENTIFIER);
     const out = b.asUint8Array().slice();
     this.reset();
@@ -121,6 +125,7 @@ export class EventBatchEncoder {
     this.builder.clear();
     this.strings.clear();
     this.eventOffsets.length = 0;
+    this.eventTypes.length = 0;
   }
 
   /** Offset of a (deduplicated) string; empty strings are not written (absent reads as ''). */

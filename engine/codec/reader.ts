@@ -1,7 +1,7 @@
 import { CodecError } from './errors.js';
 import { verifyEventBatch, DEFAULT_LIMITS, type VerifyLimits } from './verify.js';
 import {
-  EventSlot, EventBatchSlot, KeyValueSlot, WebEventSlot, MobileEventSlot, TransactionEventSlot,
+  EventBatchSlot, KeyValueSlot, WebEventSlot, MobileEventSlot, TransactionEventSlot,
   IotSensorEventSlot, UserActionEventSlot,
 } from './generated/layout.js';
 import { EventKind, type EventRecord, type StringMap } from './types.js';
@@ -22,6 +22,7 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 const USER_ID_SLOT = [0, WebEventSlot.userId, MobileEventSlot.userId, TransactionEventSlot.userId, IotSensorEventSlot.userId, UserActionEventSlot.userId];
 const SESSION_ID_SLOT = [0, WebEventSlot.sessionId, MobileEventSlot.sessionId, TransactionEventSlot.sessionId, 0, UserActionEventSlot.sessionId];
 const TIMESTAMP_SLOT = [0, WebEventSlot.timestamp, MobileEventSlot.timestamp, TransactionEventSlot.timestamp, IotSensorEventSlot.timestamp, UserActionEventSlot.timestamp];
+const SEQ_SLOT = [0, WebEventSlot.seq, MobileEventSlot.seq, TransactionEventSlot.seq, IotSensorEventSlot.seq, UserActionEventSlot.seq];
 /** The field that becomes the unified `action` (TransactionEvent.type, IotSensorEvent.sensorType). */
 const ACTION_SLOT = [0, WebEventSlot.action, MobileEventSlot.action, TransactionEventSlot.type, IotSensorEventSlot.sensorType, UserActionEventSlot.action];
 
@@ -32,6 +33,7 @@ export class EventBatchReader {
   /** Number of events in the current message. */
   count = 0;
   private vec = 0;
+  private types = 0;
   /** Current event's kind (EventKind code, 1..5) after `select`. */
   kind = 0;
   /** Current event's per-key sequence number (0 = not stamped). */
@@ -56,13 +58,16 @@ export class EventBatchReader {
       this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     const fo = this.fieldOffset(root, EventBatchSlot.events);
-    if (fo === 0) {
+    const tfo = this.fieldOffset(root, EventBatchSlot.eventsType);
+    if (fo === 0 || tfo === 0) {
       this.count = 0;
       this.vec = 0;
     } else {
       const p = root + fo;
       this.vec = p + this.u32(p);
       this.count = this.u32(this.vec);
+      const tp = root + tfo;
+      this.types = tp + this.u32(tp) + 4;
     }
     this.kind = 0;
     return this;
@@ -72,25 +77,19 @@ export class EventBatchReader {
   select(i: number): number {
     if (i < 0 || i >= this.count) throw new CodecError('ERR_CODEC_OUT_OF_BOUNDS', `event index ${i} outside 0..${this.count - 1}`);
     const p = this.vec + 4 + 4 * i;
-    const ev = p + this.u32(p);
-    const view = this.view;
-    const evt = ev - view.getInt32(ev, true);
-    const evtLen = view.getUint16(evt, true);
-    const typeFo = EventSlot.bodyType < evtLen ? view.getUint16(evt + EventSlot.bodyType, true) : 0;
-    const bodyFo = EventSlot.body < evtLen ? view.getUint16(evt + EventSlot.body, true) : 0;
-    const seqFo = EventSlot.seq < evtLen ? view.getUint16(evt + EventSlot.seq, true) : 0;
-    this.seq = seqFo === 0 ? 0 : view.getUint32(ev + seqFo, true);
-    if (typeFo === 0 || bodyFo === 0) {
-      this.kind = 0;
+    const kind = this.bytes[this.types + i];
+    this.kind = kind;
+    if (kind === 0) {
+      this.seq = 0;
       return 0;
     }
-    this.kind = this.bytes[ev + typeFo];
-    const bp = ev + bodyFo;
-    const t = bp + this.u32(bp);
+    const t = p + this.u32(p);
     this.t = t;
     this.vt = t - this.view.getInt32(t, true);
     this.vtLen = this.view.getUint16(this.vt, true);
-    return this.kind;
+    const seqAt = this.field(SEQ_SLOT[kind]);
+    this.seq = seqAt === 0 ? 0 : this.view.getUint32(seqAt, true);
+    return kind;
   }
 
   // ---- field access on the selected event (slots come from generated/layout.ts) ----

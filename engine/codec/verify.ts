@@ -15,7 +15,7 @@ export const FILE_IDENTIFIER = 'RTA1';
 const ID0 = 0x52, ID1 = 0x54, ID2 = 0x41, ID3 = 0x31; // "RTA1"
 
 const K_SCALAR1 = 1, K_SCALAR2 = 2, K_SCALAR4 = 4, K_SCALAR8 = 8;
-const K_STRING = 16, K_TABLE_VECTOR = 17, K_UNION = 18, K_TABLE = 19, K_SCALAR_VECTOR1 = 20;
+const K_STRING = 16, K_TABLE_VECTOR = 17, K_UNION = 18, K_TABLE = 19, K_SCALAR_VECTOR1 = 20, K_UNION_VECTOR = 21;
 
 interface TableSpec {
   readonly name: string;
@@ -72,6 +72,11 @@ function specFor(name: string): TableSpec {
     else if (type.startsWith('union:')) {
       s!.kinds[i] = K_UNION;
       const members = UNION_MEMBERS[type.slice(6)];
+      if (!members) throw new Error(`codec layout: unknown union ${type}`);
+      s!.unionMembers[i] = members.map(specFor);
+    } else if (type.startsWith('[union:')) {
+      s!.kinds[i] = K_UNION_VECTOR;
+      const members = UNION_MEMBERS[type.slice(7, -1)];
       if (!members) throw new Error(`codec layout: unknown union ${type}`);
       s!.unionMembers[i] = members.map(specFor);
     } else if (type.startsWith('[')) {
@@ -226,6 +231,25 @@ function verifyTable(b: Uint8Array, start: number, end: number, t: number, spec:
       case K_TABLE:
         verifyTable(b, start, end, target, spec.children[c.idx[k]]!, depth + 1, maxDepth);
         break;
+      case K_UNION_VECTOR: {
+        // A vector of unions: offsets here, type codes in the byte vector declared just before.
+        if (target + 4 > end) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} union vector offset out of bounds`, fp, start);
+        const n = u32(b, target);
+        if (target + 4 + n * 4 > end) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} vector declares ${n} elements, more than the message holds`, target, start);
+        const typeFo = c.typeFo[k];
+        if (typeFo === 0) fail('ERR_CODEC_BAD_UNION', `${spec.name} union vector has no type vector`, t, start);
+        const tfp = t + typeFo;
+        const types = tfp + u32(b, tfp);
+        if (types + 4 > end || u32(b, types) !== n || types + 4 + n > end) fail('ERR_CODEC_BAD_UNION', `${spec.name} union type vector does not match its ${n} elements`, tfp, start);
+        const members = spec.unionMembers[c.idx[k]]!;
+        for (let e = 0, p = target + 4; e < n; e++, p += 4) {
+          const code = b[types + 4 + e];
+          if (code === 0) continue; // NONE: the reader reports an event without a body
+          if (code > members.length) fail('ERR_CODEC_BAD_UNION', `${spec.name} union type ${code} unknown`, types + 4 + e, start);
+          verifyTable(b, start, end, p + u32(b, p), members[code - 1], depth + 1, maxDepth);
+        }
+        break;
+      }
       case K_UNION: {
         const typeFo = c.typeFo[k];
         const typeCode = typeFo === 0 ? 0 : b[t + typeFo];
@@ -265,7 +289,7 @@ function checkVtable(b: Uint8Array, start: number, end: number, t: number, vt: n
     c.kind[n] = kind;
     c.idx[n] = i;
     // A union's type byte is the field declared just before it (already range-checked above).
-    c.typeFo[n] = kind === K_UNION && slot - 2 < vtLen ? u16(b, vt + slot - 2) : 0;
+    c.typeFo[n] = (kind === K_UNION || kind === K_UNION_VECTOR) && slot - 2 < vtLen ? u16(b, vt + slot - 2) : 0;
     n++;
   }
   c.n = n;

@@ -37,21 +37,22 @@ describe('codec round trip', () => {
     const batch = EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes));
     const r = new EventBatchReader().reset(bytes, 0, bytes.length);
     expect(r.count).toBe(batch.eventsLength());
+    expect(r.count).toBe(batch.eventsTypeLength());
     for (let i = 0; i < r.count; i++) {
       const kind = r.select(i);
-      const ev = batch.events(i)!;
-      expect(kind).toBe(ev.bodyType());
-      expect(r.seq).toBe(ev.seq());
+      expect(kind).toBe(batch.eventsType(i));
       expect(r.timestamp()).toBe(samples[i].timestamp);
       r.userId();
       expect(r.strValue()).toBe(samples[i].userId);
       if (kind === EventKind.WEB) {
-        const w = ev.body(new WebEvent()) as WebEvent;
+        const w = batch.events(i, new WebEvent()) as WebEvent;
         expect(r.string(6)).toBe(w.userId());
+        expect(r.seq).toBe(w.seq());
       }
       if (kind === EventKind.TRANSACTION) {
-        const t = ev.body(new TransactionEvent()) as TransactionEvent;
+        const t = batch.events(i, new TransactionEvent()) as TransactionEvent;
         expect(r.f64(16)).toBe(t.amount());
+        expect(r.seq).toBe(t.seq());
       }
     }
   });

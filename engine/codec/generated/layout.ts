@@ -19,6 +19,7 @@ export const WebEventSlot = {
   customData: 22,
   loadTimeMs: 24,
   productId: 26,
+  seq: 28,
 } as const;
 
 export const MobileEventSlot = {
@@ -34,6 +35,7 @@ export const MobileEventSlot = {
   customData: 22,
   loadTimeMs: 24,
   productId: 26,
+  seq: 28,
 } as const;
 
 export const TransactionEventSlot = {
@@ -50,6 +52,7 @@ export const TransactionEventSlot = {
   productId: 24,
   quantity: 26,
   metadata: 28,
+  seq: 30,
 } as const;
 
 export const IotSensorEventSlot = {
@@ -61,6 +64,7 @@ export const IotSensorEventSlot = {
   value: 14,
   unit: 16,
   location: 18,
+  seq: 20,
 } as const;
 
 export const UserActionEventSlot = {
@@ -71,16 +75,12 @@ export const UserActionEventSlot = {
   action: 12,
   platform: 14,
   location: 16,
-} as const;
-
-export const EventSlot = {
-  bodyType: 4,
-  body: 6,
-  seq: 8,
+  seq: 18,
 } as const;
 
 export const EventBatchSlot = {
-  events: 4,
+  eventsType: 4,
+  events: 6,
 } as const;
 
 export const UserProfileSlot = {
@@ -124,13 +124,12 @@ export const AlertSlot = {
 /** Field types by table, for the verifier: [slot, type]. */
 export const TableFields: Record<string, ReadonlyArray<readonly [number, string]>> = {
   KeyValue: [[4, 'string'], [6, 'string']],
-  WebEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string'], [18, 'string'], [20, 'string'], [22, '[KeyValue]'], [24, 'double'], [26, 'string']],
-  MobileEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string'], [18, 'string'], [20, 'string'], [22, '[KeyValue]'], [24, 'double'], [26, 'string']],
-  TransactionEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'double'], [18, 'string'], [20, 'string'], [22, 'string'], [24, 'string'], [26, 'int'], [28, '[KeyValue]']],
-  IotSensorEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'double'], [16, 'string'], [18, 'string']],
-  UserActionEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string']],
-  Event: [[4, 'ubyte'], [6, 'union:EventBody'], [8, 'uint']],
-  EventBatch: [[4, '[Event]']],
+  WebEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string'], [18, 'string'], [20, 'string'], [22, '[KeyValue]'], [24, 'double'], [26, 'string'], [28, 'uint']],
+  MobileEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string'], [18, 'string'], [20, 'string'], [22, '[KeyValue]'], [24, 'double'], [26, 'string'], [28, 'uint']],
+  TransactionEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'double'], [18, 'string'], [20, 'string'], [22, 'string'], [24, 'string'], [26, 'int'], [28, '[KeyValue]'], [30, 'uint']],
+  IotSensorEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'double'], [16, 'string'], [18, 'string'], [20, 'uint']],
+  UserActionEvent: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double'], [12, 'string'], [14, 'string'], [16, 'string'], [18, 'uint']],
+  EventBatch: [[4, '[ubyte]'], [6, '[union:EventBody]']],
   UserProfile: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'string'], [12, 'string'], [14, 'double']],
   Product: [[4, 'string'], [6, 'string'], [8, 'string'], [10, 'double']],
   DashboardMetric: [[4, 'string'], [6, 'string'], [8, 'double'], [10, 'double'], [12, 'double'], [14, '[KeyValue]']],

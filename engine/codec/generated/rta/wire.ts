@@ -4,7 +4,6 @@
 
 export { Alert } from './wire/alert.js';
 export { DashboardMetric } from './wire/dashboard-metric.js';
-export { Event } from './wire/event.js';
 export { EventBatch } from './wire/event-batch.js';
 export { EventBody } from './wire/event-body.js';
 export { IotSensorEvent } from './wire/iot-sensor-event.js';

@@ -74,8 +74,17 @@ location(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * Per-key sequence number stamped by loadgen (0 = none), used by the reliability
+ * reconciler to find gaps and duplicates.
+ */
+seq():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startIotSensorEvent(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addEventId(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset) {
@@ -110,12 +119,16 @@ static addLocation(builder:flatbuffers.Builder, locationOffset:flatbuffers.Offse
   builder.addFieldOffset(7, locationOffset, 0);
 }
 
+static addSeq(builder:flatbuffers.Builder, seq:number) {
+  builder.addFieldInt32(8, seq, 0);
+}
+
 static endIotSensorEvent(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createIotSensorEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, deviceIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, timestamp:number, sensorTypeOffset:flatbuffers.Offset, value:number, unitOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createIotSensorEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, deviceIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, timestamp:number, sensorTypeOffset:flatbuffers.Offset, value:number, unitOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset, seq:number):flatbuffers.Offset {
   IotSensorEvent.startIotSensorEvent(builder);
   IotSensorEvent.addEventId(builder, eventIdOffset);
   IotSensorEvent.addDeviceId(builder, deviceIdOffset);
@@ -125,6 +138,7 @@ static createIotSensorEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffe
   IotSensorEvent.addValue(builder, value);
   IotSensorEvent.addUnit(builder, unitOffset);
   IotSensorEvent.addLocation(builder, locationOffset);
+  IotSensorEvent.addSeq(builder, seq);
   return IotSensorEvent.endIotSensorEvent(builder);
 }
 }

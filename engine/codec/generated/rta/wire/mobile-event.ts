@@ -113,8 +113,17 @@ productId(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * Per-key sequence number stamped by loadgen (0 = none), used by the reliability
+ * reconciler to find gaps and duplicates.
+ */
+seq():number {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startMobileEvent(builder:flatbuffers.Builder) {
-  builder.startObject(12);
+  builder.startObject(13);
 }
 
 static addEventId(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset) {
@@ -177,12 +186,16 @@ static addProductId(builder:flatbuffers.Builder, productIdOffset:flatbuffers.Off
   builder.addFieldOffset(11, productIdOffset, 0);
 }
 
+static addSeq(builder:flatbuffers.Builder, seq:number) {
+  builder.addFieldInt32(12, seq, 0);
+}
+
 static endMobileEvent(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createMobileEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, appVersionOffset:flatbuffers.Offset, deviceTypeOffset:flatbuffers.Offset, osVersionOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset, customDataOffset:flatbuffers.Offset, loadTimeMs:number, productIdOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createMobileEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, appVersionOffset:flatbuffers.Offset, deviceTypeOffset:flatbuffers.Offset, osVersionOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset, customDataOffset:flatbuffers.Offset, loadTimeMs:number, productIdOffset:flatbuffers.Offset, seq:number):flatbuffers.Offset {
   MobileEvent.startMobileEvent(builder);
   MobileEvent.addEventId(builder, eventIdOffset);
   MobileEvent.addUserId(builder, userIdOffset);
@@ -196,6 +209,7 @@ static createMobileEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.
   MobileEvent.addCustomData(builder, customDataOffset);
   MobileEvent.addLoadTimeMs(builder, loadTimeMs);
   MobileEvent.addProductId(builder, productIdOffset);
+  MobileEvent.addSeq(builder, seq);
   return MobileEvent.endMobileEvent(builder);
 }
 }

@@ -113,8 +113,17 @@ metadataLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+/**
+ * Per-key sequence number stamped by loadgen (0 = none), used by the reliability
+ * reconciler to find gaps and duplicates.
+ */
+seq():number {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startTransactionEvent(builder:flatbuffers.Builder) {
-  builder.startObject(13);
+  builder.startObject(14);
 }
 
 static addTransactionId(builder:flatbuffers.Builder, transactionIdOffset:flatbuffers.Offset) {
@@ -181,12 +190,16 @@ static startMetadataVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addSeq(builder:flatbuffers.Builder, seq:number) {
+  builder.addFieldInt32(13, seq, 0);
+}
+
 static endTransactionEvent(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createTransactionEvent(builder:flatbuffers.Builder, transactionIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, typeOffset:flatbuffers.Offset, platformOffset:flatbuffers.Offset, amount:number, currencyOffset:flatbuffers.Offset, merchantIdOffset:flatbuffers.Offset, paymentMethodOffset:flatbuffers.Offset, productIdOffset:flatbuffers.Offset, quantity:number, metadataOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createTransactionEvent(builder:flatbuffers.Builder, transactionIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, typeOffset:flatbuffers.Offset, platformOffset:flatbuffers.Offset, amount:number, currencyOffset:flatbuffers.Offset, merchantIdOffset:flatbuffers.Offset, paymentMethodOffset:flatbuffers.Offset, productIdOffset:flatbuffers.Offset, quantity:number, metadataOffset:flatbuffers.Offset, seq:number):flatbuffers.Offset {
   TransactionEvent.startTransactionEvent(builder);
   TransactionEvent.addTransactionId(builder, transactionIdOffset);
   TransactionEvent.addUserId(builder, userIdOffset);
@@ -201,6 +214,7 @@ static createTransactionEvent(builder:flatbuffers.Builder, transactionIdOffset:f
   TransactionEvent.addProductId(builder, productIdOffset);
   TransactionEvent.addQuantity(builder, quantity);
   TransactionEvent.addMetadata(builder, metadataOffset);
+  TransactionEvent.addSeq(builder, seq);
   return TransactionEvent.endTransactionEvent(builder);
 }
 }

@@ -69,8 +69,17 @@ location(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * Per-key sequence number stamped by loadgen (0 = none), used by the reliability
+ * reconciler to find gaps and duplicates.
+ */
+seq():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startUserActionEvent(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addEventId(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset) {
@@ -101,12 +110,16 @@ static addLocation(builder:flatbuffers.Builder, locationOffset:flatbuffers.Offse
   builder.addFieldOffset(6, locationOffset, 0);
 }
 
+static addSeq(builder:flatbuffers.Builder, seq:number) {
+  builder.addFieldInt32(7, seq, 0);
+}
+
 static endUserActionEvent(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createUserActionEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, platformOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createUserActionEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, platformOffset:flatbuffers.Offset, locationOffset:flatbuffers.Offset, seq:number):flatbuffers.Offset {
   UserActionEvent.startUserActionEvent(builder);
   UserActionEvent.addEventId(builder, eventIdOffset);
   UserActionEvent.addUserId(builder, userIdOffset);
@@ -115,6 +128,7 @@ static createUserActionEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuff
   UserActionEvent.addAction(builder, actionOffset);
   UserActionEvent.addPlatform(builder, platformOffset);
   UserActionEvent.addLocation(builder, locationOffset);
+  UserActionEvent.addSeq(builder, seq);
   return UserActionEvent.endUserActionEvent(builder);
 }
 }

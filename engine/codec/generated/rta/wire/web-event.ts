@@ -113,8 +113,17 @@ productId(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * Per-key sequence number stamped by loadgen (0 = none), used by the reliability
+ * reconciler to find gaps and duplicates.
+ */
+seq():number {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startWebEvent(builder:flatbuffers.Builder) {
-  builder.startObject(12);
+  builder.startObject(13);
 }
 
 static addEventId(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset) {
@@ -177,12 +186,16 @@ static addProductId(builder:flatbuffers.Builder, productIdOffset:flatbuffers.Off
   builder.addFieldOffset(11, productIdOffset, 0);
 }
 
+static addSeq(builder:flatbuffers.Builder, seq:number) {
+  builder.addFieldInt32(12, seq, 0);
+}
+
 static endWebEvent(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createWebEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, pageOffset:flatbuffers.Offset, referrerOffset:flatbuffers.Offset, userAgentOffset:flatbuffers.Offset, ipAddressOffset:flatbuffers.Offset, customDataOffset:flatbuffers.Offset, loadTimeMs:number, productIdOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createWebEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Offset, userIdOffset:flatbuffers.Offset, sessionIdOffset:flatbuffers.Offset, timestamp:number, actionOffset:flatbuffers.Offset, pageOffset:flatbuffers.Offset, referrerOffset:flatbuffers.Offset, userAgentOffset:flatbuffers.Offset, ipAddressOffset:flatbuffers.Offset, customDataOffset:flatbuffers.Offset, loadTimeMs:number, productIdOffset:flatbuffers.Offset, seq:number):flatbuffers.Offset {
   WebEvent.startWebEvent(builder);
   WebEvent.addEventId(builder, eventIdOffset);
   WebEvent.addUserId(builder, userIdOffset);
@@ -196,6 +209,7 @@ static createWebEvent(builder:flatbuffers.Builder, eventIdOffset:flatbuffers.Off
   WebEvent.addCustomData(builder, customDataOffset);
   WebEvent.addLoadTimeMs(builder, loadTimeMs);
   WebEvent.addProductId(builder, productIdOffset);
+  WebEvent.addSeq(builder, seq);
   return WebEvent.endWebEvent(builder);
 }
 }
