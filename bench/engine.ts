@@ -4,7 +4,8 @@
  * (batched per partition exactly as the embedded source and loadgen do), so the figure is the
  * engine's: dispatch, verify + zero-copy decode, 14 pipelines, LMDB commits.
  *
- *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4] [--partitions 8]
+ *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
+ *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000]
  *
  * Last line: {"bench":"engine","eventsPerSec":N,"workers":W,"heapUsedMB":N,"rssMB":N,...}
  */
@@ -25,6 +26,7 @@ const { values: a } = parseArgs({
     shards: { type: 'string', default: '4' },
     partitions: { type: 'string', default: '8' },
     'events-per-message': { type: 'string', default: '1000' },
+    'commit-interval-ms': { type: 'string', default: '1000' },
     'data-dir': { type: 'string' },
   },
 });
@@ -61,7 +63,7 @@ await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
 await ref.close();
 
 const workers = Number(a.workers);
-const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers };
+const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']) };
 let engine = await Engine.start(engineOpts, new ReplaySource(messages.slice(0, split)), new MemorySink(1000));
 await engine.finished();
 await engine.stop();
@@ -98,6 +100,7 @@ const summary = {
   inputMB: Math.round(bytes / 1e6),
   shards: Number(a.shards),
   partitions,
+  commitIntervalMs: engineOpts.commitIntervalMs,
   node: process.version,
   cores: os.availableParallelism(),
 };

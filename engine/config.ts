@@ -40,6 +40,11 @@ export const EngineConfigSchema = z.strictObject({
   /** Longest a partial slab waits before it is dispatched. */
   slabLingerMs: z.number().int().min(0).max(10_000).default(10),
   commitIntervalMs: z.number().int().min(10).max(600_000).default(1000),
+  /**
+   * Bytes of slabs a shard keeps for replay since its last commit; past it the next batch asks
+   * for a commit early. Sized for a commit interval at full rate (~30 MB/s per shard at 1 M/s).
+   */
+  maxRetainedBytesPerShard: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
   /** Dirty entries in a shard's write-back cache that force a commit. */
   cacheMaxDirty: z.number().int().min(100).default(200_000),
   graceMs: z.number().int().nonnegative().default(30_000),

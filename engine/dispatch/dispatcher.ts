@@ -171,7 +171,7 @@ export class ShardDispatcher {
   private send(ch: ShardChannel, sent: Sent, fault?: BatchTask['fault']): void {
     const gen = ch.gen;
     // Ask for a commit when much is held for replay: it bounds the retained memory.
-    const commit = ch.retainedBytes > this.config.slabBytes * 32;
+    const commit = ch.retainedBytes > this.config.maxRetainedBytesPerShard;
     const task: BatchTask = { op: 'batch', shard: ch.shard, gen, seq: sent.seq, slab: sent.slab, index: sent.index, commit, fault };
     ch.inFlight++;
     ch.lastActivity = Date.now();
