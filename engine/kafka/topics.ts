@@ -63,10 +63,15 @@ export async function ensureTopics(brokers: string, prefix: string, partitions: 
   } finally {
     admin.disconnect();
   }
-  const meta = await metadata(brokers, extra);
+  // New topics take a moment to appear in metadata: ask again for up to 15 s.
+  let meta = await metadata(brokers, extra);
+  for (let i = 0; i < 30 && specs.some((s) => !meta.topics.find((x) => x.name === s.name && x.partitions.length > 0)); i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    meta = await metadata(brokers, extra);
+  }
   for (const s of specs) {
     const t = meta.topics.find((x) => x.name === s.name);
-    if (!t) throw new KafkaSetupError('ERR_KAFKA_TOPIC_MISSING', `topic ${s.name} is not visible on ${brokers} after creation`, true);
+    if (!t) throw new KafkaSetupError('ERR_KAFKA_TOPIC_MISSING', `topic ${s.name} is not visible on ${brokers} 15 s after creation`, true);
     if (t.partitions.length !== s.partitions) {
       throw new KafkaSetupError('ERR_KAFKA_PARTITIONS', `topic ${s.name} has ${t.partitions.length} partitions but the engine runs with --partitions ${s.partitions}: input topics must be co-partitioned with the state`, false);
     }

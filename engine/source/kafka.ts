@@ -10,11 +10,25 @@ export interface KafkaSourceOptions {
   kafkaConfig: Record<string, string | number | boolean>;
   /** Messages per consume call: one call per message costs ~7 us through the binding. */
   batchSize: number;
+  /**
+   * How long a partition waits for a lagging input topic before going on without it (Kafka
+   * Streams' max.task.idle.ms). A topic that is caught up (nothing more on the broker) is never
+   * waited for.
+   */
+  maxTaskIdleMs?: number;
+}
+
+interface Queued {
+  raw: RawMessage;
+  ts: number;
 }
 
 /**
  * The Kafka source: a node-rdkafka consumer in a consumer group (cooperative-sticky), consuming
- * in batches. Offsets are never stored or committed automatically: the engine calls `commit` with
+ * in batches. The five input topics are co-partitioned: partition p of each is state partition p,
+ * and their messages are merged per partition in timestamp order (the message timestamp, which
+ * producers set to the batch's event time), as Kafka Streams does for the partitions of a task,
+ * so stream time does not jump ahead because one topic happened to be fetched first. Offsets are never stored or committed automatically: the engine calls `commit` with
  * the offsets its LMDB state already holds (durable), and on assignment each partition resumes
  * after the offset stored in LMDB, so Kafka's committed offset is only a hint for other tools.
  */
@@ -29,6 +43,12 @@ export class KafkaSource implements EventSource {
   private stopped = false;
   private consuming = false;
   private readonly codeOf = new Map<string, number>();
+  /** Per state partition, per topic code: messages fetched but not yet released, in offset order. */
+  private readonly queues = new Map<number, Map<number, Queued[]>>();
+  /** Per "topic:partition": highest offset fetched, and since when its queue has been empty. */
+  private readonly fetched = new Map<string, number>();
+  private readonly emptySince = new Map<string, number>();
+  private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
   readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, lastError: '' };
   /** Partitions currently assigned, as "topic:partition". */
@@ -89,7 +109,12 @@ export class KafkaSource implements EventSource {
         });
         c.incrementalAssign(withOffsets);
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
-        for (const a of assignment) this.assigned.delete(`${a.topic}:${a.partition}`);
+        for (const a of assignment) {
+          this.assigned.delete(`${a.topic}:${a.partition}`);
+          // Nothing fetched from a revoked partition is handed over afterwards.
+          const code = this.codeOf.get(a.topic);
+          if (code !== undefined) this.queues.get(a.partition)?.delete(code);
+        }
         c.incrementalUnassign(assignment);
       } else {
         this.stats.lastError = err.message;
@@ -110,20 +135,83 @@ export class KafkaSource implements EventSource {
         setTimeout(() => this.loop(), 100);
         return;
       }
-      if (messages.length) {
-        const out: RawMessage[] = [];
-        for (const m of messages) {
-          const code = this.codeOf.get(m.topic);
-          if (code === undefined || !m.value) continue;
-          const done = this.resumeAfter[m.partition]?.[String(code)];
-          if (done !== undefined && m.offset <= done) continue;
-          out.push({ topic: code, partition: m.partition, offset: m.offset, value: m.value });
-        }
-        this.stats.consumed += messages.length;
-        if (out.length) this.handler!.onMessages(out);
+      for (const m of messages) {
+        const code = this.codeOf.get(m.topic);
+        if (code === undefined || !m.value) continue;
+        this.fetched.set(`${m.topic}:${m.partition}`, m.offset);
+        const done = this.resumeAfter[m.partition]?.[String(code)];
+        if (done !== undefined && m.offset <= done) continue;
+        this.queue(m.partition, code).push({ raw: { topic: code, partition: m.partition, offset: m.offset, value: m.value }, ts: m.timestamp ?? 0 });
+        this.emptySince.delete(`${m.topic}:${m.partition}`);
       }
+      this.stats.consumed += messages.length;
+      this.release();
       setImmediate(() => this.loop());
     });
+  }
+
+  private queue(partition: number, code: number): Queued[] {
+    let byTopic = this.queues.get(partition);
+    if (!byTopic) this.queues.set(partition, (byTopic = new Map()));
+    let q = byTopic.get(code);
+    if (!q) byTopic.set(code, (q = []));
+    return q;
+  }
+
+  /** True when nothing more of this topic partition is on the broker (as far as the client knows). */
+  private caughtUp(topic: string, partition: number): boolean {
+    try {
+      const w = this.client!.getWatermarkOffsets(topic, partition);
+      if (w.highOffset < 0) return false;
+      const last = this.fetched.get(`${topic}:${partition}`) ?? (this.resumeAfter[partition]?.[String(this.codeOf.get(topic))] ?? -1);
+      return last + 1 >= w.highOffset;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Hands over, per partition, the message with the smallest timestamp among its topics' heads,
+   * as long as every assigned topic of the partition has a message waiting, is caught up, or has
+   * kept the partition waiting longer than maxTaskIdleMs. Ties go to the lower topic code.
+   */
+  private release(): void {
+    if (this.paused || !this.handler) return;
+    const now = Date.now();
+    const maxIdle = this.opts.maxTaskIdleMs ?? 5000;
+    const out: RawMessage[] = [];
+    let waiting = false;
+    for (const [partition, byTopic] of this.queues) {
+      for (;;) {
+        let best: Queued[] | null = null;
+        let blocked = false;
+        for (const [topic, code] of this.codeOf) {
+          if (!this.assigned.has(`${topic}:${partition}`)) continue;
+          const q = byTopic.get(code);
+          if (q && q.length) {
+            if (!best || q[0].ts < best[0].ts) best = q;
+            continue;
+          }
+          const key = `${topic}:${partition}`;
+          if (this.caughtUp(topic, partition)) continue;
+          const since = this.emptySince.get(key) ?? now;
+          this.emptySince.set(key, since);
+          if (now - since < maxIdle) blocked = true;
+        }
+        if (!best || blocked) {
+          if (blocked && best) waiting = true;
+          break;
+        }
+        out.push(best.shift()!.raw);
+      }
+    }
+    if (out.length) this.handler.onMessages(out);
+    if (waiting && !this.idleTimer) {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = null;
+        this.release();
+      }, 50);
+    }
   }
 
   pause(): void {
@@ -133,6 +221,7 @@ export class KafkaSource implements EventSource {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    this.release();
     this.loop();
   }
 
@@ -162,6 +251,7 @@ export class KafkaSource implements EventSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     const c = this.consumer;
     this.consumer = null;
     if (c && c.isConnected()) {
