@@ -47,6 +47,9 @@ interface ShardChannel {
    */
   queue: Array<{ task: ShardTask; done: (res: unknown) => void; fail: (err: Error) => void }>;
   running: boolean;
+  /** Failures since the last durable commit: each waits longer before the shard reopens. */
+  failures: number;
+  lastFailure: Error | null;
 }
 
 export interface DispatcherEvents {
@@ -100,6 +103,8 @@ export class ShardDispatcher {
       lastActivity: Date.now(),
       queue: [],
       running: false,
+      failures: 0,
+      lastFailure: null,
     }));
   }
 
@@ -224,6 +229,8 @@ export class ShardDispatcher {
   }
 
   private onCommitted(ch: ShardChannel, c: CommitInfo): void {
+    ch.failures = 0;
+    ch.lastFailure = null;
     while (ch.retained.length && ch.retained[0].seq <= c.seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
     this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes);
   }
@@ -236,6 +243,8 @@ export class ShardDispatcher {
       return;
     }
     this.stats.failures++;
+    ch.failures++;
+    ch.lastFailure = err;
     ch.recovering = this.recover(ch).then(
       () => {
         ch.recovering = null;
@@ -253,6 +262,10 @@ export class ShardDispatcher {
 
   /** Reopen the shard from its last commit (new generation) and replay everything since. */
   private async recover(ch: ShardChannel): Promise<void> {
+    // A failure that repeats (a full disk or map fails every commit) must not become a busy
+    // crash loop: consumption stays paused (the shard is recovering) and each retry waits longer.
+    if (ch.failures > 1) await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** (ch.failures - 2))));
+    if (this.closed) throw new Error('dispatcher closed');
     let delay = 50;
     for (;;) {
       try {
@@ -347,7 +360,10 @@ export class ShardDispatcher {
     await Promise.all(this.pools.map((p) => p.destroy()));
   }
 
-  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number }> {
-    return this.channels.map((c) => ({ shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen }));
+  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; failures: number; lastFailure: string | null }> {
+    return this.channels.map((c) => ({
+      shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen,
+      recovering: c.recovering !== null, failures: c.failures, lastFailure: c.lastFailure ? `${(c.lastFailure as { code?: string }).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
+    }));
   }
 }

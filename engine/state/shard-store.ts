@@ -91,6 +91,22 @@ export class ShardStore {
     }
   }
 
+  /** Deletes closed sessions that ended before `cutoff`, and funnel hours before it (retention). */
+  deleteSessionsBefore(partition: number, cutoff: number): number {
+    const index = [...this.state.getKeys({ start: [partition, 'sessions', 'closedByEnd', 0], end: [partition, 'sessions', 'closedByEnd', cutoff] })] as StoreKey[];
+    const funnel = [...this.state.getKeys({ start: [partition, 'sessions', 'funnel', 0], end: [partition, 'sessions', 'funnel', cutoff] })] as StoreKey[];
+    if (index.length === 0 && funnel.length === 0) return 0;
+    this.env.transactionSync(() => {
+      for (const k of index) {
+        const [, , , , user, start] = k;
+        this.state.removeSync([partition, 'sessions', 'closed', user, start]);
+        this.state.removeSync(k);
+      }
+      for (const k of funnel) this.state.removeSync(k);
+    });
+    return index.length + funnel.length;
+  }
+
   /** Deletes a pipeline's windows that started before `cutoff` (retention). */
   deleteWindowsBefore(partition: number, pipeline: string, cutoff: number): number {
     let n = 0;

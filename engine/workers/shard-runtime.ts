@@ -22,7 +22,8 @@ export class ShardRuntime {
   private readonly jsonEncoder = new EventBatchEncoder(4096);
   private readonly scratch = new ScratchEvent();
   private lastCommit = Date.now();
-  private commitsSinceRetention = 0;
+  /** Per partition: the stream time at which retention last ran. */
+  private readonly retainedAt = new Map<number, number>();
   private readonly sinks: BatchSinks = { outputs: [], alerts: [], late: {}, unknownUsers: { n: 0 }, unknownCurrencies: { n: 0 } };
 
   constructor(
@@ -163,10 +164,7 @@ export class ShardRuntime {
     this.store.commit(writes, metas);
     for (const rt of this.partitions.values()) rt.committed();
     this.lastCommit = Date.now();
-    if (++this.commitsSinceRetention >= 30) {
-      this.commitsSinceRetention = 0;
-      this.applyRetention();
-    }
+    this.applyRetention();
     const offsets: Record<number, Record<string, number>> = {};
     const streamTimes: Record<number, number> = {};
     const counters: Record<number, PartitionCounters> = {};
@@ -178,12 +176,20 @@ export class ShardRuntime {
     return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: writes.length };
   }
 
-  /** Deletes windows older than the retention period of event time. */
+  /**
+   * Deletes windows, closed sessions and funnel hours older than the retention period of event
+   * time; runs for a partition whenever its stream time has moved a minute since the last run.
+   */
   private applyRetention(): void {
     for (const [p, rt] of this.partitions) {
       if (rt.streamTime <= 0) continue;
+      const last = this.retainedAt.get(p) ?? 0;
+      if (rt.streamTime - last < 60_000) continue;
+      this.retainedAt.set(p, rt.streamTime);
       const cutoff = rt.streamTime - this.config.retentionMs;
+      if (cutoff <= 0) continue;
       for (const name of WINDOWED_PIPELINES) this.store.deleteWindowsBefore(p, name, cutoff);
+      this.store.deleteSessionsBefore(p, cutoff);
     }
   }
 

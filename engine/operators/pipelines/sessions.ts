@@ -239,7 +239,11 @@ export class SessionsPipeline implements Pipeline {
       const list = this.open.get(user);
       write(['open', users.values[user]], list && list.length ? list.map((s) => this.encode(s)) : undefined);
     }
-    for (const [user, s] of this.closedToWrite) write(['closed', users.values[user], s.start], this.encode(s));
+    for (const [user, s] of this.closedToWrite) {
+      write(['closed', users.values[user], s.start], this.encode(s));
+      // Secondary index by end time, so retention deletes old sessions without a full scan.
+      write(['closedByEnd', s.end, users.values[user], s.start], 1);
+    }
     for (const hour of this.dirtyFunnel) write(['funnel', hour], this.funnel.get(hour));
   }
 
