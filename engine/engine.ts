@@ -58,6 +58,7 @@ export class Engine {
   private readonly workerHeap = new Map<number, number>();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
+  private readonly batchListeners = new Set<(ms: number) => void>();
   private globalTimer: NodeJS.Timeout | null = null;
   private ended: Promise<void>;
   private resolveEnded!: () => void;
@@ -146,6 +147,12 @@ export class Engine {
     return t;
   }
 
+  /** Called with the worker time of every processed slab (for latency histograms). */
+  onBatch(listener: (ms: number) => void): () => void {
+    this.batchListeners.add(listener);
+    return () => this.batchListeners.delete(listener);
+  }
+
   onDeltas(listener: DeltaListener): () => void {
     this.deltaListeners.add(listener);
     return () => this.deltaListeners.delete(listener);
@@ -166,6 +173,7 @@ export class Engine {
     m.unknownCurrencies += c.unknownCurrencies;
     m.outputs += r.outputs.length;
     if (r.processingMs) {
+      for (const l of this.batchListeners) l(r.processingMs);
       m.batchMs.push(r.processingMs);
       if (m.batchMs.length > 10_000) m.batchMs.splice(0, 5_000);
     }

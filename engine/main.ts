@@ -12,6 +12,7 @@ import { ensureTopics } from './kafka/topics.js';
 import { ReferenceLoader } from './kafka/reference-loader.js';
 import { KafkaSource } from './source/kafka.js';
 import { KafkaSink } from './sink/kafka-sink.js';
+import { DashboardServer } from '../server/server.js';
 import { MINUTE } from './operators/windows.js';
 
 const log = pino({ name: 'rta-engine' });
@@ -66,6 +67,9 @@ const program = new Command()
   .addOption(new Option('--commit-interval-ms <ms>', 'state commit interval').argParser(int('--commit-interval-ms')).default(1000).env('RTA_COMMIT_INTERVAL_MS'))
   .addOption(new Option('--grace-ms <ms>', 'window grace period').argParser(int('--grace-ms')).default(30_000).env('RTA_GRACE_MS'))
   .addOption(new Option('--webhook-url <url>', 'CRITICAL alert webhook').env('RTA_WEBHOOK_URL'))
+  .addOption(new Option('--host <host>', 'dashboard server address').default('127.0.0.1').env('RTA_HOST'))
+  .addOption(new Option('--port <port>', 'dashboard server port (0: any free port)').argParser(int('--port')).default(8080).env('RTA_PORT'))
+  .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
   .allowExcessArguments(false)
   .showHelpAfterError();
@@ -113,8 +117,10 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism() },
-    'engine started; the dashboard server (issue #4) is not built yet, so progress is logged here');
+  const server = await DashboardServer.start(engine, { host: o.host, port: o.port, tickMs: o.tickMs });
+  log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism(), url: server.url },
+    `engine started; dashboard API at ${server.url}/api/dashboard/health, live updates at ws://${o.host}:${server.port}/dashboard-ws, metrics at ${server.url}/metrics (the browser dashboard is issue #5)`);
+  console.error(`\n  Dashboard API: ${server.url}/api/dashboard/health\n  Live updates:  ws://${o.host}:${server.port}/dashboard-ws\n  Metrics:       ${server.url}/metrics\n`);
 
   let last = { t: performance.now(), events: 0 };
   const status = setInterval(() => {
@@ -138,7 +144,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     clearInterval(status);
-    log.info({ signal }, 'stopping: draining workers and committing');
+    log.info({ signal }, 'stopping: closing the server, draining workers and committing');
+    await server.close();
     const timer = setTimeout(() => {
       log.error('graceful stop took longer than 30 s; exiting');
       process.exit(1);

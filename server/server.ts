@@ -1,0 +1,407 @@
+import uWS from 'uWebSockets.js';
+import type { Engine } from '../engine/index.js';
+import { MINUTE } from '../engine/operators/windows.js';
+import { createMetrics } from './metrics.js';
+import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
+
+export interface DashboardServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Live updates are batched per tick. */
+  tickMs: number;
+  /** A client whose send buffer is past this gets no deltas until it drains, then a snapshot. */
+  maxBufferedBytes: number;
+  /** Heartbeat: connections silent this long (seconds) are closed (uWS idleTimeout, pings sent). */
+  idleTimeoutSec: number;
+}
+
+const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60 };
+
+interface Client {
+  id: number;
+  slow: boolean;
+  subscriptions: Set<string>;
+}
+
+type Json = Record<string, unknown> | unknown[];
+
+/**
+ * The dashboard server on uWebSockets.js: the REST query API under /api/dashboard, the live
+ * WebSocket /dashboard-ws (a snapshot on connect, then at most one delta message per tick),
+ * /metrics (Prometheus) and health endpoints. Every route answers synchronously from the query
+ * layer (LMDB reads) except the alert status changes, which register onAborted before awaiting.
+ */
+export class DashboardServer {
+  private listenSocket: uWS.us_listen_socket | null = null;
+  private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
+  private nextClientId = 1;
+  private dirty = new Set<string>();
+  private pendingAlerts: unknown[] = [];
+  private tickTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private readonly registry;
+  readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0 };
+  port = 0;
+  ready = false;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly opts: DashboardServerOptions,
+  ) {
+    this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
+  }
+
+  static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
+    const s = new DashboardServer(engine, { ...DEFAULTS, ...options });
+    await s.listen();
+    return s;
+  }
+
+  get url(): string {
+    return `http://${this.opts.host}:${this.port}`;
+  }
+
+  private listen(): Promise<void> {
+    const app = uWS.App();
+    const api = '/api/dashboard';
+    const q = (req: uWS.HttpRequest) => parseQuery(req.getQuery());
+    const range = (hours: number) => {
+      const to = this.engine.query.latestStreamTime() + 1;
+      return { from: to - hours * 3_600_000, to };
+    };
+    this.route(app, 'get', `${api}/metrics/active-users`, (req) => {
+      const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
+      const windows = this.engine.query.activeUsers(range(hours));
+      return { hours, windows, current: windows.at(-1) ?? null };
+    });
+    this.route(app, 'get', `${api}/metrics/revenue`, (req) => {
+      const p = q(req);
+      const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
+      const granularity = enumParam(p, 'granularity', ['minute', 'hour'] as const, 'minute')!;
+      const windows = this.engine.query.revenue(range(hours), granularity);
+      return { hours, granularity, currency: 'USD', windows };
+    });
+    this.route(app, 'get', `${api}/analytics/funnel`, (req) => {
+      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
+      return { hours, ...this.engine.query.funnel(range(hours)) };
+    });
+    this.route(app, 'get', `${api}/analytics/geo`, (req) => {
+      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
+      return { hours, countries: this.engine.query.geo(range(hours)) };
+    });
+    this.route(app, 'get', `${api}/analytics/performance`, (req) => {
+      const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
+      return { hours, unit: 'ms', pages: this.engine.query.performance(range(hours)), iot: this.engine.query.iot(range(hours)) };
+    });
+    this.route(app, 'get', `${api}/products/top`, (req) => {
+      const p = q(req);
+      const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
+      const limit = numberParam(p, 'limit', 10, 1, 1000, true);
+      return { hours, limit, products: this.engine.query.topProducts(range(hours), limit) };
+    });
+    this.route(app, 'get', `${api}/products/:id`, (req) => {
+      const id = idParam('id', req.getParameter(0) ?? '');
+      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
+      const stats = this.engine.query.products(range(hours)).get(id);
+      if (!stats) return notFound(`product ${id} has no activity in the last ${hours} h`);
+      return { productId: id, hours, ...stats };
+    });
+    this.route(app, 'get', `${api}/users/:id`, (req) => {
+      const id = idParam('id', req.getParameter(0) ?? '');
+      return this.engine.query.user(id);
+    });
+    this.route(app, 'get', `${api}/alerts`, (req) => {
+      const p = q(req);
+      const hours = numberParam(p, 'hours', 24, 0.01, 24 * 30);
+      const severity = enumParam(p, 'severity', ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const, undefined);
+      const limit = numberParam(p, 'limit', 100, 1, 10_000, true);
+      return { hours, ...this.engine.query.alerts({ since: range(hours).from, severity, limit }) };
+    });
+    for (const action of ['ack', 'resolve'] as const) {
+      this.asyncRoute(app, 'post', `${api}/alerts/:id/${action}`, (req) => {
+        const id = idParam('id', req.getParameter(0) ?? '');
+        return async () => {
+          if (!this.engine.query.alert(id)) return notFound(`alert ${id} does not exist`);
+          await this.engine.alertStore.setStatus(id, action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED');
+          return { alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED' };
+        };
+      });
+    }
+    this.route(app, 'get', `${api}/health`, () => this.health());
+    this.route(app, 'get', '/livez', () => ({ status: 'UP' }));
+    app.get('/readyz', (res) => {
+      const h = this.health();
+      const ok = this.ready && h.overallStatus !== 'DOWN';
+      res.cork(() => {
+        res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json');
+        if (!ok) res.writeHeader('retry-after', '5');
+        res.end(JSON.stringify({ ready: ok, overallStatus: h.overallStatus }));
+      });
+    });
+    app.get('/metrics', (res) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      this.registry.metrics().then((text: string) => {
+        if (aborted) return;
+        res.cork(() => res.writeHeader('content-type', this.registry.contentType).end(text));
+      }, () => {
+        if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end('{"error":"ERR_METRICS"}'));
+      });
+    });
+    app.ws<Client>('/dashboard-ws', {
+      compression: uWS.DEDICATED_COMPRESSOR_8KB,
+      maxPayloadLength: 16 * 1024,
+      maxBackpressure: 4 * 1024 * 1024,
+      idleTimeout: this.opts.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set() },
+          req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      },
+      open: (ws) => {
+        const c = ws.getUserData();
+        this.clients.set(ws, c);
+        this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+      },
+      message: (ws, message) => this.onClientMessage(ws, message),
+      drain: (ws) => {
+        const c = ws.getUserData();
+        if (c.slow && ws.getBufferedAmount() < this.opts.maxBufferedBytes / 2) {
+          c.slow = false;
+          this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+        }
+      },
+      close: (ws) => {
+        this.clients.delete(ws);
+      },
+    });
+    app.any('/*', (res, req) => {
+      const url = req.getUrl();
+      res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: 'ERR_NOT_FOUND', message: `no route for ${url}` })));
+    });
+    this.unsubscribe = this.engine.onDeltas((deltas, alerts) => {
+      for (const d of deltas) this.dirty.add(d.pipeline);
+      if (alerts.length) this.pendingAlerts.push(...alerts);
+    });
+    this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.tickTimer.unref();
+    return new Promise((resolve, reject) => {
+      app.listen(this.opts.host, this.opts.port, (sock) => {
+        if (!sock) {
+          reject(new Error(`cannot listen on ${this.opts.host}:${this.opts.port} (in use?)`));
+          return;
+        }
+        this.listenSocket = sock;
+        this.port = uWS.us_socket_local_port(sock);
+        this.ready = true;
+        resolve();
+      });
+    });
+  }
+
+  /** A synchronous JSON route: errors become 400 (ParamError) or 500 without a stack trace. */
+  private route(app: uWS.TemplatedApp, method: 'get' | 'post', pattern: string, handler: (req: uWS.HttpRequest) => Json | Reply) {
+    app[method](pattern, (res, req) => {
+      let out: Reply;
+      try {
+        const r = handler(req);
+        out = r instanceof Reply ? r : new Reply(200, r);
+      } catch (e) {
+        out = errorReply(e);
+      }
+      res.cork(() => writeReply(res, out));
+    });
+  }
+
+  /** An async route: parameters are read before the first await; onAborted is registered first. */
+  private asyncRoute(app: uWS.TemplatedApp, method: 'get' | 'post', pattern: string, handler: (req: uWS.HttpRequest) => () => Promise<Json | Reply>) {
+    app[method](pattern, (res, req) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      let run: () => Promise<Json | Reply>;
+      try {
+        run = handler(req);
+      } catch (e) {
+        const out = errorReply(e);
+        res.cork(() => writeReply(res, out));
+        return;
+      }
+      run().then(
+        (r) => !aborted && res.cork(() => writeReply(res, r instanceof Reply ? r : new Reply(200, r))),
+        (e) => !aborted && res.cork(() => writeReply(res, errorReply(e))),
+      );
+    });
+  }
+
+  health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; shards: unknown; freshness: unknown; notifications: unknown } {
+    const e = this.engine;
+    const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
+    const stores = e.query.availability();
+    const newest = e.query.latestStreamTime();
+    const ageMs = newest > 0 ? Date.now() - newest : null;
+    const notif = { enabled: e.notifier.enabled, ...e.notifier.stats };
+    const anyRecovering = shards.some((s) => s.recovering || s.failures > 0);
+    const storesDown = stores.filter((s) => !s.available).length;
+    const overallStatus = storesDown === stores.length ? 'DOWN' : anyRecovering || storesDown > 0 || (notif.enabled && notif.failed > 0) ? 'DEGRADED' : 'UP';
+    return {
+      overallStatus,
+      stream: { source: e.source.name, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
+      shards: shards.map((s, i) => ({ ...s, storeAvailable: stores[i]?.available ?? false })),
+      freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
+      notifications: notif,
+    };
+  }
+
+  /** The dashboard's tiles and recent series. */
+  snapshot(): Record<string, unknown> {
+    const q = this.engine.query;
+    const now = q.latestStreamTime() + 1;
+    const active = q.activeUsers({ from: now - 60 * MINUTE, to: now });
+    const revenue = q.revenue({ from: now - 60 * MINUTE, to: now });
+    const platforms = q.platformEvents({ from: now - 10 * MINUTE, to: now });
+    const errors = q.errorRate({ from: now - 10 * MINUTE, to: now });
+    const alerts = q.alerts({ limit: 20 });
+    const totals = this.engine.committedTotals();
+    return {
+      streamTime: now - 1,
+      tiles: {
+        activeUsersNow: active.at(-1)?.users ?? 0,
+        revenueUsdLast5Min: revenue.at(-1)?.usd ?? 0,
+        errorRate: errors.at(-1)?.rate ?? 0,
+        lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
+        deadLetters: totals.deadLetters,
+        slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
+      },
+      activeUsers: active,
+      revenue,
+      platformEvents: platforms,
+      alerts: { total: alerts.total, bySeverity: alerts.bySeverity, recent: alerts.alerts },
+    };
+  }
+
+  private tick(): void {
+    if (this.clients.size === 0) {
+      this.dirty.clear();
+      this.pendingAlerts = [];
+      return;
+    }
+    if (this.dirty.size === 0 && this.pendingAlerts.length === 0) return;
+    const changed = [...this.dirty];
+    this.dirty.clear();
+    const alerts = this.pendingAlerts.splice(0);
+    const snap = this.snapshot();
+    const delta = { type: 'DELTA', changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5), newAlerts: alerts };
+    const text = JSON.stringify(delta);
+    for (const [ws, c] of this.clients) {
+      if (c.slow) {
+        this.wsStats.skippedSlow++;
+        continue;
+      }
+      if (ws.getBufferedAmount() > this.opts.maxBufferedBytes) {
+        c.slow = true; // coalesce: no deltas until drained, then one fresh snapshot
+        this.wsStats.skippedSlow++;
+        continue;
+      }
+      this.sendText(ws, text);
+    }
+  }
+
+  private onClientMessage(ws: uWS.WebSocket<Client>, message: ArrayBuffer): void {
+    let req: { type?: unknown; requestId?: unknown; [k: string]: unknown };
+    try {
+      req = JSON.parse(Buffer.from(message).toString('utf8'));
+      if (req === null || typeof req !== 'object') throw new Error('not an object');
+    } catch {
+      this.send(ws, { type: 'ERROR', requestId: null, code: 'ERR_BAD_MESSAGE', message: 'messages must be JSON objects like {"type":"GET_USER_ANALYTICS","requestId":"1","userId":"user-1"}' });
+      return;
+    }
+    const requestId = typeof req.requestId === 'string' || typeof req.requestId === 'number' ? req.requestId : null;
+    const fail = (code: string, msg: string) => this.send(ws, { type: 'ERROR', requestId, code, message: msg });
+    try {
+      switch (req.type) {
+        case 'GET_USER_ANALYTICS': {
+          if (typeof req.userId !== 'string') return fail('ERR_BAD_PARAMETER', 'userId (string) is required');
+          return this.send(ws, { type: 'RESPONSE', requestId, data: this.engine.query.user(idParam('userId', req.userId)) });
+        }
+        case 'GET_REVENUE_BREAKDOWN': {
+          const hours = req.hours === undefined ? 1 : Number(req.hours);
+          if (!(hours > 0 && hours <= 168)) return fail('ERR_BAD_PARAMETER', 'hours must be a number in (0, 168]');
+          const to = this.engine.query.latestStreamTime() + 1;
+          return this.send(ws, { type: 'RESPONSE', requestId, data: this.engine.query.revenue({ from: to - hours * 3_600_000, to }, 'hour') });
+        }
+        case 'GET_ALERT_DETAILS': {
+          if (typeof req.alertId !== 'string') return fail('ERR_BAD_PARAMETER', 'alertId (string) is required');
+          const a = this.engine.query.alert(req.alertId);
+          return a ? this.send(ws, { type: 'RESPONSE', requestId, data: a }) : fail('ERR_NOT_FOUND', `alert ${req.alertId} does not exist`);
+        }
+        case 'SUBSCRIBE_METRIC':
+        case 'UNSUBSCRIBE_METRIC': {
+          if (typeof req.metric !== 'string' || !/^[\w.-]{1,64}$/.test(req.metric)) return fail('ERR_BAD_PARAMETER', 'metric (a name) is required');
+          const c = ws.getUserData();
+          if (req.type === 'SUBSCRIBE_METRIC') c.subscriptions.add(req.metric);
+          else c.subscriptions.delete(req.metric);
+          return this.send(ws, { type: 'RESPONSE', requestId, data: { subscriptions: [...c.subscriptions] } });
+        }
+        default:
+          return fail('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(req.type)}; expected GET_USER_ANALYTICS, GET_REVENUE_BREAKDOWN, GET_ALERT_DETAILS, SUBSCRIBE_METRIC or UNSUBSCRIBE_METRIC`);
+      }
+    } catch (e) {
+      return fail(e instanceof ParamError ? e.code : 'ERR_INTERNAL', e instanceof ParamError ? e.message : 'the request failed');
+    }
+  }
+
+  private send(ws: uWS.WebSocket<Client>, msg: Record<string, unknown>): void {
+    if (msg.type === 'SNAPSHOT') this.wsStats.snapshots++;
+    this.sendText(ws, JSON.stringify(msg));
+  }
+
+  private sendText(ws: uWS.WebSocket<Client>, text: string): void {
+    try {
+      ws.send(text, false, true);
+      this.wsStats.messages++;
+      this.wsStats.bytes += text.length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.unsubscribe?.();
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    for (const ws of [...this.clients.keys()]) {
+      try {
+        ws.end(1001, 'server shutting down');
+      } catch {
+        // already closed
+      }
+    }
+    this.clients.clear();
+  }
+}
+
+class Reply {
+  constructor(readonly status: number, readonly body: Json) {}
+}
+
+function notFound(message: string): Reply {
+  return new Reply(404, { error: 'ERR_NOT_FOUND', message });
+}
+
+function errorReply(e: unknown): Reply {
+  if (e instanceof ParamError) return new Reply(400, { error: e.code, parameter: e.parameter, message: e.message });
+  const code = (e as { code?: string }).code;
+  if (code === 'ERR_STORE_MISSING') return new Reply(503, { error: code, message: 'the state store is not ready yet' });
+  return new Reply(500, { error: 'ERR_INTERNAL', message: 'the request failed; see the server log' });
+}
+
+const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+
+function writeReply(res: uWS.HttpResponse, r: Reply): void {
+  res.writeStatus(STATUS[r.status] ?? String(r.status)).writeHeader('content-type', 'application/json');
+  if (r.status === 503) res.writeHeader('retry-after', '5');
+  res.end(JSON.stringify(r.body));
+}
