@@ -1,3 +1,4 @@
+import { EngineError } from '../errors.js';
 import Kafka from 'node-rdkafka';
 import { TOPIC_CODES } from '../workers/protocol.js';
 
@@ -11,16 +12,7 @@ export const REFERENCE_TOPICS = ['user-profiles', 'product-catalog'] as const;
 export const OUTPUT_TOPICS = ['dashboard-metrics', 'user-session-analytics', 'dashboard-alerts', 'high-priority-alerts', 'medium-priority-alerts', 'low-priority-alerts'] as const;
 export const DLQ_TOPIC = 'rta-engine-dlq';
 
-export class KafkaSetupError extends Error {
-  override readonly name = 'KafkaSetupError';
-  readonly code: string;
-  readonly retriable: boolean;
-  constructor(code: string, message: string, retriable: boolean, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.retriable = retriable;
-  }
-}
+export class KafkaSetupError extends EngineError {}
 
 export interface TopicSpec {
   name: string;

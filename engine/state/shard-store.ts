@@ -1,3 +1,4 @@
+import { EngineError } from '../errors.js';
 import path from 'node:path';
 import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
@@ -25,16 +26,7 @@ export interface PartitionCounters {
 
 export type StoreKey = (string | number)[];
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-  readonly code: string;
-  readonly retriable: boolean;
-  constructor(code: string, message: string, retriable: boolean, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.retriable = retriable;
-  }
-}
+export class StoreError extends EngineError {}
 
 export function shardPath(dataDir: string, shard: number): string {
   return path.join(dataDir, `shard-${shard}`);

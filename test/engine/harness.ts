@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Engine, EmbeddedSource, MemorySink, ReferenceStore, partitionOf, keyOf, EventGenerator, type EngineOptions, type GeneratorConfig } from '../../engine/index.js';
 import type { EventRecord } from '../../engine/codec/types.js';
+import { parseEngineConfig } from '../../engine/index.js';
+import { referenceModel } from './reference-model.js';
 
 export const TEST_GENERATOR: Partial<GeneratorConfig> = {
   seed: 7,
@@ -43,4 +45,20 @@ export async function runEmbedded(dataDir: string, gen: Partial<GeneratorConfig>
 
 export function partitioner(partitions: number) {
   return (e: EventRecord) => partitionOf(keyOf(e), partitions);
+}
+
+/**
+ * The reference model of `events` under the engine's default thresholds (and `graceMs`), for
+ * TEST_GENERATOR-like streams over `partitions` partitions.
+ */
+export function referenceFor(events: EventRecord[], opts: { partitions?: number; graceMs?: number; gen?: Partial<GeneratorConfig> } = {}) {
+  const partitions = opts.partitions ?? 8;
+  const gen = opts.gen ?? TEST_GENERATOR;
+  const cfg = parseEngineConfig({ partitions, ...(opts.graceMs !== undefined ? { graceMs: opts.graceMs } : {}) });
+  return referenceModel(events, {
+    partitions, partitionOf: partitioner(partitions), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
+    seed: gen.seed!, startTime: Date.UTC(2026, 0, 1), users: gen.users!, loginFailures: cfg.alerts.loginFailures,
+    maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
+    anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
+  });
 }

@@ -1,19 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig, type Engine } from '../../engine/index.js';
-import { referenceModel } from './reference-model.js';
-import { TEST_GENERATOR, generateEvents, partitioner, runEmbedded, tempDir } from './harness.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, runEmbedded, tempDir } from './harness.js';
 
 const N = 100_000;
 const PARTITIONS = 8;
 const cfg = parseEngineConfig({ partitions: PARTITIONS });
 const events = generateEvents(TEST_GENERATOR, N);
-const model = referenceModel(events, {
-  partitions: PARTITIONS, partitionOf: partitioner(PARTITIONS), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
-  seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!,
-  loginFailures: cfg.alerts.loginFailures, maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min,
-  iot: cfg.alerts.iot, anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
-});
+const model = referenceFor(events, { partitions: PARTITIONS });
 const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
 const close = (a: number, b: number) => Math.abs(a - b) <= 0.011 + Math.abs(b) * 1e-9;
 

@@ -3,17 +3,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Engine, EmbeddedSource, MemorySink, QueryLayer, ReferenceStore, AlertStore, parseEngineConfig } from '../../engine/index.js';
-import { referenceModel } from './reference-model.js';
-import { TEST_GENERATOR, generateEvents, partitioner, tempDir } from './harness.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, tempDir } from './harness.js';
 
 const N = 60_000;
-const cfg = parseEngineConfig({ partitions: 8 });
-const model = referenceModel(generateEvents(TEST_GENERATOR, N), {
-  partitions: 8, partitionOf: partitioner(8), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
-  seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!, loginFailures: cfg.alerts.loginFailures,
-  maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
-  anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
-});
+const model = referenceFor(generateEvents(TEST_GENERATOR, N));
 const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));

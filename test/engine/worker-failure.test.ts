@@ -1,8 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { Engine, EmbeddedSource, MemorySink, ReferenceStore, parseEngineConfig } from '../../engine/index.js';
-import { referenceModel } from './reference-model.js';
-import { TEST_GENERATOR, generateEvents, partitioner, tempDir } from './harness.js';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../../engine/index.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, tempDir } from './harness.js';
 
 const N = 60_000;
 const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
@@ -14,13 +13,7 @@ describe('a worker that throws or exits mid-run', () => {
     process.env.RTA_ENABLE_FAULTS = '1';
     const dir = tempDir('faults');
     dirs.push(dir);
-    const cfg = parseEngineConfig({ partitions: 8 });
-    const model = referenceModel(generateEvents(TEST_GENERATOR, N), {
-      partitions: 8, partitionOf: partitioner(8), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
-      seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!, loginFailures: cfg.alerts.loginFailures,
-      maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
-      anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
-    });
+    const model = referenceFor(generateEvents(TEST_GENERATOR, N));
     const source = new EmbeddedSource({ partitions: 8, rate: 25_000, totalEvents: N, generator: TEST_GENERATOR, eventsPerMessage: 200 });
     const ref = ReferenceStore.open(dir);
     await source.bootstrap(ref);

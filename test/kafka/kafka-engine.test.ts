@@ -1,14 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import Kafka from 'node-rdkafka';
-import { Engine, ReferenceStore, parseEngineConfig, type EventSource, type OffsetMap, type SourceHandler } from '../../engine/index.js';
+import { Engine, ReferenceStore, type EventSource, type OffsetMap, type SourceHandler } from '../../engine/index.js';
 import { ensureTopics } from '../../engine/kafka/topics.js';
 import { KafkaSource } from '../../engine/source/kafka.js';
 import { KafkaSink } from '../../engine/sink/kafka-sink.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
 import { EventGenerator } from '../../engine/source/generator.js';
-import { referenceModel } from '../engine/reference-model.js';
-import { TEST_GENERATOR, partitioner, tempDir } from '../engine/harness.js';
+import { TEST_GENERATOR, referenceFor, tempDir } from '../engine/harness.js';
 import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from './produce.js';
 
 const N = 30_000;
@@ -118,13 +117,7 @@ describe('the engine on a real Kafka broker', () => {
 
     run = await startEngine(dir, prefix, groupId);
     await until(() => run.engine.committedTotals().events === N && run.engine.committedTotals().deadLetters === 1, 90_000, 'all events');
-    const cfg = parseEngineConfig({ partitions: PARTITIONS, graceMs: GRACE });
-    const model = referenceModel(mergedEventOrder(prefix, messages, PARTITIONS), {
-      partitions: PARTITIONS, partitionOf: partitioner(PARTITIONS), graceMs: GRACE, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
-      seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!, loginFailures: cfg.alerts.loginFailures,
-      maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
-      anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
-    });
+    const model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: GRACE });
     const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
     const q = run.engine.query;
     // The second run counted only what the first had not committed.

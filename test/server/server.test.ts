@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import WebSocket from 'ws';
-import { Engine, EmbeddedSource, MemorySink, ReferenceStore, parseEngineConfig } from '../../engine/index.js';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../../engine/index.js';
 import { DashboardServer } from '../../server/server.js';
-import { referenceModel } from '../engine/reference-model.js';
-import { TEST_GENERATOR, generateEvents, partitioner, tempDir } from '../engine/harness.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, tempDir } from '../engine/harness.js';
 
 const N = 60_000;
 let engine: Engine;
@@ -63,13 +62,7 @@ describe('dashboard server', () => {
   }, 60_000);
 
   it('REST numbers equal the reference model', async () => {
-    const cfg = parseEngineConfig({ partitions: 8 });
-    const model = referenceModel(generateEvents(TEST_GENERATOR, N), {
-      partitions: 8, partitionOf: partitioner(8), graceMs: cfg.graceMs, sessionGapMs: cfg.sessionGapMs, fxToUsd: cfg.fxToUsd,
-      seed: TEST_GENERATOR.seed!, startTime: Date.UTC(2026, 0, 1), users: TEST_GENERATOR.users!, loginFailures: cfg.alerts.loginFailures,
-      maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
-      anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
-    });
+    const model = referenceFor(generateEvents(TEST_GENERATOR, N));
     const au = await get('/api/dashboard/metrics/active-users?hours=24');
     expect(au.status).toBe(200);
     expect(au.body.windows.map((w: { windowStart: number; users: number }) => ({ windowStart: w.windowStart, users: w.users }))).toEqual(model.activeUsers);
