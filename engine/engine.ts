@@ -64,6 +64,7 @@ export class Engine {
   private resolveEnded!: () => void;
   private rejectEnded!: (e: Error) => void;
   private stopping = false;
+  private sourcePaused = false;
   private readonly pendingAlertWrites = new Set<Promise<unknown>>();
   /** Per partition, the exactly-once counters of the last durable commit. */
   readonly committedCounters: Record<number, PartitionCounters> = {};
@@ -81,7 +82,9 @@ export class Engine {
     this.notifier = new WebhookNotifier(config.webhookUrl);
     this.query = new QueryLayer(config, this.alertStore);
     this.partitionActivity = new Array(config.partitions).fill(Date.now());
-    this.globalAlerts = new GlobalWindowAlerts(config, this.query, (p) => this.partitionActivity[p] ?? 0);
+    // While the engine is paused (backpressure, a recovering shard) partitions are not idle:
+    // their data is waiting, so they must keep holding global windows back.
+    this.globalAlerts = new GlobalWindowAlerts(config, this.query, (p) => (this.sourcePaused || this.dispatcher.channelInfo().some((c) => c.recovering || c.failed) ? Date.now() : this.partitionActivity[p] ?? 0));
     this.ended = new Promise((res, rej) => {
       this.resolveEnded = res;
       this.rejectEnded = rej;
@@ -95,8 +98,15 @@ export class Engine {
         this.onCommitted(offsets);
       },
       onBackpressure: (paused) => {
+        this.sourcePaused = paused;
         if (paused) this.source.pause();
         else if (!this.stopping) this.source.resume();
+      },
+      onUnplaceable: (m) => {
+        this.metrics.deadLetters++;
+        this.lastError = new Error(`partition ${m.partition} is outside the ${config.partitions} partitions this engine runs with: the topic grew after start; restart with --partitions matching the topics`);
+        this.sink.deadLetters([{ partition: m.partition, topic: m.topic, offset: m.offset, eventIndex: -1, code: 'ERR_PARTITION_UNKNOWN', reason: this.lastError.message, bytes: m.value }]);
+        if (this.dispatcher.unplaceable.length > 1000) this.dispatcher.unplaceable.splice(0, 500);
       },
       onShardFailure: (shard, err, recovered) => {
         this.metrics.shardFailures++;

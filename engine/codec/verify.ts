@@ -95,6 +95,7 @@ function specFor(name: string): TableSpec {
 }
 
 let generation = 0;
+let tableBudget = 0;
 
 export const EVENT_BATCH_SPEC = specFor('EventBatch');
 
@@ -152,6 +153,10 @@ export function verifyEventBatch(b: Uint8Array, start: number, length: number, l
   const end = start + length;
   viewOf(b);
   generation = (generation + 1) | 0;
+  // Every table visit costs budget. A table is at least 4 bytes, so an honest message visits at
+  // most length/4 of them; a crafted one that points many references at the same tables would
+  // otherwise make verification quadratic (like FlatBuffers' max_tables).
+  tableBudget = (length >>> 2) + 16;
   const root = start + u32(b, start);
   verifyTable(b, start, end, root, EVENT_BATCH_SPEC, 0, limits.maxDepth);
   return root;
@@ -181,6 +186,7 @@ interface VtableCache {
 }
 
 function verifyTable(b: Uint8Array, start: number, end: number, t: number, spec: TableSpec, depth: number, maxDepth: number): void {
+  if (--tableBudget < 0) throw new CodecError('ERR_CODEC_TOO_COMPLEX', 'malformed EventBatch: more table references than a message of this size can hold', t - start);
   if (depth > maxDepth) fail('ERR_CODEC_BAD_VTABLE', `tables nested deeper than ${maxDepth}`, t, start);
   if (t < start || t + 4 > end) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} table offset out of bounds`, t, start);
   const vt = t - i32(b, t);

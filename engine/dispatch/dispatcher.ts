@@ -50,13 +50,19 @@ interface ShardChannel {
   /** Failures since the last durable commit: each waits longer before the shard reopens. */
   failures: number;
   lastFailure: Error | null;
+  /** Gave up: the same batch failed for a non-retriable reason too many times. */
+  failed: boolean;
 }
+
+const MAX_NON_RETRIABLE_FAILURES = 3;
 
 export interface DispatcherEvents {
   onResult(result: ShardResult): void;
   onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>): void;
   onBackpressure(paused: boolean): void;
   onShardFailure(shard: number, err: Error, recovered: boolean): void;
+  /** A message whose partition is outside the configured partitions (topic grew after start). */
+  onUnplaceable(message: RawMessage): void;
 }
 
 /**
@@ -105,6 +111,7 @@ export class ShardDispatcher {
       running: false,
       failures: 0,
       lastFailure: null,
+      failed: false,
     }));
   }
 
@@ -131,8 +138,16 @@ export class ShardDispatcher {
     return res.restored;
   }
 
+  /** Messages of partitions this engine was not configured for (they cannot be placed). */
+  readonly unplaceable: RawMessage[] = [];
+
   push(messages: RawMessage[]): void {
     for (const m of messages) {
+      if (!(m.partition >= 0 && m.partition < this.config.partitions)) {
+        this.unplaceable.push(m);
+        this.events.onUnplaceable(m);
+        continue;
+      }
       const ch = this.channels[this.shardOf(m.partition)];
       let b = ch.builder;
       const len = m.value.length;
@@ -236,15 +251,28 @@ export class ShardDispatcher {
   }
 
   private onFailure(ch: ShardChannel, gen: number, err: Error): void {
-    if (gen !== ch.gen || this.closed) {
-      // A task of an older generation, refused or failed after its shard was reopened: expected.
+    if (gen !== ch.gen || this.closed || ch.recovering || ch.failed) {
+      // A task of an older generation (refused, or failed after its shard was reopened), or a
+      // failure while a recovery is already under way: that recovery replays everything.
       this.updateBackpressure();
       this.checkIdle();
       return;
     }
+    // Invalidate every task of this generation at once: the replays queued behind the failed
+    // batch must not start recoveries of their own.
+    ch.gen++;
     this.stats.failures++;
     ch.failures++;
     ch.lastFailure = err;
+    const retriable = (err as { retriable?: boolean }).retriable === true || (err as { code?: string }).code === 'ERR_SHARD_STALE';
+    if (!retriable && ch.failures > MAX_NON_RETRIABLE_FAILURES) {
+      // The same batch keeps failing for a reason a retry will not fix: stop, keep the source
+      // paused (nothing is committed past this point), and say so in health.
+      ch.failed = true;
+      this.events.onShardFailure(ch.shard, err, false);
+      this.updateBackpressure();
+      return;
+    }
     ch.recovering = this.recover(ch).then(
       () => {
         ch.recovering = null;
@@ -264,7 +292,7 @@ export class ShardDispatcher {
   private async recover(ch: ShardChannel): Promise<void> {
     // A failure that repeats (a full disk or map fails every commit) must not become a busy
     // crash loop: consumption stays paused (the shard is recovering) and each retry waits longer.
-    if (ch.failures > 1) await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** (ch.failures - 2))));
+    if (ch.failures > 1) await this.sleep(Math.min(30_000, 100 * 2 ** (ch.failures - 2)));
     if (this.closed) throw new Error('dispatcher closed');
     let delay = 50;
     for (;;) {
@@ -273,7 +301,7 @@ export class ShardDispatcher {
         break;
       } catch (e) {
         if (this.closed) throw e;
-        await new Promise((r) => setTimeout(r, delay));
+        await this.sleep(delay);
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -281,9 +309,13 @@ export class ShardDispatcher {
     for (const sent of ch.retained) this.send(ch, sent);
   }
 
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms).unref());
+  }
+
   private updateBackpressure(): void {
     let over = false;
-    for (const ch of this.channels) if (ch.inFlight >= this.config.maxInFlightPerShard || ch.recovering) over = true;
+    for (const ch of this.channels) if (ch.inFlight >= this.config.maxInFlightPerShard || ch.recovering || ch.failed) over = true;
     if (over !== this.paused) {
       this.paused = over;
       this.events.onBackpressure(over);
@@ -318,7 +350,7 @@ export class ShardDispatcher {
   }
 
   get busy(): boolean {
-    return this.channels.some((ch) => ch.inFlight > 0 || ch.recovering !== null || (ch.builder?.index.length ?? 0) > 0);
+    return this.channels.some((ch) => !ch.failed && (ch.inFlight > 0 || ch.recovering !== null || (ch.builder?.index.length ?? 0) > 0));
   }
 
   private checkIdle(): void {
@@ -337,9 +369,9 @@ export class ShardDispatcher {
   async drain(): Promise<void> {
     for (;;) {
       await this.idle();
-      await Promise.all(this.channels.map((ch) => this.commitShard(ch)));
+      await Promise.all(this.channels.filter((ch) => !ch.failed).map((ch) => this.commitShard(ch)));
       await this.idle();
-      if (this.channels.every((ch) => ch.retained.length === 0)) return;
+      if (this.channels.every((ch) => ch.retained.length === 0 || ch.failed)) return;
     }
   }
 
@@ -360,10 +392,10 @@ export class ShardDispatcher {
     await Promise.all(this.pools.map((p) => p.destroy()));
   }
 
-  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; failures: number; lastFailure: string | null }> {
+  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; failed: boolean; failures: number; lastFailure: string | null }> {
     return this.channels.map((c) => ({
       shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen,
-      recovering: c.recovering !== null, failures: c.failures, lastFailure: c.lastFailure ? `${(c.lastFailure as { code?: string }).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
+      recovering: c.recovering !== null, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure ? `${(c.lastFailure as { code?: string }).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
     }));
   }
 }

@@ -18,6 +18,9 @@ export interface KafkaSourceOptions {
   maxTaskIdleMs?: number;
 }
 
+/** librdkafka's RD_KAFKA_OFFSET_BEGINNING. */
+const OFFSET_BEGINNING = -2;
+
 interface Queued {
   raw: RawMessage;
   ts: number;
@@ -105,7 +108,14 @@ export class KafkaSource implements EventSource {
         const withOffsets = assignment.map((a) => {
           const done = this.resumeAfter[a.partition]?.[String(this.codeOf.get(a.topic))];
           this.assigned.add(`${a.topic}:${a.partition}`);
-          return done === undefined ? { topic: a.topic, partition: a.partition } : { topic: a.topic, partition: a.partition, offset: done + 1 };
+          // Forget anything fetched before (a partition can come back after a revoke).
+          const code = this.codeOf.get(a.topic);
+          if (code !== undefined) this.queues.get(a.partition)?.delete(code);
+          this.fetched.delete(`${a.topic}:${a.partition}`);
+          this.emptySince.delete(`${a.topic}:${a.partition}`);
+          // No offset in the state (new or rebuilt shard): replay from the beginning, not from the
+          // group's committed offset, so a rebuilt shard gets its whole history back.
+          return { topic: a.topic, partition: a.partition, offset: done === undefined ? OFFSET_BEGINNING : done + 1 };
         });
         c.incrementalAssign(withOffsets);
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
@@ -138,6 +148,8 @@ export class KafkaSource implements EventSource {
       for (const m of messages) {
         const code = this.codeOf.get(m.topic);
         if (code === undefined || !m.value) continue;
+        // A consume call in flight during a revoke can still return the revoked partition's messages.
+        if (!this.assigned.has(`${m.topic}:${m.partition}`)) continue;
         this.fetched.set(`${m.topic}:${m.partition}`, m.offset);
         const done = this.resumeAfter[m.partition]?.[String(code)];
         if (done !== undefined && m.offset <= done) continue;

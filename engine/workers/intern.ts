@@ -13,7 +13,7 @@ export class InternTable {
   private mask: number;
   private readonly bytes: Uint8Array[] = [];
   readonly values: string[] = [];
-  private readonly decoder = new TextDecoder();
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(initialCapacity = 1024) {
     let cap = 16;
@@ -27,7 +27,11 @@ export class InternTable {
     return this.values.length;
   }
 
-  /** Id of the bytes [pos, pos+len) of `src` with hash `hash` (computed by the reader). */
+  /**
+   * Id of the bytes [pos, pos+len) of `src` with hash `hash` (computed by the reader), or -1 when
+   * the bytes are not valid UTF-8 (two different invalid byte strings would decode to the same
+   * text and share a stored key).
+   */
   intern(src: Uint8Array, pos: number, len: number, hash: number): number {
     const keys = this.keys;
     const hashes = this.hashes;
@@ -52,8 +56,14 @@ export class InternTable {
     }
     const id = this.values.length;
     const copy = src.slice(pos, pos + len);
+    let text: string;
+    try {
+      text = this.decoder.decode(copy);
+    } catch {
+      return -1;
+    }
     this.bytes.push(copy);
-    this.values.push(this.decoder.decode(copy));
+    this.values.push(text);
     keys[slot] = id + 1;
     hashes[slot] = hash | 0;
     if (this.values.length * 2 > this.mask) this.grow();

@@ -29,6 +29,7 @@ const W = Slots.WebEventSlot, M = Slots.MobileEventSlot, T = Slots.TransactionEv
 const I = Slots.IotSensorEventSlot, U = Slots.UserActionEventSlot;
 const PRODUCT_PREFIX = new TextEncoder().encode('/product/');
 
+/** Symbol of a string field; EMPTY when absent, -1 when not valid UTF-8. */
 function sym(r: EventBatchReader, v: Vocabulary, slot: number): number {
   return r.str(slot) ? v.symbols.intern(r.bytes, r.strPos, r.strLen, r.strHash()) : v.EMPTY;
 }
@@ -44,6 +45,7 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
   if (!Number.isFinite(e.ts) || e.ts <= 0) return 'timestamp missing or not a positive number';
   if (r.userId() && r.strLen > 0) {
     e.user = v.users.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+    if (e.user < 0) return 'userId is not valid UTF-8';
   } else {
     e.user = -1;
     if (kind !== EventKind.IOT) return 'userId missing';
@@ -101,6 +103,9 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
     default:
       return `unknown event kind ${kind}`;
   }
+  if (e.platform < 0 || e.currency < 0 || e.page < 0 || e.location < 0) return 'a text field is not valid UTF-8';
+  if (e.product === -1 && kind !== EventKind.IOT && kind !== EventKind.USER_ACTION && r.productId() && r.strLen > 0) return 'productId is not valid UTF-8';
+  if (kind === EventKind.IOT && e.device < 0) return 'deviceId is not valid UTF-8';
   return null;
 }
 

@@ -59,14 +59,14 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
       const rt = current(task.shard, task.gen);
       if (task.fault && process.env.RTA_ENABLE_FAULTS === '1') {
         if (task.fault === 'exit') process.exit(1);
-        shards.delete(task.shard);
+        discard(task.shard, rt);
         throw new Error(`injected fault in shard ${task.shard} batch ${task.seq}`);
       }
       try {
         return rt.processBatch(task);
       } catch (err) {
         // The batch may be half applied: drop this shard's memory; the dispatcher reopens it.
-        shards.delete(task.shard);
+        discard(task.shard, rt);
         throw err;
       }
     }
@@ -76,7 +76,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
         const committed = rt.commit(task.seq);
         return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCountersLite(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
       } catch (err) {
-        shards.delete(task.shard);
+        discard(task.shard, rt);
         throw err;
       }
     }
@@ -89,6 +89,12 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
       return null;
     }
   }
+}
+
+/** Forgets a failed shard's memory and closes its store handle (the next open starts clean). */
+function discard(shard: number, rt: ShardRuntime): void {
+  shards.delete(shard);
+  rt.close().catch(() => undefined);
 }
 
 function current(shard: number, gen: number): ShardRuntime {

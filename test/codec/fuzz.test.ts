@@ -95,3 +95,30 @@ describe('verifier fuzz: mutated and truncated messages decode or give CodecErro
     expect(() => r2.reset(new TextEncoder().encode('{"userId":"u"}'), 0, 14)).toThrowError(/identifier/);
   });
 });
+
+describe('regression: verification cost is linear in the message size', () => {
+  it('a message whose references all point at the same tables is rejected quickly (not n*m work)', async () => {
+    const flatbuffers = await import('flatbuffers');
+    const { EventBatch, EventBody, KeyValue, WebEvent } = await import('../../engine/codec/generated/rta/wire.js');
+    const b = new flatbuffers.Builder(1024);
+    const kv = KeyValue.createKeyValue(b, b.createString('k'), b.createString('v'));
+    const m = 20_000;
+    b.startVector(4, m, 4);
+    for (let i = 0; i < m; i++) b.addOffset(kv);
+    const cd = b.endVector();
+    const uid = b.createString('user-1');
+    WebEvent.startWebEvent(b);
+    WebEvent.addUserId(b, uid);
+    WebEvent.addTimestamp(b, 1);
+    WebEvent.addCustomData(b, cd);
+    const ev = WebEvent.endWebEvent(b);
+    const n = 20_000;
+    const types = EventBatch.createEventsTypeVector(b, new Array(n).fill(EventBody.WebEvent));
+    const evs = EventBatch.createEventsVector(b, new Array(n).fill(ev));
+    b.finish(EventBatch.createEventBatch(b, types, evs), 'RTA1');
+    const bytes = b.asUint8Array();
+    const t0 = performance.now();
+    expect(() => new EventBatchReader().reset(bytes, 0, bytes.length)).toThrowError(/more table references/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+});

@@ -38,7 +38,14 @@ describe('bad input goes to the dead-letter sink with a reason, and loses nothin
       // a batch with one bad event (no user) and one far in the future: 1 good event counted
       [encodeEventBatch([web(4, { userId: '' }), web(5, { timestamp: Date.now() + 10 * 86_400_000 }), web(6)]), 1],
     ];
+    // A user id that is not valid UTF-8 (regression: two such ids decoded to the same text).
+    const bad = encodeEventBatch([web(7, { userId: 'user-Z' })]);
+    const at = Buffer.from(bad).indexOf('user-Z');
+    bad[at + 5] = 0xff;
+    msgs.push([bad, 0]);
     const raw: RawMessage[] = msgs.map(([value], i) => ({ topic: 1, partition: 0, offset: i, value }));
+    // A partition the engine was not configured for (the topic grew after start).
+    raw.push({ topic: 1, partition: 5, offset: 0, value: good });
     const ref = ReferenceStore.open(dir);
     await new EmbeddedSource({ partitions: 1, generator: { users: 10 } }).bootstrap(ref);
     await ref.close();
@@ -47,21 +54,22 @@ describe('bad input goes to the dead-letter sink with a reason, and loses nothin
     await engine.finished();
     try {
       expect(engine.metrics.events).toBe(msgs.reduce((n, [, k]) => n + k, 0));
-      const codes = sink.dead.map((d) => d.code);
+      const codes = sink.dead.filter((d) => d.partition === 0).map((d) => d.code);
       expect(codes).toEqual([
         'ERR_CODEC_OUT_OF_BOUNDS', expect.stringMatching(/^ERR_CODEC_/), 'ERR_CODEC_UNKNOWN_FORMAT', 'ERR_CODEC_UNKNOWN_FORMAT', 'ERR_CODEC_TOO_LARGE',
-        'ERR_CODEC_JSON_SHAPE', 'ERR_EVENT_INVALID', 'ERR_EVENT_INVALID',
+        'ERR_CODEC_JSON_SHAPE', 'ERR_EVENT_INVALID', 'ERR_EVENT_INVALID', 'ERR_EVENT_INVALID',
       ]);
-      expect(sink.dead.length).toBe(8);
-      for (const d of sink.dead) {
-        expect(d.reason.length).toBeGreaterThan(5);
-        expect(d.partition).toBe(0);
-      }
+      expect(sink.dead.length).toBe(10);
+      for (const d of sink.dead) expect(d.reason.length).toBeGreaterThan(5);
+      expect(sink.dead.find((d) => d.offset === 9)!.reason).toBe('userId is not valid UTF-8');
+      const unknown = sink.dead.filter((d) => d.partition === 5);
+      expect(unknown.map((d) => d.code)).toEqual(['ERR_PARTITION_UNKNOWN']);
+      expect(unknown[0].reason).toMatch(/partition 5 is outside/);
       // whole-message rejects carry the original bytes
-      expect(Buffer.from(sink.dead[0].bytes).equals(Buffer.from(truncated))).toBe(true);
+      expect(Buffer.from(sink.dead.filter((d) => d.partition === 0)[0].bytes).equals(Buffer.from(truncated))).toBe(true);
       expect(sink.dead.find((d) => d.offset === 6)!.reason).toMatch(/"timestamp"/);
       expect(sink.dead.filter((d) => d.offset === 8).map((d) => d.reason)).toEqual(['userId missing', expect.stringMatching(/in the future/)]);
-      expect(engine.committedTotals().deadLetters).toBe(8);
+      expect(engine.committedTotals().deadLetters).toBe(9); // the unplaceable message has no state to commit into
     } finally {
       await engine.stop();
     }

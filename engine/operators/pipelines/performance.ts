@@ -4,6 +4,8 @@ import type { ScratchEvent } from '../../workers/scratch.js';
 import { WindowedPipeline, type PipelineContext } from '../api.js';
 import { MINUTE, tumblingStart } from '../windows.js';
 
+const PAGE_SPAN = 2 ** 21;
+
 /** Histograms record 1 ms .. 1 hour at 3 significant digits; mergeable across partitions. */
 export function newLatencyHistogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3, bitBucketSize: 32, useWebAssembly: false });
@@ -18,10 +20,12 @@ export class PerformancePipeline extends WindowedPipeline<hdr.Histogram> {
   constructor(ctx: PipelineContext) {
     super('performance', ctx, MINUTE, {
       create: newLatencyHistogram,
-      keyToString: (k) => `${ctx.vocab.sym(k >>> 16)}|${ctx.vocab.sym(k & 0xffff)}`,
+      // key = platform * 2^21 + page: both symbol ids fit (the table is bounded well below 2^21),
+      // and the same formula is used live and on restore.
+      keyToString: (k) => `${ctx.vocab.sym(Math.floor(k / PAGE_SPAN))}|${ctx.vocab.sym(k % PAGE_SPAN)}`,
       keyFromString: (s) => {
         const [p, page] = s.split('|');
-        return (ctx.vocab.symOf(p) << 16) | ctx.vocab.symOf(page);
+        return ctx.vocab.symOf(p) * PAGE_SPAN + ctx.vocab.symOf(page);
       },
       encode: (h) => hdr.encodeIntoCompressedBase64(h),
       decode: (x) => hdr.decodeFromCompressedBase64(x as string, 32, false) as hdr.Histogram,
@@ -30,7 +34,7 @@ export class PerformancePipeline extends WindowedPipeline<hdr.Histogram> {
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if ((e.kind !== EventKind.WEB && e.kind !== EventKind.MOBILE) || !(e.loadTimeMs >= 0)) return;
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), (e.platform << 16) | (e.page & 0xffff), streamTime);
+    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.platform * PAGE_SPAN + e.page, streamTime);
     if (entry) entry.value.recordValue(Math.max(1, Math.min(3_600_000, Math.round(e.loadTimeMs))));
   }
 }
