@@ -32,6 +32,12 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   g('rta_engine_alerts_total', 'Alerts raised (including re-evaluations)', [], function () {
     this.set(engine.metrics.alerts);
   });
+  g('rta_engine_output_records_failed_total', 'Output records whose delivery failed after every retry', [], function () {
+    this.set(engine.sink.stats?.failed ?? 0);
+  });
+  g('rta_engine_output_records_delivered_total', 'Output records delivered (Kafka)', [], function () {
+    this.set(engine.sink.stats?.delivered ?? 0);
+  });
   g('rta_engine_commits_total', 'Durable state commits', [], function () {
     this.set(engine.metrics.commits);
   });

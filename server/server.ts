@@ -234,19 +234,24 @@ export class DashboardServer {
     });
   }
 
-  health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; shards: unknown; freshness: unknown; notifications: unknown } {
+  health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown } {
     const e = this.engine;
-    const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
+    const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
     const stores = e.query.availability();
     const newest = e.query.latestStreamTime();
     const ageMs = newest > 0 ? Date.now() - newest : null;
     const notif = { enabled: e.notifier.enabled, ...e.notifier.stats };
     const anyRecovering = shards.some((s) => s.recovering || s.failures > 0);
+    const outputs = e.sink.stats ?? null;
+    const sourceStats = e.source.stats ?? null;
     const storesDown = stores.filter((s) => !s.available).length;
-    const overallStatus = storesDown === stores.length ? 'DOWN' : anyRecovering || storesDown > 0 || (notif.enabled && notif.failed > 0) ? 'DEGRADED' : 'UP';
+    const anyFailed = shards.some((s) => (s as { failed?: boolean }).failed);
+    const overallStatus = storesDown === stores.length || anyFailed ? 'DOWN'
+      : anyRecovering || storesDown > 0 || (notif.enabled && notif.failed > 0) || (outputs?.failed ?? 0) > 0 ? 'DEGRADED' : 'UP';
     return {
       overallStatus,
-      stream: { source: e.source.name, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
+      stream: { source: e.source.name, sourceStats, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
+      outputs,
       shards: shards.map((s, i) => ({ ...s, storeAvailable: stores[i]?.available ?? false })),
       freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
       notifications: notif,

@@ -9,6 +9,8 @@ import type { DeadLetter } from '../workers/protocol.js';
  * embedded mode keeps them in memory.
  */
 export interface OutputSink {
+  /** Delivery counters, when the sink delivers somewhere (Kafka): failures are surfaced in health. */
+  readonly stats?: { produced: number; delivered: number; retried: number; failed: number; lastError: string };
   outputs(records: OutputRecord[]): void;
   alerts(alerts: Alert[]): void;
   deadLetters(letters: DeadLetter[]): void;

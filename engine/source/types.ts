@@ -22,6 +22,8 @@ export interface SourceHandler {
 
 export interface EventSource {
   readonly name: string;
+  /** Source-specific counters (Kafka: consumed, commits, commit errors, rebalances). */
+  readonly stats?: Record<string, number | string>;
   /** Starts delivering after the given offsets (state already counted them). */
   start(handler: SourceHandler, resumeAfter: OffsetMap): Promise<void>;
   /** Backpressure: stop delivering until resume(). */
