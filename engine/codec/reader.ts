@@ -36,8 +36,12 @@ export class EventBatchReader {
   private types = 0;
   /** Current event's kind (EventKind code, 1..5) after `select`. */
   kind = 0;
-  /** Current event's per-key sequence number (0 = not stamped). */
-  seq = 0;
+  /** Current event's per-key sequence number (0 = not stamped); read on demand. */
+  get seq(): number {
+    if (this.kind === 0) return 0;
+    const at = this.field(SEQ_SLOT[this.kind]);
+    return at === 0 ? 0 : this.view.getUint32(at, true);
+  }
   private t = 0; // body table position
   private vt = 0; // body vtable position
   private vtLen = 0;
@@ -79,16 +83,11 @@ export class EventBatchReader {
     const p = this.vec + 4 + 4 * i;
     const kind = this.bytes[this.types + i];
     this.kind = kind;
-    if (kind === 0) {
-      this.seq = 0;
-      return 0;
-    }
+    if (kind === 0) return 0;
     const t = p + this.u32(p);
     this.t = t;
     this.vt = t - this.view.getInt32(t, true);
     this.vtLen = this.view.getUint16(this.vt, true);
-    const seqAt = this.field(SEQ_SLOT[kind]);
-    this.seq = seqAt === 0 ? 0 : this.view.getUint32(seqAt, true);
     return kind;
   }
 

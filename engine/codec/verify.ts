@@ -213,8 +213,9 @@ function verifyTable(b: Uint8Array, start: number, end: number, t: number, spec:
       case K_STRING: {
         if (target + 4 > end) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} string offset out of bounds`, fp, start);
         const n = u32(b, target);
+        // Strings are read by length, never by terminator, so the terminator byte is not checked
+        // (one memory access less per string); its place must still lie inside the message.
         if (target + 4 + n + 1 > end) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} string of ${n} bytes overruns the message`, target, start);
-        if (b[target + 4 + n] !== 0) fail('ERR_CODEC_OUT_OF_BOUNDS', `${spec.name} string is not null-terminated`, target, start);
         break;
       }
       case K_SCALAR_VECTOR1: {

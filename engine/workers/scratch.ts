@@ -8,7 +8,6 @@ import type { Vocabulary } from './symbols.js';
 export class ScratchEvent {
   kind = 0;
   ts = 0;
-  seq = 0;
   user = -1;
   /** Unified action: web/mobile/user action, transaction type, sensor type. */
   action = 0;
@@ -40,7 +39,6 @@ function sym(r: EventBatchReader, v: Vocabulary, slot: number): number {
  */
 export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, kind: number): string | null {
   e.kind = kind;
-  e.seq = r.seq;
   e.ts = r.timestamp();
   if (!Number.isFinite(e.ts) || e.ts <= 0) return 'timestamp missing or not a positive number';
   if (r.userId() && r.strLen > 0) {
