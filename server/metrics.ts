@@ -38,6 +38,10 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   g('rta_engine_output_records_delivered_total', 'Output records delivered (Kafka)', [], function () {
     this.set(engine.sink.stats?.delivered ?? 0);
   });
+  g('rta_engine_consumer_lag_messages', 'Kafka messages on the broker not yet processed (assigned partitions)', [], function () {
+    const lag = (engine.source as { lag?: () => number }).lag;
+    this.set(typeof lag === 'function' ? lag.call(engine.source) : 0);
+  });
   g('rta_engine_commits_total', 'Durable state commits', [], function () {
     this.set(engine.metrics.commits);
   });

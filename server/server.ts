@@ -243,6 +243,8 @@ export class DashboardServer {
     const notif = { enabled: e.notifier.enabled, ...e.notifier.stats };
     const anyRecovering = shards.some((s) => s.recovering || s.failures > 0);
     const outputs = e.sink.stats ?? null;
+    const lagFn = (e.source as { lag?: () => number }).lag;
+    const consumerLag = typeof lagFn === 'function' ? lagFn.call(e.source) : null;
     const sourceStats = e.source.stats ?? null;
     const storesDown = stores.filter((s) => !s.available).length;
     const anyFailed = shards.some((s) => (s as { failed?: boolean }).failed);
@@ -253,7 +255,7 @@ export class DashboardServer {
       stream: { source: e.source.name, sourceStats, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
       outputs,
       shards: shards.map((s, i) => ({ ...s, storeAvailable: stores[i]?.available ?? false })),
-      freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
+      freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, consumerLagMessages: consumerLag, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
       notifications: notif,
     };
   }

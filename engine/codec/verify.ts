@@ -152,7 +152,7 @@ export function verifyEventBatch(b: Uint8Array, start: number, length: number, l
   }
   const end = start + length;
   viewOf(b);
-  generation = (generation + 1) | 0;
+  generation++; // a double: never wraps in practice (2^53 messages)
   // Every table visit costs budget. A table is at least 4 bytes, so an honest message visits at
   // most length/4 of them; a crafted one that points many references at the same tables would
   // otherwise make verification quadratic (like FlatBuffers' max_tables).

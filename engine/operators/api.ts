@@ -30,6 +30,8 @@ export interface PipelineContext {
   output(record: OutputRecord): void;
   alert(alert: Alert): void;
   late(pipeline: string): void;
+  /** Reads this partition's committed state (key relative to [partition, pipeline]); cold paths only. */
+  read(pipeline: string, key: StateKey): unknown;
 }
 
 export type StateKey = (string | number)[];

@@ -53,7 +53,7 @@ export class KafkaSource implements EventSource {
   private readonly emptySince = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
-  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, lastError: '' };
+  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, lastError: '', lag: 0 };
   /** Partitions currently assigned, as "topic:partition". */
   readonly assigned = new Set<string>();
   /** Latest offsets handed to commit, re-committed synchronously on stop. */
@@ -224,6 +224,33 @@ export class KafkaSource implements EventSource {
         this.release();
       }, 50);
     }
+  }
+
+  /**
+   * Messages on the broker not yet handed to the engine, over the assigned partitions, from the
+   * client's cached high watermarks (no request). Updated on each call (health, metrics).
+   */
+  lag(): number {
+    const c = this.client;
+    if (!c) return 0;
+    let lag = 0;
+    for (const key of this.assigned) {
+      const i = key.lastIndexOf(':');
+      const topic = key.slice(0, i);
+      const partition = Number(key.slice(i + 1));
+      try {
+        const w = c.getWatermarkOffsets(topic, partition);
+        if (w.highOffset < 0) continue;
+        const code = this.codeOf.get(topic)!;
+        const queued = this.queues.get(partition)?.get(code)?.length ?? 0;
+        const last = this.fetched.get(key) ?? this.resumeAfter[partition]?.[String(code)] ?? -1;
+        lag += Math.max(0, w.highOffset - (last + 1)) + queued;
+      } catch {
+        // disconnected: no figure
+      }
+    }
+    this.stats.lag = lag;
+    return lag;
   }
 
   pause(): void {

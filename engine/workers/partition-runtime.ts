@@ -47,6 +47,7 @@ export class PartitionRuntime {
     vocab: Vocabulary,
     profiles: ProfileSource,
     private readonly sinks: BatchSinks,
+    read: (key: StoreKey) => unknown = () => undefined,
   ) {
     const fxBySymbol: number[] = [];
     this.ctx = {
@@ -75,6 +76,7 @@ export class PartitionRuntime {
         sinks.alerts.push(a);
         this.alertWrites.push(a);
       },
+      read: (name, key) => read([partition, name, ...key]),
       late: (name) => {
         sinks.late[name] = (sinks.late[name] ?? 0) + 1;
         this.counters.late[name] = (this.counters.late[name] ?? 0) + 1;

@@ -36,7 +36,7 @@ export class ShardRuntime {
   ) {
     this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes);
     for (const p of partitionIds) {
-      const rt = new PartitionRuntime(p, config, vocab, profiles, this.sinks);
+      const rt = new PartitionRuntime(p, config, vocab, profiles, this.sinks, (key) => this.store.state.get(key));
       rt.restore(this.store.readMeta(p), (name) => this.store.scan(p, name));
       this.partitions.set(p, rt);
     }

@@ -120,6 +120,7 @@ describe('the engine on a real Kafka broker', () => {
     const model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: GRACE });
     const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
     const q = run.engine.query;
+    expect((run.engine.source as KafkaSource).lag()).toBe(0);
     // The second run counted only what the first had not committed.
     expect(run.engine.metrics.events).toBe(N - firstRun);
     expect(model.late.active_users).toBeGreaterThan(0);

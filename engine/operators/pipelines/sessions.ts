@@ -206,7 +206,12 @@ export class SessionsPipeline implements Pipeline {
   private close(user: number, s: Session): void {
     const hour = tumblingStart(s.start, HOUR);
     let f = this.funnel.get(hour);
-    if (!f) this.funnel.set(hour, (f = { sessions: 0, reached: [0, 0, 0, 0, 0] }));
+    if (!f) {
+      // An hour that left memory (a very long session) continues from its committed totals.
+      const stored = this.ctx.read(this.name, ['funnel', hour]) as FunnelStats | undefined;
+      f = stored ? { sessions: stored.sessions, reached: [...stored.reached] } : { sessions: 0, reached: [0, 0, 0, 0, 0] };
+      this.funnel.set(hour, f);
+    }
     f.sessions++;
     const depth = funnelDepth(s.stages);
     for (let k = 0; k < depth; k++) f.reached[k]++;
