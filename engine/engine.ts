@@ -84,7 +84,7 @@ export class Engine {
     this.partitionActivity = new Array(config.partitions).fill(Date.now());
     // While the engine is paused (backpressure, a recovering shard) partitions are not idle:
     // their data is waiting, so they must keep holding global windows back.
-    this.globalAlerts = new GlobalWindowAlerts(config, this.query, (p) => (this.sourcePaused || this.dispatcher.channelInfo().some((c) => c.recovering || c.failed) ? Date.now() : this.partitionActivity[p] ?? 0));
+    this.globalAlerts = new GlobalWindowAlerts(config, this.query, (p) => (this.sourcePaused || this.dispatcher.stalled ? Date.now() : this.partitionActivity[p] ?? 0));
     this.ended = new Promise((res, rej) => {
       this.resolveEnded = res;
       this.rejectEnded = rej;
@@ -106,7 +106,6 @@ export class Engine {
         this.metrics.deadLetters++;
         this.lastError = new Error(`partition ${m.partition} is outside the ${config.partitions} partitions this engine runs with: the topic grew after start; restart with --partitions matching the topics`);
         this.sink.deadLetters([{ partition: m.partition, topic: m.topic, offset: m.offset, eventIndex: -1, code: 'ERR_PARTITION_UNKNOWN', reason: this.lastError.message, bytes: m.value }]);
-        if (this.dispatcher.unplaceable.length > 1000) this.dispatcher.unplaceable.splice(0, 500);
       },
       onShardFailure: (shard, err, recovered) => {
         this.metrics.shardFailures++;

@@ -14,7 +14,8 @@ import { TableFields } from './generated/layout.js';
 export const FILE_IDENTIFIER = 'RTA1';
 const ID0 = 0x52, ID1 = 0x54, ID2 = 0x41, ID3 = 0x31; // "RTA1"
 
-const K_SCALAR1 = 1, K_SCALAR2 = 2, K_SCALAR4 = 4, K_SCALAR8 = 8;
+/** Kinds <= K_SCALAR8 are scalars whose kind is their size in bytes (1, 2, 4, 8). */
+const K_SCALAR8 = 8;
 const K_STRING = 16, K_TABLE_VECTOR = 17, K_UNION = 18, K_TABLE = 19, K_SCALAR_VECTOR1 = 20, K_UNION_VECTOR = 21;
 
 interface TableSpec {

@@ -138,13 +138,9 @@ export class ShardDispatcher {
     return res.restored;
   }
 
-  /** Messages of partitions this engine was not configured for (they cannot be placed). */
-  readonly unplaceable: RawMessage[] = [];
-
   push(messages: RawMessage[]): void {
     for (const m of messages) {
       if (!(m.partition >= 0 && m.partition < this.config.partitions)) {
-        this.unplaceable.push(m);
         this.events.onUnplaceable(m);
         continue;
       }
@@ -347,6 +343,11 @@ export class ShardDispatcher {
         this.onFailure(ch, gen, err);
       },
     );
+  }
+
+  /** True while any shard is recovering or has given up (its data is waiting, not absent). */
+  get stalled(): boolean {
+    return this.channels.some((ch) => ch.recovering !== null || ch.failed);
   }
 
   get busy(): boolean {

@@ -9,6 +9,7 @@ import type { Revenue } from '../operators/pipelines/revenue.js';
 import type { ProductStats } from '../operators/pipelines/products.js';
 import type { SensorStats } from '../operators/pipelines/performance.js';
 import { HOUR, MINUTE } from '../operators/windows.js';
+import { partitionOf as partitionFn } from '../source/embedded.js';
 
 export interface TimeRange {
   from: number;
@@ -290,7 +291,7 @@ export class QueryLayer {
   }
 
   private ref(): ReferenceStore {
-    return (this.reference ??= ReferenceStore.open(this.config.dataDir, true));
+    return (this.reference ??= ReferenceStore.open(this.config.dataDir));
   }
 
   async close(): Promise<void> {
@@ -301,7 +302,6 @@ export class QueryLayer {
   }
 }
 
-import { partitionOf as partitionFn } from '../source/embedded.js';
 
 function mergeRevenue(a: Revenue, b: Revenue): void {
   a.usd += b.usd;

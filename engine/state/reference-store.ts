@@ -21,7 +21,7 @@ export class ReferenceStore {
    * Opens (or shares) the store of a data directory. lmdb-js shares one environment per path in a
    * thread, so opens are reference-counted: the environment closes with the last `close()`.
    */
-  static open(dataDir: string, _readOnly = false): ReferenceStore {
+  static open(dataDir: string): ReferenceStore {
     const dir = path.resolve(dataDir, 'reference');
     const existing = ReferenceStore.openStores.get(dir);
     if (existing) {
@@ -38,22 +38,19 @@ export class ReferenceStore {
 
   private dir = '';
 
-  async putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
-    let n = 0;
-    await this.env.transaction(() => {
-      for (const p of profiles) {
-        this.profiles.put(p.userId, p);
-        n++;
-      }
-    });
-    return n;
+  putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
+    return this.putAll(this.profiles, profiles, (p) => p.userId);
   }
 
-  async putProducts(products: Iterable<Product>): Promise<number> {
+  putProducts(products: Iterable<Product>): Promise<number> {
+    return this.putAll(this.products, products, (p) => p.productId);
+  }
+
+  private async putAll<T>(db: Database<T, string>, items: Iterable<T>, keyOf: (x: T) => string): Promise<number> {
     let n = 0;
     await this.env.transaction(() => {
-      for (const p of products) {
-        this.products.put(p.productId, p);
+      for (const x of items) {
+        db.put(keyOf(x), x);
         n++;
       }
     });

@@ -1,6 +1,6 @@
 import type { Alert } from '../codec/types.js';
 import type { EngineConfig } from '../config.js';
-import type { OutputRecord, Pipeline, PipelineContext, Profile } from '../operators/api.js';
+import { WindowedPipeline, type OutputRecord, type Pipeline, type PipelineContext, type Profile } from '../operators/api.js';
 import { ActiveUsersPipeline, ErrorRatePipeline, PlatformEventsPipeline, UserActionsPipeline } from '../operators/pipelines/traffic.js';
 import { RevenuePipeline } from '../operators/pipelines/revenue.js';
 import { ProductsPipeline } from '../operators/pipelines/products.js';
@@ -46,7 +46,7 @@ export class PartitionRuntime {
     config: EngineConfig,
     vocab: Vocabulary,
     profiles: ProfileSource,
-    private readonly sinks: BatchSinks,
+    sinks: BatchSinks,
     read: (key: StoreKey) => unknown = () => undefined,
   ) {
     const fxBySymbol: number[] = [];
@@ -99,6 +99,11 @@ export class PartitionRuntime {
     for (let i = 0; i < ps.length; i++) ps[i].onEvent(e, st);
   }
 
+  /** Names of the pipelines whose state is windows (retention deletes their old windows). */
+  windowedPipelineNames(): string[] {
+    return this.pipelines.filter((p) => p instanceof WindowedPipeline).map((p) => p.name);
+  }
+
   /** Windows changed since the last call, for dashboard deltas. */
   takeChanged(out: Array<[string, number, number]>): void {
     for (const p of this.pipelines) {
@@ -146,6 +151,3 @@ export class PartitionRuntime {
     return { offsets: { ...this.offsets }, streamTime: this.streamTime, counters: { ...this.counters, late: { ...this.counters.late } } };
   }
 }
-
-/** Windowed pipelines and their window sizes, for retention and queries. */
-export const WINDOWED_PIPELINES = ['active_users', 'platform_events', 'error_rate', 'user_actions', 'revenue', 'products', 'geo', 'performance', 'iot', 'login_failures', 'account_sharing', 'iot_threshold'];

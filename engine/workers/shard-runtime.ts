@@ -2,7 +2,7 @@ import v8 from 'node:v8';
 import { CodecError, DEFAULT_LIMITS, EventBatchEncoder, EventBatchReader, decodeJsonEvent, hasEventBatchIdentifier, looksLikeJson, TOPIC_SOURCES, type Source } from '../codec/index.js';
 import type { EngineConfig } from '../config.js';
 import { ShardStore, type PartitionCounters, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
-import { PartitionRuntime, WINDOWED_PIPELINES, type BatchSinks, type ProfileSource } from './partition-runtime.js';
+import { PartitionRuntime, type BatchSinks, type ProfileSource } from './partition-runtime.js';
 import { IDX_LENGTH, IDX_OFFSET, IDX_PARTITION, IDX_START, IDX_TOPIC, INDEX_STRIDE, TOPIC_CODES, emptyCounters, type BatchTask, type CommitInfo, type DeadLetter, type ShardResult } from './protocol.js';
 import { ScratchEvent, decodeInto } from './scratch.js';
 import type { Vocabulary } from './symbols.js';
@@ -188,7 +188,7 @@ export class ShardRuntime {
       this.retainedAt.set(p, rt.streamTime);
       const cutoff = rt.streamTime - this.config.retentionMs;
       if (cutoff <= 0) continue;
-      for (const name of WINDOWED_PIPELINES) this.store.deleteWindowsBefore(p, name, cutoff);
+      for (const name of rt.windowedPipelineNames()) this.store.deleteWindowsBefore(p, name, cutoff);
       this.store.deleteSessionsBefore(p, cutoff);
     }
   }

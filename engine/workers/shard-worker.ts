@@ -12,7 +12,7 @@ import { ReferenceStore } from '../state/reference-store.js';
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
-import type { ShardResult, ShardTask } from './protocol.js';
+import { emptyCounters, type ShardResult, type ShardTask } from './protocol.js';
 
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
@@ -49,7 +49,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
         shards.delete(task.shard);
         await old.close();
       }
-      reference ??= ReferenceStore.open(task.config.dataDir, true);
+      reference ??= ReferenceStore.open(task.config.dataDir);
       vocab.resetColumns();
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
@@ -74,7 +74,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
       const rt = current(task.shard, task.gen);
       try {
         const committed = rt.commit(task.seq);
-        return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCountersLite(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
+        return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCounters(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
       } catch (err) {
         discard(task.shard, rt);
         throw err;
@@ -103,6 +103,3 @@ function current(shard: number, gen: number): ShardRuntime {
   return rt;
 }
 
-function emptyCountersLite() {
-  return { messages: 0, skippedMessages: 0, events: 0, eventsBySource: [0, 0, 0, 0, 0, 0], late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0 };
-}

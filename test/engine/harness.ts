@@ -5,6 +5,8 @@ import { Engine, EmbeddedSource, MemorySink, ReferenceStore, partitionOf, keyOf,
 import type { EventRecord } from '../../engine/codec/types.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { referenceModel } from './reference-model.js';
+import { expect } from 'vitest';
+import type { QueryLayer } from '../../engine/index.js';
 
 export const TEST_GENERATOR: Partial<GeneratorConfig> = {
   seed: 7,
@@ -61,4 +63,18 @@ export function referenceFor(events: EventRecord[], opts: { partitions?: number;
     maxLocationsPer10Min: cfg.alerts.maxLocationsPer10Min, maxPlatformsPer10Min: cfg.alerts.maxPlatformsPer10Min, iot: cfg.alerts.iot,
     anomalyZScore: cfg.alerts.anomalyZScore, anomalyMinTransactions: cfg.alerts.anomalyMinTransactions,
   });
+}
+
+const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
+
+/** The committed numbers every exactly-once test checks: active users, events per platform, revenue windows and counts, user actions, funnel. */
+export function expectCoreNumbers(q: QueryLayer, model: ReturnType<typeof referenceFor>): void {
+  expect(q.activeUsers(ALL).map((r) => ({ windowStart: r.windowStart, users: r.users }))).toEqual(model.activeUsers);
+  const ev: Record<string, number> = {};
+  for (const r of q.platformEvents(ALL)) ev[`${r.windowStart}|${r.platform}`] = r.events;
+  expect(ev).toEqual(model.platformEvents);
+  expect(q.revenue(ALL).map((r) => [r.windowStart, r.count])).toEqual(model.revenue.map((r) => [r.windowStart, r.count]));
+  expect(q.userActions(ALL)).toEqual(model.userActions);
+  const f = q.funnel(ALL);
+  expect([f.sessions, ...f.steps.map((s) => s.sessions)]).toEqual([model.funnel.sessions, ...model.funnel.reached]);
 }

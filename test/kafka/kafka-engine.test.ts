@@ -7,7 +7,7 @@ import { KafkaSource } from '../../engine/source/kafka.js';
 import { KafkaSink } from '../../engine/sink/kafka-sink.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
 import { EventGenerator } from '../../engine/source/generator.js';
-import { TEST_GENERATOR, referenceFor, tempDir } from '../engine/harness.js';
+import { TEST_GENERATOR, expectCoreNumbers, referenceFor, tempDir } from '../engine/harness.js';
 import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from './produce.js';
 
 const N = 30_000;
@@ -125,15 +125,7 @@ describe('the engine on a real Kafka broker', () => {
     expect(run.engine.metrics.events).toBe(N - firstRun);
     expect(model.late.active_users).toBeGreaterThan(0);
     expect(run.engine.committedTotals().late).toEqual(model.late);
-    const f = q.funnel(ALL);
-    expect([f.sessions, ...f.steps.map((s) => s.sessions)]).toEqual([model.funnel.sessions, ...model.funnel.reached]);
-    expect(q.activeUsers(ALL).map((r) => ({ windowStart: r.windowStart, users: r.users }))).toEqual(model.activeUsers);
-    const ev: Record<string, number> = {};
-    for (const r of q.platformEvents(ALL)) ev[`${r.windowStart}|${r.platform}`] = r.events;
-    expect(ev).toEqual(model.platformEvents);
-    const rev = q.revenue(ALL);
-    expect(rev.map((r) => [r.windowStart, r.count])).toEqual(model.revenue.map((r) => [r.windowStart, r.count]));
-    expect(q.userActions(ALL)).toEqual(model.userActions);
+    expectCoreNumbers(q, model);
     expect(Object.fromEntries(q.geo(ALL).map((g) => [g.country, g.users]))).toEqual(Object.fromEntries(Object.entries(model.geo).map(([c, g]) => [c, g.users])));
     const alertIds = q.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => !id.startsWith('LOW_REVENUE') && !id.startsWith('HIGH_ERROR_RATE'));
     expect(alertIds.sort()).toEqual([...model.alerts].sort());

@@ -28,16 +28,8 @@ function nextEpoch(): number {
   return ++epochCounter;
 }
 
-interface StoredSession {
-  start: number;
-  end: number;
-  events: number;
-  pageViews: number;
-  transactions: number;
-  usd: number;
-  platforms: string[];
-  stages: number;
-}
+/** A session as stored: platforms by name; the scheduling fields are recomputed on restore. */
+type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
 
 export interface FunnelStats {
   sessions: number;
@@ -281,10 +273,5 @@ export class SessionsPipeline implements Pipeline {
 
   get dirtyCount(): number {
     return this.dirtyUsers.size + this.closedToWrite.length;
-  }
-
-  /** Funnel aggregate for an hour, loading it lazily is the query layer's job: here only live ones. */
-  funnelFor(hour: number): FunnelStats | undefined {
-    return this.funnel.get(hour);
   }
 }
