@@ -1,7 +1,11 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
 import { MINUTE } from '../engine/operators/windows.js';
 import { createMetrics } from './metrics.js';
+import { StaticAssets } from './static.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
 
 export interface DashboardServerOptions {
@@ -14,9 +18,18 @@ export interface DashboardServerOptions {
   maxBufferedBytes: number;
   /** Heartbeat: connections silent this long (seconds) are closed (uWS idleTimeout, pings sent). */
   idleTimeoutSec: number;
+  /** The built dashboard (Vite output); served at / when it exists. */
+  uiDir: string;
 }
 
-const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60 };
+const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir() };
+
+/** ui/dist at the package root, whether this file runs from the build (dist/server) or from source (server/). */
+function defaultUiDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, 'ui', 'dist');
+}
 
 interface Client {
   id: number;
@@ -41,6 +54,7 @@ export class DashboardServer {
   private tickTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly registry;
+  readonly assets: StaticAssets;
   readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0 };
   port = 0;
   ready = false;
@@ -50,6 +64,7 @@ export class DashboardServer {
     readonly opts: DashboardServerOptions,
   ) {
     this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
+    this.assets = new StaticAssets(opts.uiDir);
   }
 
   static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
@@ -177,6 +192,7 @@ export class DashboardServer {
       },
     });
     app.any('/*', (res, req) => {
+      if (req.getMethod().toLowerCase() === 'get' && this.assets.serve(res, req)) return;
       const url = req.getUrl();
       res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: 'ERR_NOT_FOUND', message: `no route for ${url}` })));
     });
