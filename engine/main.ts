@@ -13,6 +13,7 @@ import { ReferenceLoader } from './kafka/reference-loader.js';
 import { KafkaSource } from './source/kafka.js';
 import { KafkaSink } from './sink/kafka-sink.js';
 import { DashboardServer } from '../server/server.js';
+import { AccessPolicy, ServerConfigError } from '../server/security.js';
 import { MINUTE } from './operators/windows.js';
 
 const log = pino({ name: 'rta-engine' });
@@ -69,6 +70,8 @@ const program = new Command()
   .addOption(new Option('--webhook-url <url>', 'CRITICAL alert webhook').env('RTA_WEBHOOK_URL'))
   .addOption(new Option('--host <host>', 'dashboard server address').default('127.0.0.1').env('RTA_HOST'))
   .addOption(new Option('--port <port>', 'dashboard server port (0: any free port)').argParser(int('--port')).default(8080).env('RTA_PORT'))
+  .addOption(new Option('--access-token <token>', 'required on API calls and the WebSocket (mandatory when --host is not loopback); never logged').env('RTA_ACCESS_TOKEN'))
+  .addOption(new Option('--allowed-origins <list>', 'browser origins allowed on /dashboard-ws (comma-separated; default: the page\'s own origin; * = any)').default('').env('RTA_ALLOWED_ORIGINS'))
   .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
   .allowExcessArguments(false)
@@ -78,6 +81,16 @@ program.parse();
 const o = program.opts();
 
 async function main(): Promise<void> {
+  // Refuse an unsafe server setup before anything starts (no token on a public address, weak token).
+  try {
+    new AccessPolicy({ host: o.host, accessToken: o.accessToken, allowedOrigins: [] });
+  } catch (e) {
+    if (e instanceof ServerConfigError) {
+      log.error({ code: e.code }, e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
   fs.mkdirSync(o.dataDir, { recursive: true });
   const ref = ReferenceStore.open(o.dataDir);
   let source: EventSource;
@@ -117,7 +130,10 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const server = await DashboardServer.start(engine, { host: o.host, port: o.port, tickMs: o.tickMs });
+  const server = await DashboardServer.start(engine, {
+    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken,
+    allowedOrigins: String(o.allowedOrigins).split(',').map((x: string) => x.trim()).filter(Boolean),
+  });
   log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism(), url: server.url },
     `engine started; dashboard API at ${server.url}/api/dashboard/health, live updates at ws://${o.host}:${server.port}/dashboard-ws, metrics at ${server.url}/metrics (the browser dashboard is issue #5)`);
   console.error(`\n  Dashboard API: ${server.url}/api/dashboard/health\n  Live updates:  ws://${o.host}:${server.port}/dashboard-ws\n  Metrics:       ${server.url}/metrics\n`);

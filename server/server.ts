@@ -5,6 +5,7 @@ import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
 import { MINUTE } from '../engine/operators/windows.js';
 import { createMetrics } from './metrics.js';
+import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
 
@@ -20,9 +21,22 @@ export interface DashboardServerOptions {
   idleTimeoutSec: number;
   /** The built dashboard (Vite output); served at / when it exists. */
   uiDir: string;
+  /** Required on API calls and WebSocket upgrades when set; mandatory when host is not a loopback address. */
+  accessToken?: string | undefined;
+  /** Browser origins allowed to open /dashboard-ws; empty = the page's own origin; '*' = any. */
+  allowedOrigins: string[];
+  /** Client WebSocket messages: sustained rate and burst per connection. */
+  clientMessagesPerSec: number;
+  clientMessageBurst: number;
+  /** Largest client WebSocket message (bytes); bigger ones close the connection (1009). */
+  maxClientMessageBytes: number;
 }
 
-const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir() };
+const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
+  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096 };
+
+/** A client that is rate limited this many times is closed with 1008 (policy violation). */
+const MAX_RATE_VIOLATIONS = 50;
 
 /** ui/dist at the package root, whether this file runs from the build (dist/server) or from source (server/). */
 function defaultUiDir(): string {
@@ -35,6 +49,7 @@ interface Client {
   id: number;
   slow: boolean;
   subscriptions: Set<string>;
+  limiter: RateLimiter;
 }
 
 type Json = Record<string, unknown> | unknown[];
@@ -55,7 +70,8 @@ export class DashboardServer {
   private unsubscribe: (() => void) | null = null;
   private readonly registry;
   readonly assets: StaticAssets;
-  readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0 };
+  private readonly access: AccessPolicy;
+  readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0, rateLimited: 0 };
   port = 0;
   ready = false;
 
@@ -65,6 +81,7 @@ export class DashboardServer {
   ) {
     this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
     this.assets = new StaticAssets(opts.uiDir);
+    this.access = new AccessPolicy(opts);
   }
 
   static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
@@ -154,7 +171,8 @@ export class DashboardServer {
         res.end(JSON.stringify({ ready: ok, overallStatus: h.overallStatus }));
       });
     });
-    app.get('/metrics', (res) => {
+    app.get('/metrics', (res, req) => {
+      if (!this.authorized(res, req)) return;
       let aborted = false;
       res.onAborted(() => (aborted = true));
       this.registry.metrics().then((text: string) => {
@@ -166,12 +184,20 @@ export class DashboardServer {
     });
     app.ws<Client>('/dashboard-ws', {
       compression: uWS.DEDICATED_COMPRESSOR_8KB,
-      maxPayloadLength: 16 * 1024,
+      // Frames up to 64x the limit are read and refused with a proper 1009 close; beyond that uWS drops the connection.
+      maxPayloadLength: this.opts.maxClientMessageBytes * 64,
       maxBackpressure: 4 * 1024 * 1024,
       idleTimeout: this.opts.idleTimeoutSec,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set() },
+        if (!this.access.originAllowed(req.getHeader('origin'), req.getHeader('host'))) {
+          res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
+            .end(JSON.stringify({ error: 'ERR_ORIGIN', message: 'this Origin may not open the dashboard stream (see --allowed-origins)' })));
+          return;
+        }
+        if (!this.authorized(res, req)) return;
+        const limiter = new RateLimiter(this.opts.clientMessagesPerSec, this.opts.clientMessageBurst);
+        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set(), limiter },
           req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
@@ -219,6 +245,7 @@ export class DashboardServer {
   /** A synchronous JSON route: errors become 400 (ParamError) or 500 without a stack trace. */
   private route(app: uWS.TemplatedApp, method: 'get' | 'post', pattern: string, handler: (req: uWS.HttpRequest) => Json | Reply) {
     app[method](pattern, (res, req) => {
+      if (pattern.startsWith('/api/') && !this.authorized(res, req)) return;
       let out: Reply;
       try {
         const r = handler(req);
@@ -233,6 +260,7 @@ export class DashboardServer {
   /** An async route: parameters are read before the first await; onAborted is registered first. */
   private asyncRoute(app: uWS.TemplatedApp, method: 'get' | 'post', pattern: string, handler: (req: uWS.HttpRequest) => () => Promise<Json | Reply>) {
     app[method](pattern, (res, req) => {
+      if (!this.authorized(res, req)) return;
       let aborted = false;
       res.onAborted(() => (aborted = true));
       let run: () => Promise<Json | Reply>;
@@ -248,6 +276,14 @@ export class DashboardServer {
         (e) => !aborted && res.cork(() => writeReply(res, errorReply(e))),
       );
     });
+  }
+
+  /** Answers 401 and returns false when a token is required and the request does not carry it. */
+  private authorized(res: uWS.HttpResponse, req: uWS.HttpRequest): boolean {
+    if (this.access.authorized(req.getHeader('authorization'), req.getHeader('x-access-token'), req.getQuery())) return true;
+    res.cork(() => res.writeStatus('401 Unauthorized').writeHeader('www-authenticate', 'Bearer').writeHeader('content-type', 'application/json')
+      .end(JSON.stringify({ error: 'ERR_UNAUTHORIZED', message: 'an access token is required: header "authorization: Bearer <token>" (or ?access_token= on the WebSocket upgrade)' })));
+    return false;
   }
 
   health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown } {
@@ -276,8 +312,11 @@ export class DashboardServer {
     };
   }
 
-  /** The dashboard's tiles and recent series. */
-  snapshot(): Record<string, unknown> {
+  /**
+   * The dashboard's tiles and recent series. latencyMinutes: how many minutes of load-time
+   * percentiles to include (each minute merges HDR histograms, so deltas ask for only the last two).
+   */
+  snapshot(opts: { latencyMinutes?: number } = {}): Record<string, unknown> {
     const q = this.engine.query;
     const now = q.latestStreamTime() + 1;
     const active = q.activeUsers({ from: now - 60 * MINUTE, to: now });
@@ -286,6 +325,17 @@ export class DashboardServer {
     const errors = q.errorRate({ from: now - 10 * MINUTE, to: now });
     const alerts = q.alerts({ limit: 20 });
     const totals = this.engine.committedTotals();
+    const lastFullMinute = Math.floor((now - 1) / MINUTE) * MINUTE - MINUTE;
+    const lagFn = (this.engine.source as { lag?: () => number }).lag;
+    // Load-time percentiles per minute over all platforms and pages. Per-page histograms are merged
+    // by the query layer; across pages this takes the slowest page's percentile, an upper bound of
+    // the merged one (exact when one page dominates).
+    const latency: Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> = [];
+    for (let m = lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE; m < now; m += MINUTE) {
+      const rows = q.performance({ from: m, to: m + MINUTE });
+      if (rows.length === 0) continue;
+      latency.push(rows.reduce((a, r) => ({ windowStart: m, count: a.count + r.count, p50: Math.max(a.p50, r.p50), p90: Math.max(a.p90, r.p90), p99: Math.max(a.p99, r.p99) }), { windowStart: m, count: 0, p50: 0, p90: 0, p99: 0 }));
+    }
     return {
       streamTime: now - 1,
       tiles: {
@@ -295,10 +345,16 @@ export class DashboardServer {
         lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
         deadLetters: totals.deadLetters,
         slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
+        // Event-time rate of the last complete minute (the current minute is still filling).
+        eventsPerSecByPlatform: Object.fromEntries(platforms.filter((p) => p.windowStart === lastFullMinute).map((p) => [p.platform, Math.round((p.events / 60) * 10) / 10])),
+        consumerLag: typeof lagFn === 'function' ? lagFn.call(this.engine.source) : null,
+        // Processed events (wall clock): the UI derives the engine's throughput from successive values.
+        eventsProcessed: this.engine.metrics.events,
       },
       activeUsers: active,
       revenue,
       platformEvents: platforms,
+      latency,
       alerts: { total: alerts.total, bySeverity: alerts.bySeverity, recent: alerts.alerts },
     };
   }
@@ -313,8 +369,12 @@ export class DashboardServer {
     const changed = [...this.dirty];
     this.dirty.clear();
     const alerts = this.pendingAlerts.splice(0);
-    const snap = this.snapshot();
-    const delta = { type: 'DELTA', changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5), newAlerts: alerts };
+    const snap = this.snapshot({ latencyMinutes: 2 });
+    const recentPlatforms = (snap.platformEvents as Array<{ windowStart: number }>).filter((p) => p.windowStart >= (snap.streamTime as number) - 2 * MINUTE);
+    const delta = {
+      type: 'DELTA', changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5),
+      platformEvents: recentPlatforms, latency: snap.latency, newAlerts: alerts,
+    };
     const text = JSON.stringify(delta);
     for (const [ws, c] of this.clients) {
       if (c.slow) {
@@ -331,6 +391,20 @@ export class DashboardServer {
   }
 
   private onClientMessage(ws: uWS.WebSocket<Client>, message: ArrayBuffer): void {
+    const client = ws.getUserData();
+    if (message.byteLength > this.opts.maxClientMessageBytes) {
+      ws.end(1009, `messages are limited to ${this.opts.maxClientMessageBytes} bytes`);
+      return;
+    }
+    if (!client.limiter.take()) {
+      this.wsStats.rateLimited++;
+      if (client.limiter.violations >= MAX_RATE_VIOLATIONS) {
+        ws.end(1008, 'too many messages');
+        return;
+      }
+      this.send(ws, { type: 'ERROR', requestId: null, code: 'ERR_RATE_LIMITED', message: `at most ${this.opts.clientMessagesPerSec} messages per second (bursts of ${this.opts.clientMessageBurst}); this one was dropped` });
+      return;
+    }
     let req: { type?: unknown; requestId?: unknown; [k: string]: unknown };
     try {
       req = JSON.parse(Buffer.from(message).toString('utf8'));

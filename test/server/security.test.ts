@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import WebSocket from 'ws';
+import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../../engine/index.js';
+import { DashboardServer } from '../../server/server.js';
+import { AccessPolicy, RateLimiter } from '../../server/security.js';
+import { TEST_GENERATOR, tempDir } from '../engine/harness.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+let engine: Engine;
+let server: DashboardServer;
+let dir: string;
+
+beforeAll(async () => {
+  dir = tempDir('security');
+  const source = new EmbeddedSource({ partitions: 4, rate: 10_000, totalEvents: 5_000, generator: TEST_GENERATOR, eventsPerMessage: 200 });
+  const ref = ReferenceStore.open(dir);
+  await source.bootstrap(ref);
+  await ref.close();
+  engine = await Engine.start({ dataDir: dir, partitions: 4, shards: 2, workers: 1, commitIntervalMs: 200 }, source, new MemorySink());
+  server = await DashboardServer.start(engine, {
+    port: 0, tickMs: 100, accessToken: TOKEN, allowedOrigins: ['https://dash.example.com'],
+    clientMessagesPerSec: 5, clientMessageBurst: 10, maxClientMessageBytes: 1024,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  await engine?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Opens /dashboard-ws; resolves with the first message, or rejects with the HTTP status of a refused upgrade. */
+function connect(query: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; first: any }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/dashboard-ws${query}`, { headers });
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode })));
+    ws.once('message', (d) => resolve({ ws, first: JSON.parse(d.toString()) }));
+    ws.once('error', reject);
+  });
+}
+
+describe('access policy', () => {
+  it('refuses a non-loopback address without a token, and a weak token', () => {
+    expect(() => new AccessPolicy({ host: '0.0.0.0', allowedOrigins: [] })).toThrow(expect.objectContaining({ code: 'ERR_TOKEN_REQUIRED' }));
+    expect(() => new AccessPolicy({ host: '127.0.0.1', accessToken: 'short', allowedOrigins: [] })).toThrow(expect.objectContaining({ code: 'ERR_WEAK_TOKEN' }));
+    expect(() => new AccessPolicy({ host: '0.0.0.0', accessToken: TOKEN, allowedOrigins: [] })).not.toThrow();
+    expect(() => new AccessPolicy({ host: '127.0.0.1', allowedOrigins: [] })).not.toThrow();
+  });
+
+  it('accepts the token as a bearer header, x-access-token or access_token query, and nothing else', () => {
+    const p = new AccessPolicy({ host: '127.0.0.1', accessToken: TOKEN, allowedOrigins: [] });
+    expect(p.authorized(`Bearer ${TOKEN}`, '', undefined)).toBe(true);
+    expect(p.authorized('', TOKEN, undefined)).toBe(true);
+    expect(p.authorized('', '', `access_token=${TOKEN}`)).toBe(true);
+    expect(p.authorized('', '', undefined)).toBe(false);
+    expect(p.authorized(`Bearer ${TOKEN}x`, '', undefined)).toBe(false);
+    expect(p.authorized('Bearer ', '', `access_token=${TOKEN.slice(1)}`)).toBe(false);
+  });
+
+  it('same-origin by default: the Origin host must equal the Host header', () => {
+    const p = new AccessPolicy({ host: '127.0.0.1', allowedOrigins: [] });
+    expect(p.originAllowed('http://127.0.0.1:8080', '127.0.0.1:8080')).toBe(true);
+    expect(p.originAllowed('https://evil.example', '127.0.0.1:8080')).toBe(false);
+    expect(p.originAllowed('', '127.0.0.1:8080')).toBe(true);
+    expect(new AccessPolicy({ host: '127.0.0.1', allowedOrigins: ['*'] }).originAllowed('https://any.example', 'x')).toBe(true);
+  });
+
+  it('rate limiter: bursts, then the sustained rate', () => {
+    const r = new RateLimiter(10, 5, 0);
+    let ok = 0;
+    for (let i = 0; i < 20; i++) if (r.take(0)) ok++;
+    expect(ok).toBe(5);
+    expect(r.take(100)).toBe(true); // 100 ms at 10/s refills one token
+    expect(r.take(100)).toBe(false);
+  });
+
+  it('the CLI refuses to start on a public address without a token (exit 2, no token in the output)', () => {
+    const r = spawnSync(process.execPath, ['dist/engine/main.js', '--host', '0.0.0.0', '--data-dir', dir + '/cli'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stdout + r.stderr).toContain('ERR_TOKEN_REQUIRED');
+    const weak = spawnSync(process.execPath, ['dist/engine/main.js', '--access-token', 'hunter2', '--data-dir', dir + '/cli'], { encoding: 'utf8', timeout: 30_000 });
+    expect(weak.status).toBe(2);
+    expect(weak.stdout + weak.stderr).not.toContain('hunter2');
+  });
+});
+
+describe('server with an access token', () => {
+  it('REST: 401 without the token, 200 with it; liveness stays open for probes', async () => {
+    const url = `${server.url}/api/dashboard/metrics/active-users`;
+    const no = await fetch(url);
+    expect(no.status).toBe(401);
+    expect(no.headers.get('www-authenticate')).toBe('Bearer');
+    expect(((await no.json()) as { error: string }).error).toBe('ERR_UNAUTHORIZED');
+    expect((await fetch(url, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    expect((await fetch(`${server.url}/api/dashboard/alerts/x/ack`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+  });
+
+  it('WebSocket: the upgrade needs the token and an allowed Origin', async () => {
+    await expect(connect('')).rejects.toMatchObject({ status: 401 });
+    await expect(connect(`?access_token=${TOKEN}`, { origin: 'https://evil.example' })).rejects.toMatchObject({ status: 403 });
+    const ok = await connect(`?access_token=${TOKEN}`, { origin: 'https://dash.example.com' });
+    expect(ok.first.type).toBe('SNAPSHOT');
+    ok.ws.close();
+  });
+
+  it('a client flooding messages is rate limited with an ERROR, then closed with 1008', async () => {
+    const { ws } = await connect(`?access_token=${TOKEN}`);
+    const got: any[] = [];
+    ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    for (let i = 0; i < 20; i++) ws.send(JSON.stringify({ type: 'GET_ALERT_DETAILS', requestId: i, alertId: 'none' }));
+    await new Promise((r) => setTimeout(r, 300));
+    const limited = got.filter((m) => m.code === 'ERR_RATE_LIMITED').length;
+    const answered = got.filter((m) => m.code === 'ERR_NOT_FOUND').length;
+    expect(answered).toBeGreaterThanOrEqual(10);
+    expect(answered).toBeLessThanOrEqual(12);
+    expect(limited).toBe(20 - answered);
+    for (let i = 0; i < 80; i++) ws.send('{}');
+    expect(await closed).toBe(1008);
+  });
+
+  it('an oversized client frame closes that connection (1009); other clients are unaffected', async () => {
+    const a = await connect(`?access_token=${TOKEN}`);
+    const b = await connect(`?access_token=${TOKEN}`);
+    const closed = new Promise<number>((r) => a.ws.once('close', (code) => r(code)));
+    a.ws.send('x'.repeat(4096));
+    expect(await closed).toBe(1009);
+    // far past the limit, uWS drops the connection without a close frame (1006)
+    const c = await connect(`?access_token=${TOKEN}`);
+    const dropped = new Promise<number>((r) => c.ws.once('close', (code) => r(code)));
+    c.ws.send('x'.repeat(1024 * 1024));
+    expect([1006, 1009]).toContain(await dropped);
+    const answer = new Promise<any>((r) => b.ws.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.requestId === 'still-here') r(m);
+    }));
+    b.ws.send(JSON.stringify({ type: 'SUBSCRIBE_METRIC', requestId: 'still-here', metric: 'revenue' }));
+    expect((await answer).type).toBe('RESPONSE');
+    b.ws.close();
+  });
+
+  it('a client that aborts mid-request does not crash the server', async () => {
+    for (const path of ['/api/dashboard/alerts/a1/ack', '/metrics', '/api/dashboard/health']) {
+      await new Promise<void>((resolve) => {
+        const sock = net.connect(server.port, '127.0.0.1', () => {
+          sock.write(`${path.includes('ack') ? 'POST' : 'GET'} ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`);
+          sock.destroy();
+          resolve();
+        });
+      });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await fetch(`${server.url}/livez`)).status).toBe(200);
+  });
+});
