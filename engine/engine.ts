@@ -58,6 +58,8 @@ export class Engine {
   private readonly workerHeap = new Map<number, number>();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
+  /** Per shard: windows changed by processed batches whose commit has not run yet. */
+  private readonly uncommittedChanges = new Map<number, Delta[]>();
   private readonly batchListeners = new Set<(ms: number) => void>();
   private globalTimer: NodeJS.Timeout | null = null;
   private ended: Promise<void>;
@@ -193,8 +195,16 @@ export class Engine {
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);
     if (r.alerts.length) this.publishAlerts(r.alerts, false);
-    if (r.changed.length || r.alerts.length) {
-      const deltas = r.changed.map(([pipeline, partition, windowStart]) => ({ pipeline, partition, windowStart }));
+    // Changed windows are announced once the commit holding them is visible in LMDB: the query
+    // layer reads committed state, so a listener re-reading a window on an earlier notice would
+    // get the old value and then hear nothing more about it.
+    let pending = this.uncommittedChanges.get(r.shard);
+    if (r.changed.length) {
+      if (!pending) this.uncommittedChanges.set(r.shard, (pending = []));
+      for (const [pipeline, partition, windowStart] of r.changed) pending.push({ pipeline, partition, windowStart });
+    }
+    const deltas = r.committed && pending?.length ? pending.splice(0) : [];
+    if (deltas.length || r.alerts.length) {
       for (const l of this.deltaListeners) l(deltas, r.alerts);
     }
   }

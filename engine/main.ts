@@ -12,7 +12,7 @@ import { ensureTopics } from './kafka/topics.js';
 import { ReferenceLoader } from './kafka/reference-loader.js';
 import { KafkaSource } from './source/kafka.js';
 import { KafkaSink } from './sink/kafka-sink.js';
-import { DashboardServer } from '../server/server.js';
+import { DashboardServer, WS_COMPRESSION } from '../server/server.js';
 import { AccessPolicy, ServerConfigError } from '../server/security.js';
 import { MINUTE } from './operators/windows.js';
 
@@ -72,6 +72,7 @@ const program = new Command()
   .addOption(new Option('--port <port>', 'dashboard server port (0: any free port)').argParser(int('--port')).default(8080).env('RTA_PORT'))
   .addOption(new Option('--access-token <token>', 'required on API calls and the WebSocket (mandatory when --host is not loopback); never logged').env('RTA_ACCESS_TOKEN'))
   .addOption(new Option('--allowed-origins <list>', 'browser origins allowed on /dashboard-ws (comma-separated; default: the page\'s own origin; * = any)').default('').env('RTA_ALLOWED_ORIGINS'))
+  .addOption(new Option('--ws-compression <mode>', 'live delta compression (see bench:fanout for the measurements)').choices([...WS_COMPRESSION]).default('shared').env('RTA_WS_COMPRESSION'))
   .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
   .allowExcessArguments(false)
@@ -131,12 +132,12 @@ async function main(): Promise<void> {
     throw e;
   }
   const server = await DashboardServer.start(engine, {
-    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken,
+    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken, wsCompression: o.wsCompression,
     allowedOrigins: String(o.allowedOrigins).split(',').map((x: string) => x.trim()).filter(Boolean),
   });
   log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism(), url: server.url },
-    `engine started; dashboard API at ${server.url}/api/dashboard/health, live updates at ws://${o.host}:${server.port}/dashboard-ws, metrics at ${server.url}/metrics (the browser dashboard is issue #5)`);
-  console.error(`\n  Dashboard API: ${server.url}/api/dashboard/health\n  Live updates:  ws://${o.host}:${server.port}/dashboard-ws\n  Metrics:       ${server.url}/metrics\n`);
+    `engine started; dashboard API at ${server.url}/api/dashboard/health, live updates at ws://${o.host}:${server.port}/dashboard-ws, metrics at ${server.url}/metrics, dashboard at ${server.assets.available ? `${server.url}/` : 'not built (npm run build:ui)'}`);
+  console.error(`\n  Dashboard:     ${server.assets.available ? `${server.url}/` : 'not built (run npm run build:ui)'}\n  Dashboard API: ${server.url}/api/dashboard/health\n  Live updates:  ws://${o.host}:${server.port}/dashboard-ws\n  Metrics:       ${server.url}/metrics\n`);
 
   let last = { t: performance.now(), events: 0 };
   const status = setInterval(() => {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateRawSync } from 'node:zlib';
 import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
 import { MINUTE } from '../engine/operators/windows.js';
@@ -30,10 +31,30 @@ export interface DashboardServerOptions {
   clientMessageBurst: number;
   /** Largest client WebSocket message (bytes); bigger ones close the connection (1009). */
   maxClientMessageBytes: number;
+  /**
+   * How deltas are compressed. 'shared': permessage-deflate without context takeover, compressed
+   * once per tick for every client (uWS publish); 'dedicated-4kb'/'dedicated-32kb': a sliding window
+   * per client (better ratio, one compression per client per tick, memory per client); 'off';
+   * 'precompressed': deltas deflated once by us and sent as binary frames (raw DEFLATE; clients
+   * must inflate them: for non-browser consumers). bench:fanout measures them.
+   */
+  wsCompression: WsCompression;
 }
 
+export const WS_COMPRESSION = ['shared', 'dedicated-4kb', 'dedicated-32kb', 'off', 'precompressed'] as const;
+export type WsCompression = (typeof WS_COMPRESSION)[number];
+const UWS_COMPRESSOR: Record<WsCompression, number> = {
+  shared: uWS.SHARED_COMPRESSOR,
+  'dedicated-4kb': uWS.DEDICATED_COMPRESSOR_4KB,
+  'dedicated-32kb': uWS.DEDICATED_COMPRESSOR_32KB,
+  off: uWS.DISABLED,
+  precompressed: uWS.DISABLED,
+};
+/** Every client that gets deltas is subscribed to this topic; a slow client is unsubscribed until it drains. */
+const DELTA_TOPIC = 'deltas';
+
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
-  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096 };
+  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared' };
 
 /** A client that is rate limited this many times is closed with 1008 (policy violation). */
 const MAX_RATE_VIOLATIONS = 50;
@@ -62,6 +83,7 @@ type Json = Record<string, unknown> | unknown[];
  */
 export class DashboardServer {
   private listenSocket: uWS.us_listen_socket | null = null;
+  private app: uWS.TemplatedApp | null = null;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
   private dirty = new Set<string>();
@@ -96,6 +118,7 @@ export class DashboardServer {
 
   private listen(): Promise<void> {
     const app = uWS.App();
+    this.app = app;
     const api = '/api/dashboard';
     const q = (req: uWS.HttpRequest) => parseQuery(req.getQuery());
     const range = (hours: number) => {
@@ -183,7 +206,7 @@ export class DashboardServer {
       });
     });
     app.ws<Client>('/dashboard-ws', {
-      compression: uWS.DEDICATED_COMPRESSOR_8KB,
+      compression: UWS_COMPRESSOR[this.opts.wsCompression],
       // Frames up to 64x the limit are read and refused with a proper 1009 close; beyond that uWS drops the connection.
       maxPayloadLength: this.opts.maxClientMessageBytes * 64,
       maxBackpressure: 4 * 1024 * 1024,
@@ -204,6 +227,7 @@ export class DashboardServer {
         const c = ws.getUserData();
         this.clients.set(ws, c);
         this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+        ws.subscribe(DELTA_TOPIC);
       },
       message: (ws, message) => this.onClientMessage(ws, message),
       drain: (ws) => {
@@ -211,6 +235,7 @@ export class DashboardServer {
         if (c.slow && ws.getBufferedAmount() < this.opts.maxBufferedBytes / 2) {
           c.slow = false;
           this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+          ws.subscribe(DELTA_TOPIC);
         }
       },
       close: (ws) => {
@@ -372,22 +397,41 @@ export class DashboardServer {
     const snap = this.snapshot({ latencyMinutes: 2 });
     const recentPlatforms = (snap.platformEvents as Array<{ windowStart: number }>).filter((p) => p.windowStart >= (snap.streamTime as number) - 2 * MINUTE);
     const delta = {
-      type: 'DELTA', changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5),
+      // type and sentAt first: bench:fanout reads only the head of each message
+      type: 'DELTA', sentAt: Date.now(), changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5),
       platformEvents: recentPlatforms, latency: snap.latency, newAlerts: alerts,
     };
-    const text = JSON.stringify(delta);
+    this.broadcast(JSON.stringify(delta));
+  }
+
+  /**
+   * One delta to every client that keeps up, compressed once (uWS publish with the shared
+   * compressor, or our own deflate for 'precompressed'). A client whose send buffer is past the
+   * limit is unsubscribed: it gets no deltas until it drains, then one fresh snapshot (coalescing),
+   * so a slow reader never makes the server's memory grow.
+   */
+  private broadcast(text: string): void {
     for (const [ws, c] of this.clients) {
-      if (c.slow) {
+      if (c.slow) this.wsStats.skippedSlow++;
+      else if (ws.getBufferedAmount() > this.opts.maxBufferedBytes) {
+        c.slow = true;
+        ws.unsubscribe(DELTA_TOPIC);
         this.wsStats.skippedSlow++;
-        continue;
       }
-      if (ws.getBufferedAmount() > this.opts.maxBufferedBytes) {
-        c.slow = true; // coalesce: no deltas until drained, then one fresh snapshot
-        this.wsStats.skippedSlow++;
-        continue;
-      }
-      this.sendText(ws, text);
     }
+    const app = this.app;
+    if (!app) return;
+    const receivers = app.numSubscribers(DELTA_TOPIC);
+    if (receivers === 0) return;
+    if (this.opts.wsCompression === 'precompressed') {
+      const frame = deflateRawSync(text);
+      app.publish(DELTA_TOPIC, frame, true, false);
+      this.wsStats.bytes += frame.length * receivers;
+    } else {
+      app.publish(DELTA_TOPIC, text, false, true);
+      this.wsStats.bytes += text.length * receivers;
+    }
+    this.wsStats.messages += receivers;
   }
 
   private onClientMessage(ws: uWS.WebSocket<Client>, message: ArrayBuffer): void {
