@@ -112,7 +112,7 @@ ${body}
 export function percentileCurve(hgrmText: string): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const line of hgrmText.split('\n')) {
-    const m = /^\s*([\d.]+)\s+([\d.]+)\s+(\d+)\s+/.exec(line);
+    const m = /^\s*([\d.]+)\s+([\d.]+)\s+(\d+)(\s|$)/.exec(line);
     if (m) out.push([Number(m[2]) * 100, Number(m[1])]);
   }
   return out;

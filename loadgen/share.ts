@@ -179,6 +179,8 @@ export class ProducerShare {
       lastLingerCheck = now;
       for (const [k, g] of groups) if (g.events.length > 0 && now - g.intended >= linger) flush(k);
     };
+    // partitionOf hashes the key's UTF-8 bytes (about 0.8 M keys/s, bench:micro): once per key.
+    const partitions = new Map<string, number>();
     const remap = c.count > 1;
     const wall = c.timestamps === 'wall' && rate > 0;
     while (counters.sent < this.total && performance.now() - start < c.durationMs) {
@@ -198,7 +200,10 @@ export class ProducerShare {
         }
         // Event time = the moment the event was due: what event-to-dashboard latency is measured from.
         if (wall) e.timestamp = wallStamp(startAt, counters.sent, rate);
-        const k = `${c.topicPrefix}${TOPIC_BY_SOURCE[e.source]}|${partitionOf(keyOf(e), c.partitions)}`;
+        const key = keyOf(e);
+        let partition = partitions.get(key);
+        if (partition === undefined) partitions.set(key, (partition = partitionOf(key, c.partitions)));
+        const k = `${c.topicPrefix}${TOPIC_BY_SOURCE[e.source]}|${partition}`;
         let g = groups.get(k);
         if (!g) groups.set(k, (g = { events: [], intended: 0 }));
         if (g.events.length === 0) g.intended = rate > 0 ? start + (counters.sent / rate) * 1000 : performance.now();
