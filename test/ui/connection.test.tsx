@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Dashboard, LiveConnection, backoffDelay, type ConnectionStatus, type ServerMessage, type SocketLike } from '../../ui/src/live/index.js';
 import { MIN, T0, delta, snapshot, tiles } from './fixtures.js';
 
@@ -132,6 +133,31 @@ describe('LiveConnection', () => {
     await expect(p3).rejects.toThrow(/closed/);
     // Answers are not passed on as stream messages.
     expect(messages.map((m) => m.type)).toEqual(['SNAPSHOT']);
+    c.stop();
+  });
+});
+
+describe('precompressed deltas (binary raw DEFLATE frames)', () => {
+  it('are inflated and applied in arrival order, before a text message that came after them', async () => {
+    const messages: ServerMessage[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const c = new LiveConnection({
+      url: 'ws://x', createSocket, onMessage: (m) => messages.push(m),
+      // The first inflate is slow: the text message behind it must still wait its turn.
+      inflate: async (data) => {
+        await gate;
+        return inflateRawSync(data as Buffer).toString('utf8');
+      },
+    });
+    c.start();
+    last().deliver(snapshot());
+    last().onmessage!({ data: deflateRawSync(JSON.stringify(delta({ streamTime: 1 }))) });
+    last().deliver(delta({ streamTime: 2 }));
+    expect(messages.map((m) => m.type)).toEqual(['SNAPSHOT']);
+    release();
+    await vi.waitFor(() => expect(messages).toHaveLength(3));
+    expect(messages.map((m) => (m as { streamTime: number }).streamTime)).toEqual([T0 + 3 * MIN, 1, 2]);
     c.stop();
   });
 });

@@ -48,6 +48,36 @@ afterAll(async () => {
 });
 
 describe('dashboard in headless Chromium', () => {
+  it('drill-down views open from the overview: a product and a country from the top lists, revenue by currency and tier, the funnel', async () => {
+    await page.goto(base);
+    const product = page.locator('.tops a[href^="/products/"]').first();
+    await product.waitFor({ timeout: 20_000 });
+    const productName = await product.innerText();
+    await product.click();
+    await page.getByRole('heading', { level: 1, name: productName }).waitFor();
+    expect(await page.getByTestId('product-usd').innerText()).toMatch(/^\$[\d,.]+$/);
+
+    await page.goto(base);
+    const country = page.locator('.tops a[href^="/countries/"]').first();
+    await country.waitFor({ timeout: 20_000 });
+    const code = await country.innerText();
+    await country.click();
+    await page.getByRole('heading', { level: 1, name: `Country ${code}` }).waitFor();
+    const users = await waitFor('the country\'s users', async () => Number((await page.getByTestId('country-users').innerText()).replace(/,/g, '')) || null);
+    expect(users).toBeGreaterThan(0);
+
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Revenue' }).click();
+    await page.locator('#revenue-by-currency tbody tr').first().waitFor();
+    expect(await page.locator('#revenue-by-currency tbody').innerText()).toMatch(/USD\s+\$[\d,.]+/);
+    expect(await page.locator('#revenue-by-tier tbody').innerText()).toMatch(/FREE/);
+
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Funnel' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Purchase funnel' }).waitFor();
+    await page.locator('.funnel-step').first().waitFor();
+    expect(await page.locator('.funnel-step').count()).toBe(5);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('shows live numbers, drills into a user from an alert, acknowledges it, and resyncs after a server restart', async () => {
     await page.goto(base);
     const state = page.getByTestId('connection-state');

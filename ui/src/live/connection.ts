@@ -48,6 +48,14 @@ export interface LiveConnectionOptions {
   random?: () => number;
   /** How long a request waits for its RESPONSE. */
   requestTimeoutMs?: number;
+  /** Binary frames (the server's --ws-compression precompressed mode) are raw DEFLATE of the JSON. */
+  inflate?: (data: unknown) => Promise<string>;
+}
+
+/** Raw DEFLATE -> text with the browser's DecompressionStream. */
+export async function inflateRaw(data: unknown): Promise<string> {
+  const blob = data instanceof Blob ? data : new Blob([data as ArrayBuffer]);
+  return new Response(blob.stream().pipeThrough(new DecompressionStream('deflate-raw'))).text();
 }
 
 interface Pending {
@@ -68,6 +76,9 @@ export class LiveConnection {
   private readonly pending = new Map<string, Pending>();
   private nextRequestId = 1;
   private stopped = true;
+  /** Messages are applied in arrival order even when some need asynchronous inflating. */
+  private inbox: Promise<void> = Promise.resolve();
+  private inflating = 0;
   status: ConnectionStatus = { state: 'stopped', attempt: 0, nextRetryAt: null, snapshots: 0, lastError: null };
 
   constructor(private readonly opts: LiveConnectionOptions) {
@@ -128,24 +139,21 @@ export class LiveConnection {
       return;
     }
     this.socket = s;
+    if ('binaryType' in s) (s as unknown as WebSocket).binaryType = 'arraybuffer';
     s.onmessage = (ev) => {
       if (this.socket !== s) return;
-      let msg: ServerMessage;
-      try {
-        msg = JSON.parse(String(ev.data)) as ServerMessage;
-      } catch {
-        return; // not ours to interpret; the server only sends JSON
-      }
-      if (msg.type === 'SNAPSHOT') this.setStatus({ state: 'live', attempt: 0, nextRetryAt: null, snapshots: this.status.snapshots + 1, lastError: null });
-      if ((msg.type === 'RESPONSE' || msg.type === 'ERROR') && msg.requestId !== null && this.pending.has(String(msg.requestId))) {
-        const p = this.pending.get(String(msg.requestId))!;
-        this.pending.delete(String(msg.requestId));
-        clearTimeout(p.timer);
-        if (msg.type === 'RESPONSE') p.resolve(msg.data);
-        else p.reject(new Error(`${msg.code}: ${msg.message}`));
+      if (typeof ev.data === 'string' && this.inflating === 0) {
+        this.receive(ev.data);
         return;
       }
-      this.opts.onMessage(msg);
+      this.inflating++;
+      const text = typeof ev.data === 'string' ? Promise.resolve(ev.data) : (this.opts.inflate ?? inflateRaw)(ev.data);
+      this.inbox = this.inbox
+        .then(() => text)
+        .then((t) => {
+          if (this.socket === s) this.receive(t);
+        }, () => {})
+        .finally(() => this.inflating--);
     };
     s.onclose = (ev) => {
       if (this.socket !== s) return;
@@ -157,6 +165,25 @@ export class LiveConnection {
     s.onerror = () => {
       if (this.socket === s) this.setStatus({ lastError: 'connection error' });
     };
+  }
+
+  private receive(text: string): void {
+    let msg: ServerMessage;
+    try {
+      msg = JSON.parse(text) as ServerMessage;
+    } catch {
+      return; // not ours to interpret; the server only sends JSON
+    }
+    if (msg.type === 'SNAPSHOT') this.setStatus({ state: 'live', attempt: 0, nextRetryAt: null, snapshots: this.status.snapshots + 1, lastError: null });
+    if ((msg.type === 'RESPONSE' || msg.type === 'ERROR') && msg.requestId !== null && this.pending.has(String(msg.requestId))) {
+      const p = this.pending.get(String(msg.requestId))!;
+      this.pending.delete(String(msg.requestId));
+      clearTimeout(p.timer);
+      if (msg.type === 'RESPONSE') p.resolve(msg.data);
+      else p.reject(new Error(`${msg.code}: ${msg.message}`));
+      return;
+    }
+    this.opts.onMessage(msg);
   }
 
   private scheduleRetry(reason: string): void {

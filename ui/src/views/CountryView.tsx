@@ -26,7 +26,7 @@ export function CountryView({ code }: { code: string }) {
       <PageHead title={`Country ${code}`} sub={c24 ? `region ${c24.region}` : 'no activity in the last 24 h'} />
       <section class="card">
         <dl class="stats">
-          <Stat label="Users, last hour" value={fmtInt(rows[0]?.users ?? 0)} testid="country-users" />
+          <Stat label="Users, last hour" value={r1.data ? fmtInt(rows[0]?.users ?? 0) : '…'} testid="country-users" />
           <Stat label="Revenue, last 24 h" value={fmtMoney(c24?.usd ?? 0)} />
           <Stat label="Share of all events, 24 h" value={fmtPercent(totalEvents && c24 ? c24.events / totalEvents : 0)} />
         </dl>
@@ -35,7 +35,10 @@ export function CountryView({ code }: { code: string }) {
         <Table
           caption={`${code} by time range`}
           head={['Range', { label: 'Events', num: true }, { label: 'Users (exact)', num: true }, { label: 'Revenue (USD)', num: true }]}
-          rows={ranges.map((h, i) => [`last ${h} h`, fmtInt(rows[i]?.events ?? 0), fmtInt(rows[i]?.users ?? 0), fmtMoney(rows[i]?.usd ?? 0)])}
+          rows={ranges.filter((_h, i) => all[i].data).map((h) => {
+            const row = rows[ranges.indexOf(h)];
+            return [`last ${h} h`, fmtInt(row?.events ?? 0), fmtInt(row?.users ?? 0), fmtMoney(row?.usd ?? 0)];
+          })}
         />
       </section>
       {neighbours.length ? (

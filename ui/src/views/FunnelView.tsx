@@ -29,6 +29,7 @@ export function FunnelView() {
             <b data-testid="funnel-sessions">{fmtInt(f.sessions)}</b> sessions closed in the last {hours} h
             {f.sessions ? `; ${fmtPercent(f.steps.at(-1)!.sessions / f.sessions)} ended in a purchase` : ''}.
           </p>
+          {f.sessions === 0 ? <p class="muted">A session counts here once it has closed: 30 minutes of event time after its last event, plus the grace period.</p> : null}
           <ol class="funnel" aria-label="Funnel steps">
             {f.steps.map((s, i) => (
               <li key={s.step} class="funnel-step">
