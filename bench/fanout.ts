@@ -85,11 +85,13 @@ async function runMode(mode: string): Promise<ModeResult> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-fanout-'));
   const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), '--source', 'embedded', '--rate', a.rate!, '--users', a.users!,
     '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(engine);
   try {
     await waitReady(port);
     await new Promise((r) => setTimeout(r, 3000)); // some windows exist before clients arrive
     const driver = spawn(process.execPath, [path.join(here, 'fanout-clients.js'), '--url', `ws://127.0.0.1:${port}/dashboard-ws`,
       '--clients', String(clients), '--duration', a.duration!, '--tick-ms', String(tickMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(driver);
     let out = '';
     driver.stdout!.on('data', (d) => (out += d));
     // Server CPU and memory while the clients measure (after they connected: the driver says so on stderr, we sample throughout and keep the busiest second-half).
@@ -121,6 +123,15 @@ async function runMode(mode: string): Promise<ModeResult> {
     if (engine.exitCode === null) engine.kill('SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+// Interrupted: stop the engine and the client driver too (they are ours).
+const children = new Set<ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
 }
 
 const results: ModeResult[] = [];

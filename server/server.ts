@@ -84,6 +84,8 @@ type Json = Record<string, unknown> | unknown[];
 export class DashboardServer {
   private listenSocket: uWS.us_listen_socket | null = null;
   private app: uWS.TemplatedApp | null = null;
+  private snapshotText: string | null = null;
+  private snapshotAt = 0;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
   private dirty = new Set<string>();
@@ -226,7 +228,7 @@ export class DashboardServer {
       open: (ws) => {
         const c = ws.getUserData();
         this.clients.set(ws, c);
-        this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+        this.sendSnapshot(ws);
         ws.subscribe(DELTA_TOPIC);
       },
       message: (ws, message) => this.onClientMessage(ws, message),
@@ -234,7 +236,7 @@ export class DashboardServer {
         const c = ws.getUserData();
         if (c.slow && ws.getBufferedAmount() < this.opts.maxBufferedBytes / 2) {
           c.slow = false;
-          this.send(ws, { type: 'SNAPSHOT', ...this.snapshot() });
+          this.sendSnapshot(ws);
           ws.subscribe(DELTA_TOPIC);
         }
       },
@@ -248,6 +250,7 @@ export class DashboardServer {
       res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: 'ERR_NOT_FOUND', message: `no route for ${url}` })));
     });
     this.unsubscribe = this.engine.onDeltas((deltas, alerts) => {
+      this.snapshotText = null;
       for (const d of deltas) this.dirty.add(d.pipeline);
       if (alerts.length) this.pendingAlerts.push(...alerts);
     });
@@ -490,6 +493,20 @@ export class DashboardServer {
     } catch (e) {
       return fail(e instanceof ParamError ? e.code : 'ERR_INTERNAL', e instanceof ParamError ? e.message : 'the request failed');
     }
+  }
+
+  /**
+   * The snapshot a (re)connecting client gets, built once per state change and shared: a
+   * thousand dashboards reconnecting after a restart cost one set of queries, not a thousand.
+   */
+  private sendSnapshot(ws: uWS.WebSocket<Client>): void {
+    const now = Date.now();
+    if (this.snapshotText === null || now - this.snapshotAt > this.opts.tickMs) {
+      this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...this.snapshot() });
+      this.snapshotAt = now;
+    }
+    this.wsStats.snapshots++;
+    this.sendText(ws, this.snapshotText);
   }
 
   private send(ws: uWS.WebSocket<Client>, msg: Record<string, unknown>): void {

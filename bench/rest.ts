@@ -1,0 +1,103 @@
+/**
+ * bench:rest — the dashboard's REST queries under a fixed request rate (autocannon, open rate of
+ * `--rate` requests/s over `--connections`), against an engine fed by the embedded source, so the
+ * queries read a live, growing LMDB state while the workers write it.
+ *
+ *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20]
+ *
+ * Last line: {"bench":"rest","ratePerSec":N,"routes":[{"route":..,"p50Ms":..,"p99Ms":..,...}],"worstP99Ms":N}
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const { values: a } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '10' },
+    'warmup-s': { type: 'string', default: '20' },
+    'engine-rate': { type: 'string', default: '20000' },
+  },
+});
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function exited(p: ChildProcess): Promise<void> {
+  return p.exitCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
+}
+
+const port = await freePort();
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-rest-'));
+const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), '--source', 'embedded', '--rate', a['engine-rate']!, '--time-scale', '10',
+  '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const base = `http://127.0.0.1:${port}`;
+try {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {
+      // not yet
+    }
+    if (i > 300) throw new Error('engine not ready');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  log(`engine ready; ${a['warmup-s']} s of input (at 10x event time) before measuring`);
+  await new Promise((r) => setTimeout(r, Number(a['warmup-s']) * 1000));
+  // Real ids for the drill-downs: the top product and a user from it.
+  const top = (await (await fetch(`${base}/api/dashboard/products/top?hours=1&limit=1`)).json()) as { products: Array<{ productId: string }> };
+  const productId = top.products[0]?.productId ?? 'p-1';
+  const routes = [
+    '/api/dashboard/metrics/active-users?hours=1',
+    '/api/dashboard/metrics/revenue?hours=1',
+    '/api/dashboard/analytics/funnel?hours=1',
+    '/api/dashboard/analytics/geo?hours=1',
+    '/api/dashboard/analytics/performance?hours=1',
+    '/api/dashboard/products/top?hours=1&limit=10',
+    `/api/dashboard/products/${productId}?hours=1`,
+    '/api/dashboard/users/user-1',
+    '/api/dashboard/alerts?hours=1',
+    '/api/dashboard/health',
+  ];
+  const results: Array<Record<string, unknown>> = [];
+  for (const route of routes) {
+    const r = await autocannon({
+      url: base + route, connections: Number(a.connections), overallRate: Number(a.rate), duration: Number(a.duration),
+    });
+    const row = {
+      route, requestsPerSec: Math.round(r.requests.average), non2xx: r.non2xx, errors: r.errors,
+      p50Ms: r.latency.p50, p90Ms: r.latency.p90, p99Ms: r.latency.p99, p999Ms: r.latency.p99_9, maxMs: r.latency.max, bytesPerReq: Math.round(r.throughput.average / Math.max(1, r.requests.average)),
+    };
+    log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}`);
+    results.push(row);
+  }
+  console.log('\n| route | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.route} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} |`);
+  console.log(JSON.stringify({ bench: 'rest', ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
+} finally {
+  engine.kill('SIGTERM');
+  await Promise.race([exited(engine), new Promise((r) => setTimeout(r, 30_000))]);
+  if (engine.exitCode === null) engine.kill('SIGKILL');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
