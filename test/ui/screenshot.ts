@@ -1,6 +1,6 @@
 /**
  * `npm run screenshot`: docs/dashboard.png, the overview with live data at a laptop-sized
- * viewport (1440x900). Runs the engine on the embedded source for ~25 s so the charts have
+ * viewport (1440x900). Runs the engine on the embedded source for ~40 s so the charts have
  * minutes of data and alerts have arrived, then captures the page in headless Chromium.
  * Options: --width, --height, --theme light|dark, --out.
  */
@@ -14,14 +14,14 @@ const { values } = parseArgs({
     height: { type: 'string', default: '900' },
     theme: { type: 'string', default: 'light' },
     out: { type: 'string', default: 'docs/dashboard.png' },
-    'warmup-s': { type: 'string', default: '25' },
+    'warmup-s': { type: 'string', default: '40' },
   },
 });
 
 const port = await freePort();
 const dir = tempDataDir('screenshot');
-// A minute of event time per wall second: the charts fill with half an hour of windows.
-const engine = startEngine({ port, dataDir: dir, args: ['--rate', '6000', '--time-scale', '60', '--users', '5000', '--workers', '1', '--status-interval-ms', '60000'] });
+// Half a minute of event time per wall second: the charts fill with twenty minutes of windows.
+const engine = startEngine({ port, dataDir: dir, args: ['--rate', '5000', '--time-scale', '30', '--users', '5000', '--workers', '1', '--status-interval-ms', '60000'] });
 const browser = await launchBrowser();
 try {
   const url = await engine.url;
