@@ -5,6 +5,7 @@
  *
  *   npm run bench:e2e -- --rate 50000 --duration 30s [--workers 1] [--threads 1] [--users 100000]
  *                        [--p99-bound-ms 1000] [--commit-interval-ms 1000] [--tick-ms 250] [--run name]
+ *                        [--engine-arg=--kafka --engine-arg=fetch.wait.max.ms=10] (repeatable: passed to the engine)
  *
  * Starts the project's broker if nothing answers on --brokers, then: loadgen writes the reference
  * tables; the engine starts as a child process (`node dist/engine/main.js --source kafka`, its own
@@ -57,6 +58,8 @@ export interface E2EOptions {
   resultsDir: string;
   keepTopics: boolean;
   seed: number;
+  /** Extra engine arguments (e.g. --kafka fetch.wait.max.ms=10). */
+  engineArgs: string[];
 }
 
 interface Sample {
@@ -180,7 +183,7 @@ export async function runE2E(o: E2EOptions): Promise<Record<string, unknown>> {
     const engineLog = fs.createWriteStream(path.join(outDir, 'engine.log'));
     engine = spawn(process.execPath, [path.join(DIST, 'engine/main.js'), '--source', 'kafka', '--brokers', o.brokers, '--topic-prefix', prefix,
       '--group-id', `${prefix}g`, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--workers', String(o.workers), '--partitions', String(o.partitions),
-      '--shards', String(o.shards), '--commit-interval-ms', String(o.commitIntervalMs), '--tick-ms', String(o.tickMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--shards', String(o.shards), '--commit-interval-ms', String(o.commitIntervalMs), '--tick-ms', String(o.tickMs), ...o.engineArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const engineExit = new Promise<number | null>((resolve) => engine!.on('exit', (code) => resolve(code)));
     const url = await new Promise<string>((resolve, reject) => {
       let buf = '';
@@ -409,6 +412,7 @@ export function e2eOptions(argv: string[]): E2EOptions {
       'results-dir': { type: 'string', default: path.join(ROOT, 'bench/results') },
       'keep-topics': { type: 'boolean', default: false },
       seed: { type: 'string', default: '42' },
+      'engine-arg': { type: 'string', multiple: true, default: [] },
     },
   });
   const rate = Number(a.rate);
@@ -438,6 +442,7 @@ export function e2eOptions(argv: string[]): E2EOptions {
     resultsDir: a['results-dir']!,
     keepTopics: a['keep-topics']!,
     seed: Number(a.seed),
+    engineArgs: a['engine-arg']!,
   };
 }
 

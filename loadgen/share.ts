@@ -188,7 +188,10 @@ export class ProducerShare {
       const due = rate > 0 ? Math.min(this.total, Math.floor(((now - start) / 1000) * rate)) : Math.min(this.total, counters.sent + 5000);
       if (now - lastLingerCheck >= Math.min(5, linger)) flushLingering(now);
       if (due <= counters.sent) {
-        await new Promise((r) => setImmediate(r));
+        // Sleep until the next event is due (a busy loop would take a core from the broker and
+        // the engine on a small machine); linger checks still run every few ms.
+        const wait = rate > 0 ? start + ((counters.sent + 1) / rate) * 1000 - now : 0;
+        await new Promise((r) => (wait > 0 ? setTimeout(r, Math.min(Math.max(wait, 1), 5)) : setImmediate(r)));
         continue;
       }
       if (rate > 0) counters.behindMs = Math.max(0, now - (start + (counters.sent / rate) * 1000));
