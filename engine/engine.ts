@@ -94,10 +94,19 @@ export class Engine {
     this.ended.catch(() => undefined);
     this.dispatcher = new ShardDispatcher(config, {
       onResult: (r) => this.onResult(r),
-      onCommitted: (_shard, offsets, counters, streamTimes) => {
+      onCommitted: (shard, offsets, counters, streamTimes) => {
         Object.assign(this.committedCounters, counters);
         Object.assign(this.committedStreamTimes, streamTimes);
         this.onCommitted(offsets);
+        // Changed windows are announced once the commit holding them is durable and the committed
+        // stream time is updated: the query layer reads committed state, so a listener re-reading a
+        // window on an earlier notice would get the old value and then hear nothing more about it.
+        // Commits run in the shard's order after every batch before them: pending is exactly what this commit holds.
+        const pending = this.uncommittedChanges.get(shard);
+        if (pending?.length) {
+          const deltas = pending.splice(0);
+          for (const l of this.deltaListeners) l(deltas, []);
+        }
       },
       onBackpressure: (paused) => {
         this.sourcePaused = paused;
@@ -195,17 +204,13 @@ export class Engine {
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);
     if (r.alerts.length) this.publishAlerts(r.alerts, false);
-    // Changed windows are announced once the commit holding them is visible in LMDB: the query
-    // layer reads committed state, so a listener re-reading a window on an earlier notice would
-    // get the old value and then hear nothing more about it.
-    let pending = this.uncommittedChanges.get(r.shard);
     if (r.changed.length) {
+      let pending = this.uncommittedChanges.get(r.shard);
       if (!pending) this.uncommittedChanges.set(r.shard, (pending = []));
       for (const [pipeline, partition, windowStart] of r.changed) pending.push({ pipeline, partition, windowStart });
     }
-    const deltas = r.committed && pending?.length ? pending.splice(0) : [];
-    if (deltas.length || r.alerts.length) {
-      for (const l of this.deltaListeners) l(deltas, r.alerts);
+    if (r.alerts.length) {
+      for (const l of this.deltaListeners) l([], r.alerts);
     }
   }
 

@@ -50,11 +50,27 @@ const UWS_COMPRESSOR: Record<WsCompression, number> = {
   off: uWS.DISABLED,
   precompressed: uWS.DISABLED,
 };
-/** Every client that gets deltas is subscribed to this topic; a slow client is unsubscribed until it drains. */
-const DELTA_TOPIC = 'deltas';
+/**
+ * The live series a client can subscribe to (SUBSCRIBE_METRIC / UNSUBSCRIBE_METRIC), each fed by
+ * one pipeline's windows. A new client gets all of them; tiles, stream time and new alerts are
+ * always in a delta. A delta carries, for each subscribed series, exactly the windows whose commit
+ * was announced since the previous tick, read from the same snapshot a new client would get: so
+ * applying deltas to a snapshot (upsert by window) reproduces a fresh snapshot.
+ */
+export const LIVE_METRICS = { activeUsers: 'active_users', revenue: 'revenue', platformEvents: 'platform_events', latency: 'performance' } as const;
+export type LiveMetric = keyof typeof LIVE_METRICS;
+const ALL_METRICS = Object.keys(LIVE_METRICS) as LiveMetric[];
+
+/** Clients with the same subscriptions share a topic, so each distinct delta is built and compressed once per tick. */
+function topicOf(subscriptions: Set<string>): string {
+  return 'deltas:' + ALL_METRICS.filter((m) => subscriptions.has(m)).join(',');
+}
 
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
   allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared' };
+
+/** Per client: past this, uWS drops further messages to it (deltas stop much earlier: maxBufferedBytes). */
+const MAX_BACKPRESSURE = 4 * 1024 * 1024;
 
 /** A client that is rate limited this many times is closed with 1008 (policy violation). */
 const MAX_RATE_VIOLATIONS = 50;
@@ -70,6 +86,8 @@ interface Client {
   id: number;
   slow: boolean;
   subscriptions: Set<string>;
+  /** The delta topic this client is subscribed to (null while it is slow). */
+  topic: string | null;
   limiter: RateLimiter;
 }
 
@@ -88,7 +106,8 @@ export class DashboardServer {
   private snapshotAt = 0;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
-  private dirty = new Set<string>();
+  /** Pipeline -> window starts announced (committed) since the last tick. */
+  private dirty = new Map<string, Set<number>>();
   private pendingAlerts: unknown[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -211,7 +230,7 @@ export class DashboardServer {
       compression: UWS_COMPRESSOR[this.opts.wsCompression],
       // Frames up to 64x the limit are read and refused with a proper 1009 close; beyond that uWS drops the connection.
       maxPayloadLength: this.opts.maxClientMessageBytes * 64,
-      maxBackpressure: 4 * 1024 * 1024,
+      maxBackpressure: MAX_BACKPRESSURE,
       idleTimeout: this.opts.idleTimeoutSec,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
@@ -222,14 +241,14 @@ export class DashboardServer {
         }
         if (!this.authorized(res, req)) return;
         const limiter = new RateLimiter(this.opts.clientMessagesPerSec, this.opts.clientMessageBurst);
-        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set(), limiter },
+        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set(ALL_METRICS), topic: null, limiter },
           req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
         const c = ws.getUserData();
         this.clients.set(ws, c);
         this.sendSnapshot(ws);
-        ws.subscribe(DELTA_TOPIC);
+        this.subscribe(ws, c);
       },
       message: (ws, message) => this.onClientMessage(ws, message),
       drain: (ws) => {
@@ -237,7 +256,7 @@ export class DashboardServer {
         if (c.slow && ws.getBufferedAmount() < this.opts.maxBufferedBytes / 2) {
           c.slow = false;
           this.sendSnapshot(ws);
-          ws.subscribe(DELTA_TOPIC);
+          this.subscribe(ws, c);
         }
       },
       close: (ws) => {
@@ -251,7 +270,11 @@ export class DashboardServer {
     });
     this.unsubscribe = this.engine.onDeltas((deltas, alerts) => {
       this.snapshotText = null;
-      for (const d of deltas) this.dirty.add(d.pipeline);
+      for (const d of deltas) {
+        let starts = this.dirty.get(d.pipeline);
+        if (!starts) this.dirty.set(d.pipeline, (starts = new Set()));
+        starts.add(d.windowStart);
+      }
       if (alerts.length) this.pendingAlerts.push(...alerts);
     });
     this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
@@ -394,44 +417,84 @@ export class DashboardServer {
       return;
     }
     if (this.dirty.size === 0 && this.pendingAlerts.length === 0) return;
-    const changed = [...this.dirty];
-    this.dirty.clear();
+    const dirty = this.dirty;
+    this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
-    const snap = this.snapshot({ latencyMinutes: 2 });
-    const recentPlatforms = (snap.platformEvents as Array<{ windowStart: number }>).filter((p) => p.windowStart >= (snap.streamTime as number) - 2 * MINUTE);
-    const delta = {
-      // type and sentAt first: bench:fanout reads only the head of each message
-      type: 'DELTA', sentAt: Date.now(), changed, streamTime: snap.streamTime, tiles: snap.tiles, activeUsers: (snap.activeUsers as unknown[]).slice(-3), revenue: (snap.revenue as unknown[]).slice(-5),
-      platformEvents: recentPlatforms, latency: snap.latency, newAlerts: alerts,
-    };
-    this.broadcast(JSON.stringify(delta));
+    // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
+    // change get it as their snapshot.
+    const snap = this.snapshot();
+    this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
+    this.snapshotAt = Date.now();
+    const changedSeries = new Map<LiveMetric, unknown[]>();
+    for (const m of ALL_METRICS) {
+      const starts = dirty.get(LIVE_METRICS[m]);
+      if (!starts) continue;
+      const rows = (snap[m] as Array<{ windowStart: number }>).filter((r) => starts.has(r.windowStart));
+      if (rows.length) changedSeries.set(m, rows);
+    }
+    this.markSlowClients();
+    const app = this.app;
+    if (!app) return;
+    for (const topic of this.topics) {
+      const receivers = app.numSubscribers(topic);
+      if (receivers === 0) {
+        this.topics.delete(topic);
+        continue;
+      }
+      const delta: Record<string, unknown> = {
+        // type and sentAt first: bench:fanout reads only the head of each message
+        type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, tiles: snap.tiles, newAlerts: alerts,
+      };
+      for (const m of topic.slice(7).split(',')) {
+        const rows = changedSeries.get(m as LiveMetric);
+        if (rows) delta[m] = rows;
+      }
+      this.publish(topic, JSON.stringify(delta), receivers);
+    }
+  }
+
+  /** Bytes waiting in the server's send buffers, over all clients (bounded by maxBackpressure per client). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const ws of this.clients.keys()) n += ws.getBufferedAmount();
+    return n;
+  }
+
+  /** Topics with (possibly) subscribers. */
+  private readonly topics = new Set<string>();
+
+  private subscribe(ws: uWS.WebSocket<Client>, c: Client): void {
+    if (c.topic) ws.unsubscribe(c.topic);
+    c.topic = topicOf(c.subscriptions);
+    this.topics.add(c.topic);
+    ws.subscribe(c.topic);
   }
 
   /**
-   * One delta to every client that keeps up, compressed once (uWS publish with the shared
-   * compressor, or our own deflate for 'precompressed'). A client whose send buffer is past the
-   * limit is unsubscribed: it gets no deltas until it drains, then one fresh snapshot (coalescing),
-   * so a slow reader never makes the server's memory grow.
+   * A client whose send buffer is past the limit is unsubscribed: it gets no deltas until it
+   * drains, then one fresh snapshot (coalescing), so a slow reader never makes memory grow.
    */
-  private broadcast(text: string): void {
+  private markSlowClients(): void {
     for (const [ws, c] of this.clients) {
       if (c.slow) this.wsStats.skippedSlow++;
       else if (ws.getBufferedAmount() > this.opts.maxBufferedBytes) {
         c.slow = true;
-        ws.unsubscribe(DELTA_TOPIC);
+        if (c.topic) ws.unsubscribe(c.topic);
+        c.topic = null;
         this.wsStats.skippedSlow++;
       }
     }
-    const app = this.app;
-    if (!app) return;
-    const receivers = app.numSubscribers(DELTA_TOPIC);
-    if (receivers === 0) return;
+  }
+
+  /** One delta to every subscriber of a topic, compressed once (uWS shared compressor, or our own deflate for 'precompressed'). */
+  private publish(topic: string, text: string, receivers: number): void {
+    const app = this.app!;
     if (this.opts.wsCompression === 'precompressed') {
       const frame = deflateRawSync(text);
-      app.publish(DELTA_TOPIC, frame, true, false);
+      app.publish(topic, frame, true, false);
       this.wsStats.bytes += frame.length * receivers;
     } else {
-      app.publish(DELTA_TOPIC, text, false, true);
+      app.publish(topic, text, false, true);
       this.wsStats.bytes += text.length * receivers;
     }
     this.wsStats.messages += receivers;
@@ -481,11 +544,14 @@ export class DashboardServer {
         }
         case 'SUBSCRIBE_METRIC':
         case 'UNSUBSCRIBE_METRIC': {
-          if (typeof req.metric !== 'string' || !/^[\w.-]{1,64}$/.test(req.metric)) return fail('ERR_BAD_PARAMETER', 'metric (a name) is required');
+          if (typeof req.metric !== 'string' || !(ALL_METRICS as string[]).includes(req.metric)) {
+            return fail('ERR_BAD_PARAMETER', `metric must be one of ${ALL_METRICS.join(', ')}; got ${JSON.stringify(req.metric)}`);
+          }
           const c = ws.getUserData();
           if (req.type === 'SUBSCRIBE_METRIC') c.subscriptions.add(req.metric);
           else c.subscriptions.delete(req.metric);
-          return this.send(ws, { type: 'RESPONSE', requestId, data: { subscriptions: [...c.subscriptions] } });
+          if (!c.slow) this.subscribe(ws, c);
+          return this.send(ws, { type: 'RESPONSE', requestId, data: { subscriptions: ALL_METRICS.filter((m) => c.subscriptions.has(m)) } });
         }
         default:
           return fail('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(req.type)}; expected GET_USER_ANALYTICS, GET_REVENUE_BREAKDOWN, GET_ALERT_DETAILS, SUBSCRIBE_METRIC or UNSUBSCRIBE_METRIC`);
