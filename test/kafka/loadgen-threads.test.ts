@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Kafka from 'node-rdkafka';
 import { EventBatchReader, type EventRecord } from '../../engine/codec/index.js';
-import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
+import { INPUT_TOPICS, topicSpecs } from '../../engine/kafka/topics.js';
 import { createdBefore } from '../../bench/e2e-latency.js';
 import { BROKERS } from './produce.js';
 
@@ -38,28 +38,43 @@ async function readEvents(prefix: string, expected: number): Promise<EventRecord
   return out;
 }
 
+async function deleteTopics(prefix: string): Promise<void> {
+  const admin = Kafka.AdminClient.create({ 'metadata.broker.list': BROKERS });
+  for (const s of topicSpecs(prefix, 8)) await new Promise<void>((resolve) => admin.deleteTopic(s.name, 10_000, () => resolve()));
+  admin.disconnect();
+}
+
 describe('loadgen --threads 2', () => {
   it('sends exactly --num-records events, each thread its own users, stamped with their scheduled wall-clock time', async () => {
     const prefix = `lgt${Date.now()}-`;
-    const { stdout } = await run(process.execPath, [path.resolve('dist/loadgen/loadgen.js'), '--bootstrap-server', BROKERS, '--threads', '2', '--throughput', '40000',
-      '--num-records', '20001', '--users', '2000', '--events-per-batch', '200', '--topic-prefix', prefix, '--timestamps', 'wall', '--reporting-interval', '200'], { timeout: 60_000 });
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!);
-    expect(summary).toMatchObject({ bench: 'loadgen', records: 20001, errors: 0, threads: 2 });
-    expect(summary.perThread).toEqual([{ sent: 10001, acked: 10001, errors: 0 }, { sent: 10000, acked: 10000, errors: 0 }]);
-
-    const events = await readEvents(prefix, 20001);
-    expect(events.length).toBe(20001);
-    const ids = new Set(events.map((e) => ('eventId' in e ? e.eventId : e.transactionId)));
-    expect(ids.size).toBe(20001);
-    const users = events.map((e) => e.userId).filter(Boolean).map((u) => Number(u.slice('user-'.length)));
-    expect(Math.max(...users)).toBeLessThan(2000);
-    expect(users.some((u) => u % 2 === 0) && users.some((u) => u % 2 === 1)).toBe(true);
-    // Wall-clock stamps follow the schedule bench:e2e relies on: count events stamped before a few instants.
-    const schedule = { startAt: summary.startAt, rate: 40_000, threads: 2, perThread: [10001, 10000] };
-    for (const dt of [0, 1, 100, 250.5, 499, 501]) {
-      const t = Math.floor(summary.startAt + dt);
-      expect(events.filter((e) => e.timestamp < t).length, `events stamped before startAt + ${dt} ms`).toBe(createdBefore(schedule, t));
+    try {
+      await check(prefix);
+    } finally {
+      await deleteTopics(prefix);
     }
-    expect(Math.max(...events.map((e) => e.timestamp))).toBeLessThan(summary.startAt + 501);
   }, 90_000);
 });
+
+/** Runs loadgen --threads 2 into topics of `prefix` and checks what reached the broker. */
+async function check(prefix: string): Promise<void> {
+  const { stdout } = await run(process.execPath, [path.resolve('dist/loadgen/loadgen.js'), '--bootstrap-server', BROKERS, '--threads', '2', '--throughput', '40000',
+    '--num-records', '20001', '--users', '2000', '--events-per-batch', '200', '--topic-prefix', prefix, '--timestamps', 'wall', '--reporting-interval', '200'], { timeout: 60_000 });
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!);
+  expect(summary).toMatchObject({ bench: 'loadgen', records: 20001, errors: 0, threads: 2 });
+  expect(summary.perThread).toEqual([{ sent: 10001, acked: 10001, errors: 0 }, { sent: 10000, acked: 10000, errors: 0 }]);
+
+  const events = await readEvents(prefix, 20001);
+  expect(events.length).toBe(20001);
+  const ids = new Set(events.map((e) => ('eventId' in e ? e.eventId : e.transactionId)));
+  expect(ids.size).toBe(20001);
+  const users = events.map((e) => e.userId).filter(Boolean).map((u) => Number(u.slice('user-'.length)));
+  expect(Math.max(...users)).toBeLessThan(2000);
+  expect(users.some((u) => u % 2 === 0) && users.some((u) => u % 2 === 1)).toBe(true);
+  // Wall-clock stamps follow the schedule bench:e2e relies on: count events stamped before a few instants.
+  const schedule = { startAt: summary.startAt, rate: 40_000, threads: 2, perThread: [10001, 10000] };
+  for (const dt of [0, 1, 100, 250.5, 499, 501]) {
+    const t = Math.floor(summary.startAt + dt);
+    expect(events.filter((e) => e.timestamp < t).length, `events stamped before startAt + ${dt} ms`).toBe(createdBefore(schedule, t));
+  }
+  expect(Math.max(...events.map((e) => e.timestamp))).toBeLessThan(summary.startAt + 501);
+}
