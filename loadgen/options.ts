@@ -29,6 +29,12 @@ export interface LoadgenOptions {
   reference: boolean;
   referenceOnly: boolean;
   reportingIntervalMs: number;
+  /**
+   * When set: every acknowledged message is appended to this file (one per thread: `<path>.<thread>`
+   * with --threads > 1) as `topic<TAB>partition<TAB>offset<TAB>events<TAB>key:seq,key:seq,...`, the
+   * per-key sequence numbers of its events in order; the reliability reconciler reads it. Empty: off.
+   */
+  ackLog: string;
 }
 
 export function parseDuration(v: string): number {
@@ -92,6 +98,7 @@ export function loadgenCommand(): Command {
     .addOption(new Option('--start-at <epochMs>', 'wall-clock time at which the schedule starts (a harness sets it to know every event\'s creation time)').argParser(int('--start-at', 0)).default(0).env('LOADGEN_START_AT'))
     .addOption(new Option('--no-reference', 'do not write user profiles and the product catalog'))
     .addOption(new Option('--reference-only', 'write user profiles and the product catalog, then exit').default(false))
+    .addOption(new Option('--ack-log <path>', 'append every acknowledged message (topic, partition, offset, its events\' key:seq) to this file; <path>.<thread> with --threads > 1').default('').env('LOADGEN_ACK_LOG'))
     .addOption(new Option('--reporting-interval <ms>', 'progress line interval').argParser(int('--reporting-interval', 100)).default(5000).env('LOADGEN_REPORTING_INTERVAL'))
     .allowExcessArguments(false)
     .showHelpAfterError();
@@ -131,5 +138,6 @@ export function parseLoadgenOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     reference: o.reference as boolean,
     referenceOnly: o.referenceOnly as boolean,
     reportingIntervalMs: o.reportingInterval as number,
+    ackLog: o.ackLog as string,
   };
 }

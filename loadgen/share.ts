@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import Kafka from 'node-rdkafka';
 import { EventBatchEncoder, encodeProduct, encodeUserProfile, type EventRecord } from '../engine/codec/index.js';
 import { EventGenerator } from '../engine/source/generator.js';
@@ -48,6 +49,16 @@ export function shareRecords(total: number, index: number, count: number): numbe
   return Math.floor(total / count) + (index < total % count ? 1 : 0);
 }
 
+/** The ack-log file of share `index` of `count` (see LoadgenOptions.ackLog). */
+export function ackLogPath(path: string, index: number, count: number): string {
+  return count === 1 ? path : `${path}.${index}`;
+}
+
+/** The key an event's sequence number counts under: its user, or per share for events without one (IoT). */
+function seqKey(userId: string, index: number): string {
+  return userId || `~${index}`;
+}
+
 /** Wall-clock creation time (epoch ms, as stamped) of event i of a share running at `rate` events/s from `startAt`. */
 export function wallStamp(startAt: number, i: number, rate: number): number {
   return Math.floor(startAt + (i * 1000) / rate);
@@ -66,6 +77,7 @@ export class ProducerShare {
   private readonly rate: number;
   private readonly total: number;
   private started = 0;
+  private ackOut: fs.WriteStream | null = null;
 
   constructor(readonly cfg: ShareConfig) {
     this.rate = cfg.throughput > 0 ? cfg.throughput / cfg.count : -1;
@@ -87,14 +99,16 @@ export class ProducerShare {
       });
       producer.setPollInterval(10);
       await new Promise<void>((resolve, reject) => producer.connect({ timeout: 20_000 }, (err) => (err ? reject(err) : resolve())));
+      if (c.ackLog) this.ackOut = fs.createWriteStream(ackLogPath(c.ackLog, c.index, c.count), { flags: 'a' });
       producer.on('delivery-report', (err, report) => {
-        const intended = report.opaque as { t: number; n: number };
+        const intended = report.opaque as { t: number; n: number; k?: string };
         if (err) {
           this.counters.errors += Math.max(1, intended.n);
           return;
         }
         if (intended.n === 0) return; // reference records: not events
         this.counters.acked += intended.n;
+        if (intended.k !== undefined) this.ackOut?.write(`${report.topic}\t${report.partition}\t${report.offset}\t${intended.n}\t${intended.k}\n`);
         this.interval.recordValue(Math.max(1, Math.round((performance.now() - intended.t) * 1000)));
       });
       this.producer = producer;
@@ -115,7 +129,7 @@ export class ProducerShare {
     return this.cfg.count === 1 ? id : remapId(id, 'user-', this.cfg.count, this.cfg.index);
   }
 
-  private produce(topic: string, partition: number, key: string, value: Buffer, ts: number, opaque: { t: number; n: number }): void {
+  private produce(topic: string, partition: number, key: string, value: Buffer, ts: number, opaque: { t: number; n: number; k?: string }): void {
     this.counters.messages++;
     this.counters.bytes += value.length;
     if (!this.producer) {
@@ -168,7 +182,9 @@ export class ProducerShare {
       if (g.events.length === 0) return;
       const sep = k.lastIndexOf('|');
       for (const e of g.events) enc.add(e);
-      this.produce(k.slice(0, sep), Number(k.slice(sep + 1)), keyOf(g.events[0]), Buffer.from(enc.finish()), g.events[0].timestamp, { t: g.intended, n: g.events.length });
+      // Only with --ack-log: the events' key:seq list rides along to the delivery report.
+      const acks = this.ackOut ? g.events.map((e) => `${seqKey(e.userId, c.index)}:${e.seq}`).join(',') : undefined;
+      this.produce(k.slice(0, sep), Number(k.slice(sep + 1)), keyOf(g.events[0]), Buffer.from(enc.finish()), g.events[0].timestamp, acks === undefined ? { t: g.intended, n: g.events.length } : { t: g.intended, n: g.events.length, k: acks });
       g.events = [];
     };
     // A partial batch goes out once its first event has waited --batch-linger-ms (like linger.ms):
@@ -231,6 +247,9 @@ export class ProducerShare {
     const producer = this.producer;
     this.producer = null;
     if (producer) await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+    const out = this.ackOut;
+    this.ackOut = null;
+    if (out) await new Promise<void>((resolve) => out.end(() => resolve()));
   }
 }
 
