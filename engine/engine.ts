@@ -145,6 +145,7 @@ export class Engine {
       onError: (err) => {
         engine.lastError = err;
       },
+      onPartitionsRevoked: (partitions) => engine.dispatcher.commitPartitions(partitions),
     }, restored);
     engine.globalTimer = setInterval(() => engine.evaluateGlobal(), 1000);
     engine.globalTimer.unref();

@@ -376,6 +376,17 @@ export class ShardDispatcher {
     }
   }
 
+  /**
+   * Processes what was sent for these partitions and commits their shards (a rebalance takes
+   * them away). A shard that is recovering or has given up is skipped: its partitions' offsets
+   * stay at the last durable commit, so the next owner re-reads from there (nothing lost).
+   */
+  async commitPartitions(partitions: number[]): Promise<void> {
+    const channels = [...new Set(partitions.map((p) => this.channels[this.shardOf(p)]))].filter((ch) => ch && !ch.failed && ch.recovering === null);
+    for (const ch of channels) if (ch.builder && ch.builder.index.length) this.flush(ch);
+    await Promise.all(channels.map((ch) => this.commitShard(ch)));
+  }
+
   /** Test hook: the next slab of `shard` fails in its worker ('throw') or kills the thread ('exit'). */
   injectFault(shard: number, fault: 'throw' | 'exit'): void {
     const ch = this.channels[shard];

@@ -53,9 +53,11 @@ export class KafkaSource implements EventSource {
   private readonly emptySince = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
-  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, lastError: '', lag: 0 };
+  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0 };
   /** Partitions currently assigned, as "topic:partition". */
   readonly assigned = new Set<string>();
+  /** Partitions being given up: their processed work is committed, nothing new is handed over. */
+  private readonly revoking = new Set<string>();
   /** Latest offsets handed to commit, re-committed synchronously on stop. */
   private readonly pendingCommit = new Map<string, Kafka.TopicPartitionOffset>();
 
@@ -74,7 +76,11 @@ export class KafkaSource implements EventSource {
       'group.id': this.opts.groupId,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
-      'partition.assignment.strategy': 'cooperative-sticky',
+      // range, not cooperative-sticky: a partition's state merges the same partition number of all
+      // five input topics, so they must be assigned together (co-partitioning). The range assignor
+      // gives each member the same partition numbers of every topic with equal partition counts;
+      // the sticky assignors place topic-partitions one by one and can split them across members.
+      'partition.assignment.strategy': 'range',
       'socket.keepalive.enable': true,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => this.onRebalance(err, assignment),
       offset_commit_cb: (err: Kafka.LibrdKafkaError | null) => {
@@ -117,20 +123,56 @@ export class KafkaSource implements EventSource {
           // group's committed offset, so a rebuilt shard gets its whole history back.
           return { topic: a.topic, partition: a.partition, offset: done === undefined ? OFFSET_BEGINNING : done + 1 };
         });
-        c.incrementalAssign(withOffsets);
+        if (this.cooperative(c)) c.incrementalAssign(withOffsets);
+        else c.assign(withOffsets);
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
         for (const a of assignment) {
           this.assigned.delete(`${a.topic}:${a.partition}`);
+          this.revoking.add(`${a.topic}:${a.partition}`);
           // Nothing fetched from a revoked partition is handed over afterwards.
           const code = this.codeOf.get(a.topic);
           if (code !== undefined) this.queues.get(a.partition)?.delete(code);
         }
-        c.incrementalUnassign(assignment);
+        const giveUp = () => {
+          for (const a of assignment) this.revoking.delete(`${a.topic}:${a.partition}`);
+          try {
+            if (this.cooperative(c)) c.incrementalUnassign(assignment);
+            else c.unassign();
+          } catch (e) {
+            this.stats.lastError = (e as Error).message;
+          }
+        };
+        // What was already handed to the engine for these partitions is processed and committed
+        // (state in LMDB, then offsets in Kafka) before they go: the next owner starts exactly
+        // after it. Not on shutdown: stop() drains everything and commits itself.
+        const drained = this.stopped ? undefined : this.handler?.onPartitionsRevoked?.([...new Set(assignment.map((a) => a.partition))]);
+        if (!drained) {
+          giveUp();
+          return;
+        }
+        this.stats.revokeDrains++;
+        drained.then(() => {
+          const keys = new Set(assignment.map((a) => `${a.topic}:${a.partition}`));
+          const last = [...this.pendingCommit.values()].filter((x) => keys.has(`${x.topic}:${x.partition}`));
+          if (last.length && this.consumer) this.consumer.commitSync(last);
+        }).catch((e: Error) => {
+          this.stats.commitErrors++;
+          this.stats.lastError = `revoke: ${e.message}`;
+        }).finally(giveUp);
       } else {
         this.stats.lastError = err.message;
       }
     } catch (e) {
       this.stats.lastError = (e as Error).message;
+    }
+  }
+
+  /** The group's protocol follows partition.assignment.strategy (which --kafka may override). */
+  private cooperative(c: Kafka.KafkaConsumer): boolean {
+    try {
+      return c.rebalanceProtocol() === 'COOPERATIVE';
+    } catch {
+      return false;
     }
   }
 
@@ -272,7 +314,7 @@ export class KafkaSource implements EventSource {
     for (const [p, byTopic] of Object.entries(offsets)) {
       for (const [code, off] of Object.entries(byTopic)) {
         const topic = this.topicOf.get(Number(code));
-        if (!topic || !this.assigned.has(`${topic}:${p}`)) continue;
+        if (!topic || !(this.assigned.has(`${topic}:${p}`) || this.revoking.has(`${topic}:${p}`))) continue;
         list.push({ topic, partition: Number(p), offset: off + 1 });
         const r = (this.resumeAfter[Number(p)] ??= {});
         r[code] = Math.max(r[code] ?? -1, off);

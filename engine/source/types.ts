@@ -18,6 +18,12 @@ export interface SourceHandler {
   /** A bounded source delivered its last message. */
   onEnd(): void;
   onError(err: Error): void;
+  /**
+   * Partitions are being taken away (a rebalance): process what was already handed over for them
+   * and make it durable; the source waits for this before giving them up, then commits their
+   * offsets, so the next owner starts exactly where this process stopped.
+   */
+  onPartitionsRevoked?(partitions: number[]): Promise<void>;
 }
 
 export interface EventSource {
