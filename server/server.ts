@@ -387,8 +387,11 @@ export class DashboardServer {
       if (rows.length === 0) continue;
       latency.push(rows.reduce((a, r) => ({ windowStart: m, count: a.count + r.count, p50: Math.max(a.p50, r.p50), p90: Math.max(a.p90, r.p90), p99: Math.max(a.p99, r.p99) }), { windowStart: m, count: 0, p50: 0, p90: 0, p99: 0 }));
     }
+    // The oldest partition's committed stream time: everything at or before it is on the dashboard.
+    const committedTimes = Object.values(this.engine.committedStreamTimes).filter((t) => t > 0);
     return {
       streamTime: now - 1,
+      watermark: committedTimes.length ? Math.min(...committedTimes) : null,
       tiles: {
         activeUsersNow: active.at(-1)?.users ?? 0,
         revenueUsdLast5Min: revenue.at(-1)?.usd ?? 0,
@@ -443,7 +446,7 @@ export class DashboardServer {
       }
       const delta: Record<string, unknown> = {
         // type and sentAt first: bench:fanout reads only the head of each message
-        type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, tiles: snap.tiles, newAlerts: alerts,
+        type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, watermark: snap.watermark, tiles: snap.tiles, newAlerts: alerts,
       };
       for (const m of topic.slice(7).split(',')) {
         const rows = changedSeries.get(m as LiveMetric);

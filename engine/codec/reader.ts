@@ -356,8 +356,16 @@ export function hashBytes(view: DataView<ArrayBufferLike>, b: Uint8Array, pos: n
   return h >>> 0;
 }
 
-/** hashBytes of a JS string's UTF-8 bytes (cold path). */
+const hashEncoder = new TextEncoder();
+let hashScratch = new Uint8Array(256);
+let hashView = new DataView(hashScratch.buffer);
+
+/** hashBytes of a JS string's UTF-8 bytes, encoded into a reused buffer (loadgen and the embedded source key every event with it). */
 export function hashString(s: string): number {
-  const b = new TextEncoder().encode(s);
-  return hashBytes(new DataView(b.buffer, b.byteOffset, b.byteLength), b, 0, b.length);
+  if (s.length * 3 > hashScratch.length) {
+    hashScratch = new Uint8Array(s.length * 3);
+    hashView = new DataView(hashScratch.buffer);
+  }
+  const { written } = hashEncoder.encodeInto(s, hashScratch);
+  return hashBytes(hashView, hashScratch, 0, written);
 }
