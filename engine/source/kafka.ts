@@ -18,6 +18,8 @@ export interface KafkaSourceOptions {
   maxTaskIdleMs?: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** librdkafka's RD_KAFKA_OFFSET_BEGINNING. */
 const OFFSET_BEGINNING = -2;
 
@@ -189,13 +191,15 @@ export class KafkaSource implements EventSource {
       }
       for (const m of messages) {
         const code = this.codeOf.get(m.topic);
-        if (code === undefined || !m.value) continue;
+        if (code === undefined) continue;
         // A consume call in flight during a revoke can still return the revoked partition's messages.
         if (!this.assigned.has(`${m.topic}:${m.partition}`)) continue;
         this.fetched.set(`${m.topic}:${m.partition}`, m.offset);
         const done = this.resumeAfter[m.partition]?.[String(code)];
         if (done !== undefined && m.offset <= done) continue;
-        this.queue(m.partition, code).push({ raw: { topic: code, partition: m.partition, offset: m.offset, value: m.value }, ts: m.timestamp ?? 0 });
+        // An empty payload arrives as a null value: it is handed over as zero bytes, so the engine
+        // dead-letters it ("empty message") and its offset is committed, instead of skipping it unseen.
+        this.queue(m.partition, code).push({ raw: { topic: code, partition: m.partition, offset: m.offset, value: m.value ?? EMPTY }, ts: m.timestamp ?? 0 });
         this.emptySince.delete(`${m.topic}:${m.partition}`);
       }
       this.stats.consumed += messages.length;
