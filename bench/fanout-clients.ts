@@ -54,6 +54,19 @@ function onMessage(text: string, arrivedAt: number): void {
   } else if (text.startsWith('{"type":"SNAPSHOT"')) snapshots++;
 }
 
+const deferred: Array<[(chunk: Buffer, at: number) => void, Buffer, number]> = [];
+let drainScheduled = false;
+function defer(fn: (chunk: Buffer, at: number) => void, chunk: Buffer, at: number): void {
+  deferred.push([fn, chunk, at]);
+  if (drainScheduled) return;
+  drainScheduled = true;
+  setImmediate(() => {
+    drainScheduled = false;
+    const work = deferred.splice(0);
+    for (const [f, c, t] of work) f(c, t);
+  });
+}
+
 /** One client: upgrade, then frames. Pings are answered (masked pongs), so uWS keeps us alive. */
 function connect(): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -73,7 +86,7 @@ function connect(): Promise<net.Socket> {
         + `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n`
         + 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n');
     });
-    sock.on('data', (chunk: Buffer) => {
+    const handle = (chunk: Buffer, at: number): void => {
       if (measuring) bytesIn += chunk.length;
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       if (!upgraded) {
@@ -128,7 +141,7 @@ function connect(): Promise<net.Socket> {
         } else if (opcode === 0x0) fragments.push(payload);
         else continue;
         if (!fin) continue;
-        const arrivedAt = Date.now();
+        const arrivedAt = at;
         let data: Buffer = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
         fragments = [];
         if (fragCompressed && !noContextTakeover) {
@@ -149,6 +162,13 @@ function connect(): Promise<net.Socket> {
         else if (opcode === 0x2) data = zlib.inflateRawSync(data); // 'precompressed': our own raw DEFLATE frames
         onMessage(data.toString('latin1', 0, 120), arrivedAt);
       }
+    };
+    // Arrival is stamped when the socket is read; decoding waits until every socket readable in
+    // this loop turn has been stamped, so one client's inflate does not delay the next one's clock.
+    sock.on('data', (chunk: Buffer) => {
+      const at = Date.now();
+      if (!upgraded) handle(chunk, at);
+      else defer(handle, chunk, at);
     });
     sock.on('error', (e) => {
       if (!upgraded) reject(e);

@@ -73,6 +73,7 @@ const program = new Command()
   .addOption(new Option('--access-token <token>', 'required on API calls and the WebSocket (mandatory when --host is not loopback); never logged').env('RTA_ACCESS_TOKEN'))
   .addOption(new Option('--allowed-origins <list>', 'browser origins allowed on /dashboard-ws (comma-separated; default: the page\'s own origin; * = any)').default('').env('RTA_ALLOWED_ORIGINS'))
   .addOption(new Option('--ws-compression <mode>', 'live delta compression (see bench:fanout for the measurements)').choices([...WS_COMPRESSION]).default('shared').env('RTA_WS_COMPRESSION'))
+  .addOption(new Option('--rest-cache-ms <ms>', 'REST dashboard queries: reuse an answer this long while the state changes').argParser(int('--rest-cache-ms')).default(1000).env('RTA_REST_CACHE_MS'))
   .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
   .allowExcessArguments(false)
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const server = await DashboardServer.start(engine, {
-    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken, wsCompression: o.wsCompression,
+    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken, wsCompression: o.wsCompression, restCacheMs: o.restCacheMs,
     allowedOrigins: String(o.allowedOrigins).split(',').map((x: string) => x.trim()).filter(Boolean),
   });
   log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism(), url: server.url },

@@ -29,6 +29,8 @@ export interface DashboardServerOptions {
   /** Client WebSocket messages: sustained rate and burst per connection. */
   clientMessagesPerSec: number;
   clientMessageBurst: number;
+  /** REST dashboard queries: a cached answer is reused for this long while the state changes (0: only while unchanged). */
+  restCacheMs: number;
   /** Largest client WebSocket message (bytes); bigger ones close the connection (1009). */
   maxClientMessageBytes: number;
   /**
@@ -67,7 +69,10 @@ function topicOf(subscriptions: Set<string>): string {
 }
 
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
-  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared' };
+  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared', restCacheMs: 1000 };
+
+/** Distinct cached REST answers (oldest evicted first). */
+const MAX_CACHED_RESPONSES = 1000;
 
 /** Per client: past this, uWS drops further messages to it (deltas stop much earlier: maxBufferedBytes). */
 const MAX_BACKPRESSURE = 4 * 1024 * 1024;
@@ -103,6 +108,10 @@ export class DashboardServer {
   private listenSocket: uWS.us_listen_socket | null = null;
   private app: uWS.TemplatedApp | null = null;
   private snapshotText: string | null = null;
+  /** Bumped whenever committed state or alerts change: cached REST answers from before are stale. */
+  private stateVersion = 0;
+  private readonly responseCache = new Map<string, { version: number; at: number; body: string }>();
+  readonly restStats = { hits: 0, misses: 0 };
   private snapshotAt = 0;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
@@ -146,48 +155,48 @@ export class DashboardServer {
       const to = this.engine.query.latestStreamTime() + 1;
       return { from: to - hours * 3_600_000, to };
     };
-    this.route(app, 'get', `${api}/metrics/active-users`, (req) => {
+    this.cachedRoute(app, `${api}/metrics/active-users`, (req) => {
       const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
       const windows = this.engine.query.activeUsers(range(hours));
       return { hours, windows, current: windows.at(-1) ?? null };
     });
-    this.route(app, 'get', `${api}/metrics/revenue`, (req) => {
+    this.cachedRoute(app, `${api}/metrics/revenue`, (req) => {
       const p = q(req);
       const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
       const granularity = enumParam(p, 'granularity', ['minute', 'hour'] as const, 'minute')!;
       const windows = this.engine.query.revenue(range(hours), granularity);
       return { hours, granularity, currency: 'USD', windows };
     });
-    this.route(app, 'get', `${api}/analytics/funnel`, (req) => {
+    this.cachedRoute(app, `${api}/analytics/funnel`, (req) => {
       const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
       return { hours, ...this.engine.query.funnel(range(hours)) };
     });
-    this.route(app, 'get', `${api}/analytics/geo`, (req) => {
+    this.cachedRoute(app, `${api}/analytics/geo`, (req) => {
       const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
       return { hours, countries: this.engine.query.geo(range(hours)) };
     });
-    this.route(app, 'get', `${api}/analytics/performance`, (req) => {
+    this.cachedRoute(app, `${api}/analytics/performance`, (req) => {
       const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
       return { hours, unit: 'ms', pages: this.engine.query.performance(range(hours)), iot: this.engine.query.iot(range(hours)) };
     });
-    this.route(app, 'get', `${api}/products/top`, (req) => {
+    this.cachedRoute(app, `${api}/products/top`, (req) => {
       const p = q(req);
       const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
       const limit = numberParam(p, 'limit', 10, 1, 1000, true);
       return { hours, limit, products: this.engine.query.topProducts(range(hours), limit) };
     });
-    this.route(app, 'get', `${api}/products/:id`, (req) => {
+    this.cachedRoute(app, `${api}/products/:id`, (req) => {
       const id = idParam('id', req.getParameter(0) ?? '');
       const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
       const stats = this.engine.query.products(range(hours)).get(id);
       if (!stats) return notFound(`product ${id} has no activity in the last ${hours} h`);
       return { productId: id, hours, ...stats };
     });
-    this.route(app, 'get', `${api}/users/:id`, (req) => {
+    this.cachedRoute(app, `${api}/users/:id`, (req) => {
       const id = idParam('id', req.getParameter(0) ?? '');
       return this.engine.query.user(id);
     });
-    this.route(app, 'get', `${api}/alerts`, (req) => {
+    this.cachedRoute(app, `${api}/alerts`, (req) => {
       const p = q(req);
       const hours = numberParam(p, 'hours', 24, 0.01, 24 * 30);
       const severity = enumParam(p, 'severity', ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const, undefined);
@@ -200,6 +209,9 @@ export class DashboardServer {
         return async () => {
           if (!this.engine.query.alert(id)) return notFound(`alert ${id} does not exist`);
           await this.engine.alertStore.setStatus(id, action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED');
+          // A status change must show at once, not after the cache interval.
+          this.stateVersion++;
+          this.responseCache.clear();
           return { alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED' };
         };
       });
@@ -270,6 +282,7 @@ export class DashboardServer {
     });
     this.unsubscribe = this.engine.onDeltas((deltas, alerts) => {
       this.snapshotText = null;
+      this.stateVersion++;
       for (const d of deltas) {
         let starts = this.dirty.get(d.pipeline);
         if (!starts) this.dirty.set(d.pipeline, (starts = new Set()));
@@ -303,6 +316,43 @@ export class DashboardServer {
         out = r instanceof Reply ? r : new Reply(200, r);
       } catch (e) {
         out = errorReply(e);
+      }
+      res.cork(() => writeReply(res, out));
+    });
+  }
+
+  /**
+   * A dashboard query: answered from a cache while the state has not changed (no commit or alert
+   * since), and recomputed at most once per `restCacheMs` per distinct URL while it changes: a
+   * thousand dashboards asking the same question cost one LMDB read per interval, and an answer
+   * is at most that old. Only 200 answers are cached.
+   */
+  private cachedRoute(app: uWS.TemplatedApp, pattern: string, handler: (req: uWS.HttpRequest) => Json | Reply) {
+    app.get(pattern, (res, req) => {
+      if (!this.authorized(res, req)) return;
+      const key = `${req.getUrl()}?${req.getQuery() ?? ''}`;
+      const now = Date.now();
+      const hit = this.responseCache.get(key);
+      if (hit && (hit.version === this.stateVersion || now - hit.at < this.opts.restCacheMs)) {
+        this.restStats.hits++;
+        res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(hit.body));
+        return;
+      }
+      this.restStats.misses++;
+      let out: Reply;
+      try {
+        const r = handler(req);
+        out = r instanceof Reply ? r : new Reply(200, r);
+      } catch (e) {
+        out = errorReply(e);
+      }
+      if (out.status === 200) {
+        const body = JSON.stringify(out.body);
+        this.responseCache.delete(key);
+        this.responseCache.set(key, { version: this.stateVersion, at: now, body });
+        if (this.responseCache.size > MAX_CACHED_RESPONSES) this.responseCache.delete(this.responseCache.keys().next().value!);
+        res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
+        return;
       }
       res.cork(() => writeReply(res, out));
     });

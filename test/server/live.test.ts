@@ -101,6 +101,21 @@ describe('live deltas', () => {
     b.ws.close();
   }, 60_000);
 
+  it('REST answers are cached while the state is unchanged, and an alert status change shows at once', async () => {
+    await engine.finished();
+    const url = `${server.url}/api/dashboard/metrics/active-users?hours=2`;
+    const first = await (await fetch(url)).text();
+    const hits = server.restStats.hits;
+    expect(await (await fetch(url)).text()).toBe(first);
+    expect(server.restStats.hits).toBe(hits + 1);
+    const alerts = (await (await fetch(`${server.url}/api/dashboard/alerts?hours=48`)).json()) as { alerts: Array<{ alertId: string; status: string }> };
+    const open = alerts.alerts.find((x) => x.status === 'OPEN');
+    expect(open).toBeDefined();
+    await fetch(`${server.url}/api/dashboard/alerts/${encodeURIComponent(open!.alertId)}/ack`, { method: 'POST' });
+    const after = (await (await fetch(`${server.url}/api/dashboard/alerts?hours=48`)).json()) as { alerts: Array<{ alertId: string; status: string }> };
+    expect(after.alerts.find((x) => x.alertId === open!.alertId)!.status).toBe('ACKNOWLEDGED');
+  });
+
   it('UNSUBSCRIBE_METRIC drops a series from this client\'s deltas; unknown metrics are an ERROR naming the valid ones', async () => {
     const c = client();
     await c.opened;
