@@ -108,6 +108,8 @@ export class DashboardServer {
   private listenSocket: uWS.us_listen_socket | null = null;
   private app: uWS.TemplatedApp | null = null;
   private snapshotText: string | null = null;
+  /** Per-minute load-time percentiles of closed minutes (null: no data in that minute). */
+  private readonly latencyCache = new Map<number, { windowStart: number; count: number; p50: number; p90: number; p99: number } | null>();
   /** Bumped whenever committed state or alerts change: cached REST answers from before are stale. */
   private stateVersion = 0;
   private readonly responseCache = new Map<string, { version: number; at: number; body: string }>();
@@ -428,20 +430,13 @@ export class DashboardServer {
     const totals = this.engine.committedTotals();
     const lastFullMinute = Math.floor((now - 1) / MINUTE) * MINUTE - MINUTE;
     const lagFn = (this.engine.source as { lag?: () => number }).lag;
-    // Load-time percentiles per minute over all platforms and pages. Per-page histograms are merged
-    // by the query layer; across pages this takes the slowest page's percentile, an upper bound of
-    // the merged one (exact when one page dominates).
-    const latency: Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> = [];
-    for (let m = lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE; m < now; m += MINUTE) {
-      const rows = q.performance({ from: m, to: m + MINUTE });
-      if (rows.length === 0) continue;
-      latency.push(rows.reduce((a, r) => ({ windowStart: m, count: a.count + r.count, p50: Math.max(a.p50, r.p50), p90: Math.max(a.p90, r.p90), p99: Math.max(a.p99, r.p99) }), { windowStart: m, count: 0, p50: 0, p90: 0, p99: 0 }));
-    }
     // The oldest partition's committed stream time: everything at or before it is on the dashboard.
     const committedTimes = Object.values(this.engine.committedStreamTimes).filter((t) => t > 0);
+    const watermark = committedTimes.length ? Math.min(...committedTimes) : 0;
+    const latency = this.latencySeries(lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE, now, watermark);
     return {
       streamTime: now - 1,
-      watermark: committedTimes.length ? Math.min(...committedTimes) : null,
+      watermark: watermark || null,
       tiles: {
         activeUsersNow: active.at(-1)?.users ?? 0,
         revenueUsdLast5Min: revenue.at(-1)?.usd ?? 0,
@@ -461,6 +456,26 @@ export class DashboardServer {
       latency,
       alerts: { total: alerts.total, bySeverity: alerts.bySeverity, recent: alerts.alerts },
     };
+  }
+
+  /**
+   * Load-time percentiles per minute over all platforms and pages (histograms merged per minute:
+   * exact). A minute whose window has closed on every partition (watermark past its end + grace)
+   * never changes again, so it is read once and kept; each snapshot reads only the open minutes.
+   */
+  private latencySeries(from: number, to: number, watermark: number): Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> {
+    const final = (m: number) => m + MINUTE + this.engine.config.graceMs <= watermark;
+    let firstOpen = from;
+    while (firstOpen < to && final(firstOpen) && this.latencyCache.has(firstOpen)) firstOpen += MINUTE;
+    const fresh = firstOpen < to ? new Map(this.engine.query.latencyByWindow({ from: firstOpen, to }).map((r) => [r.windowStart, r])) : new Map();
+    for (let m = firstOpen; m < to; m += MINUTE) if (final(m)) this.latencyCache.set(m, fresh.get(m) ?? null);
+    const out = [];
+    for (let m = from; m < to; m += MINUTE) {
+      const row = m < firstOpen ? this.latencyCache.get(m) : fresh.get(m);
+      if (row) out.push(row);
+    }
+    for (const m of this.latencyCache.keys()) if (m < from - 60 * MINUTE) this.latencyCache.delete(m);
+    return out;
   }
 
   private tick(): void {

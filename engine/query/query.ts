@@ -235,6 +235,20 @@ export class QueryLayer {
     }).sort((a, b) => b.count - a.count);
   }
 
+  /** Load-time percentiles per 1-minute window over every platform and page: the histograms of the window are merged, so the percentiles are exact. */
+  latencyByWindow(range: TimeRange): Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> {
+    const by = new Map<number, hdr.Histogram>();
+    for (const w of this.windows<string>('performance', range)) {
+      const h = hdr.decodeFromCompressedBase64(w.value, 32, false) as hdr.Histogram;
+      const acc = by.get(w.windowStart);
+      if (acc) acc.add(h);
+      else by.set(w.windowStart, h);
+    }
+    return [...by].sort((x, y) => x[0] - y[0]).map(([windowStart, h]) => ({
+      windowStart, count: h.totalCount, p50: h.getValueAtPercentile(50), p90: h.getValueAtPercentile(90), p99: h.getValueAtPercentile(99),
+    }));
+  }
+
   iot(range: TimeRange): Array<{ sensorType: string; count: number; mean: number; min: number; max: number; overThreshold: number }> {
     const by = new Map<string, SensorStats>();
     for (const w of this.windows<SensorStats>('iot', range)) {

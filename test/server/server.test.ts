@@ -68,6 +68,12 @@ describe('dashboard server', () => {
     expect(au.body.windows.map((w: { windowStart: number; users: number }) => ({ windowStart: w.windowStart, users: w.users }))).toEqual(model.activeUsers);
     const rev = await get('/api/dashboard/metrics/revenue?hours=24&granularity=minute');
     expect(rev.body.windows.map((w: { count: number }) => w.count)).toEqual(model.revenue.map((r) => r.count));
+    // Load-time histograms merged per minute over every page: every measured event counted once.
+    const perMinute = engine.query.latencyByWindow({ from: 0, to: Number.MAX_SAFE_INTEGER });
+    const measured = Object.values(model.loadTimes).reduce((n, x) => n + x.count, 0);
+    expect(measured).toBeGreaterThan(0);
+    expect(perMinute.reduce((n, r) => n + r.count, 0)).toBe(measured);
+    expect(perMinute.every((r) => r.p50 <= r.p90 && r.p90 <= r.p99)).toBe(true);
     const funnel = await get('/api/dashboard/analytics/funnel?hours=24');
     expect(funnel.body.sessions).toBe(model.funnel.sessions);
     expect(funnel.body.steps.map((s: { sessions: number }) => s.sessions)).toEqual(model.funnel.reached);
