@@ -63,9 +63,13 @@ export const LIVE_METRICS = { activeUsers: 'active_users', revenue: 'revenue', p
 export type LiveMetric = keyof typeof LIVE_METRICS;
 const ALL_METRICS = Object.keys(LIVE_METRICS) as LiveMetric[];
 
-/** Clients with the same subscriptions share a topic, so each distinct delta is built and compressed once per tick. */
-function topicOf(subscriptions: Set<string>): string {
-  return 'deltas:' + ALL_METRICS.filter((m) => subscriptions.has(m)).join(',');
+/**
+ * Clients with the same subscriptions and delta encoding share a topic, so each distinct delta is
+ * built and compressed once per tick. 'z' topics get raw DEFLATE binary frames (deflated once by
+ * us); 't' topics get JSON text (with permessage-deflate when negotiated).
+ */
+function topicOf(subscriptions: Set<string>, deflate: boolean): string {
+  return `deltas:${deflate ? 'z' : 't'}:` + ALL_METRICS.filter((m) => subscriptions.has(m)).join(',');
 }
 
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
@@ -93,6 +97,8 @@ interface Client {
   subscriptions: Set<string>;
   /** The delta topic this client is subscribed to (null while it is slow). */
   topic: string | null;
+  /** Deltas as raw DEFLATE binary frames (asked for with ?deltas=deflate, or --ws-compression precompressed). */
+  deflate: boolean;
   limiter: RateLimiter;
 }
 
@@ -255,7 +261,8 @@ export class DashboardServer {
         }
         if (!this.authorized(res, req)) return;
         const limiter = new RateLimiter(this.opts.clientMessagesPerSec, this.opts.clientMessageBurst);
-        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set(ALL_METRICS), topic: null, limiter },
+        const deflate = this.opts.wsCompression === 'precompressed' || /(?:^|&)deltas=deflate(?:&|$)/.test(req.getQuery() ?? '');
+        res.upgrade<Client>({ id: this.nextClientId++, slow: false, subscriptions: new Set(ALL_METRICS), topic: null, deflate, limiter },
           req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
@@ -513,11 +520,11 @@ export class DashboardServer {
         // type and sentAt first: bench:fanout reads only the head of each message
         type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, watermark: snap.watermark, tiles: snap.tiles, newAlerts: alerts,
       };
-      for (const m of topic.slice(7).split(',')) {
+      for (const m of topic.slice(9).split(',')) {
         const rows = changedSeries.get(m as LiveMetric);
         if (rows) delta[m] = rows;
       }
-      this.publish(topic, JSON.stringify(delta), receivers);
+      this.publish(topic, JSON.stringify(delta), receivers, topic[7] === 'z');
     }
   }
 
@@ -533,7 +540,7 @@ export class DashboardServer {
 
   private subscribe(ws: uWS.WebSocket<Client>, c: Client): void {
     if (c.topic) ws.unsubscribe(c.topic);
-    c.topic = topicOf(c.subscriptions);
+    c.topic = topicOf(c.subscriptions, c.deflate);
     this.topics.add(c.topic);
     ws.subscribe(c.topic);
   }
@@ -554,10 +561,10 @@ export class DashboardServer {
     }
   }
 
-  /** One delta to every subscriber of a topic, compressed once (uWS shared compressor, or our own deflate for 'precompressed'). */
-  private publish(topic: string, text: string, receivers: number): void {
+  /** One delta to every subscriber of a topic, compressed once (our own raw DEFLATE, or the uWS compressor negotiated for text clients). */
+  private publish(topic: string, text: string, receivers: number, deflate: boolean): void {
     const app = this.app!;
-    if (this.opts.wsCompression === 'precompressed') {
+    if (deflate) {
       const frame = deflateRawSync(text);
       app.publish(topic, frame, true, false);
       this.wsStats.bytes += frame.length * receivers;

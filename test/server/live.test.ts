@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../../engine/index.js';
 import { DashboardServer } from '../../server/server.js';
@@ -29,11 +30,15 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function client(): { ws: WebSocket; got: Msg[]; opened: Promise<void> } {
-  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/dashboard-ws`);
+function client(query = ''): { ws: WebSocket; got: Msg[]; opened: Promise<void>; binary: number } {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/dashboard-ws${query}`);
   const got: Msg[] = [];
-  ws.on('message', (d) => got.push(JSON.parse(d.toString())));
-  return { ws, got, opened: new Promise((r) => ws.once('open', () => r())) };
+  const c = { ws, got, opened: new Promise<void>((r) => ws.once('open', () => r())), binary: 0 };
+  ws.on('message', (d, isBinary) => {
+    if (isBinary) c.binary++;
+    got.push(JSON.parse((isBinary ? inflateRawSync(d as Buffer) : (d as Buffer)).toString()));
+  });
+  return c;
 }
 
 async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
@@ -67,7 +72,8 @@ function applyAll(messages: Msg[]): Msg {
 describe('live deltas', () => {
   it('deltas applied to the first snapshot equal a fresh snapshot taken at the end', async () => {
     const a = client();
-    await a.opened;
+    const z = client('?deltas=deflate'); // the browser dashboard's encoding: raw DEFLATE binary frames
+    await Promise.all([a.opened, z.opened]);
     await engine.finished();
     // Quiet: the last commit's deltas have gone out when a few ticks pass with no new delta.
     let n = -1;
@@ -97,8 +103,14 @@ describe('live deltas', () => {
       const sorted = [...rows].sort((x, y) => x.windowStart - y.windowStart || keyOf(x).localeCompare(keyOf(y)));
       expect((rebuilt[s] as Row[]).filter((r) => r.windowStart >= from), s).toEqual(sorted);
     }
+    // The binary-frame client saw the same stream.
+    expect(z.binary).toBeGreaterThan(3);
+    expect(z.got.filter((m) => m.type === 'DELTA').length).toBe(deltas.length);
+    const rebuiltZ = applyAll(z.got);
+    for (const s of SERIES) expect(rebuiltZ[s], s).toEqual(rebuilt[s]);
     a.ws.close();
     b.ws.close();
+    z.ws.close();
   }, 60_000);
 
   it('REST answers are cached while the state is unchanged, and an alert status change shows at once', async () => {

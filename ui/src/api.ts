@@ -53,5 +53,8 @@ export function wsUrl(): string {
   u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const t = token();
   if (t) u.searchParams.set('access_token', t);
+  // Deltas as raw DEFLATE binary frames, deflated once per tick for every dashboard: measured
+  // faster to deliver than per-message permessage-deflate (BENCHMARKS.md, bench:fanout).
+  if (typeof DecompressionStream === 'function') u.searchParams.set('deltas', 'deflate');
   return u.toString();
 }
