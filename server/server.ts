@@ -8,6 +8,9 @@ import { MINUTE } from '../engine/operators/windows.js';
 import { createMetrics } from './metrics.js';
 import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
+import { QueryClient } from './query-client.js';
+import type { DashboardQuery } from './queries.js';
+import type { QueryResponse } from './query-worker.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
 
 export interface DashboardServerOptions {
@@ -120,6 +123,10 @@ export class DashboardServer {
   private stateVersion = 0;
   private readonly responseCache = new Map<string, { version: number; at: number; body: string }>();
   readonly restStats = { hits: 0, misses: 0 };
+  private readonly recomputing = new Map<string, Promise<QueryResponse>>();
+  /** Bumped when the cache must forget everything (an alert status change): answers computed before are not stored. */
+  private cacheEpoch = 0;
+  private readonly queries: QueryClient;
   private snapshotAt = 0;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
@@ -142,6 +149,7 @@ export class DashboardServer {
     this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
     this.assets = new StaticAssets(opts.uiDir);
     this.access = new AccessPolicy(opts);
+    this.queries = new QueryClient(engine.config);
   }
 
   static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
@@ -159,57 +167,31 @@ export class DashboardServer {
     this.app = app;
     const api = '/api/dashboard';
     const q = (req: uWS.HttpRequest) => parseQuery(req.getQuery());
-    const range = (hours: number) => {
-      const to = this.engine.query.latestStreamTime() + 1;
-      return { from: to - hours * 3_600_000, to };
-    };
-    this.cachedRoute(app, `${api}/metrics/active-users`, (req) => {
-      const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
-      const windows = this.engine.query.activeUsers(range(hours));
-      return { hours, windows, current: windows.at(-1) ?? null };
-    });
+    const hours = (p: URLSearchParams, dflt: number, max = 24 * 7) => numberParam(p, 'hours', dflt, 0.01, max);
+    this.cachedRoute(app, `${api}/metrics/active-users`, (req) => ({ name: 'activeUsers', params: { hours: hours(q(req), 1) } }));
     this.cachedRoute(app, `${api}/metrics/revenue`, (req) => {
       const p = q(req);
-      const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
-      const granularity = enumParam(p, 'granularity', ['minute', 'hour'] as const, 'minute')!;
-      const windows = this.engine.query.revenue(range(hours), granularity);
-      return { hours, granularity, currency: 'USD', windows };
+      return { name: 'revenue', params: { hours: hours(p, 1), granularity: enumParam(p, 'granularity', ['minute', 'hour'] as const, 'minute')! } };
     });
-    this.cachedRoute(app, `${api}/analytics/funnel`, (req) => {
-      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
-      return { hours, ...this.engine.query.funnel(range(hours)) };
-    });
-    this.cachedRoute(app, `${api}/analytics/geo`, (req) => {
-      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
-      return { hours, countries: this.engine.query.geo(range(hours)) };
-    });
-    this.cachedRoute(app, `${api}/analytics/performance`, (req) => {
-      const hours = numberParam(q(req), 'hours', 1, 0.01, 24 * 7);
-      return { hours, unit: 'ms', pages: this.engine.query.performance(range(hours)), iot: this.engine.query.iot(range(hours)) };
-    });
+    this.cachedRoute(app, `${api}/analytics/funnel`, (req) => ({ name: 'funnel', params: { hours: hours(q(req), 24) } }));
+    this.cachedRoute(app, `${api}/analytics/geo`, (req) => ({ name: 'geo', params: { hours: hours(q(req), 24) } }));
+    this.cachedRoute(app, `${api}/analytics/performance`, (req) => ({ name: 'performance', params: { hours: hours(q(req), 1) } }));
     this.cachedRoute(app, `${api}/products/top`, (req) => {
       const p = q(req);
-      const hours = numberParam(p, 'hours', 1, 0.01, 24 * 7);
-      const limit = numberParam(p, 'limit', 10, 1, 1000, true);
-      return { hours, limit, products: this.engine.query.topProducts(range(hours), limit) };
+      return { name: 'topProducts', params: { hours: hours(p, 1), limit: numberParam(p, 'limit', 10, 1, 1000, true) } };
     });
-    this.cachedRoute(app, `${api}/products/:id`, (req) => {
-      const id = idParam('id', req.getParameter(0) ?? '');
-      const hours = numberParam(q(req), 'hours', 24, 0.01, 24 * 7);
-      const stats = this.engine.query.products(range(hours)).get(id);
-      if (!stats) return notFound(`product ${id} has no activity in the last ${hours} h`);
-      return { productId: id, hours, ...stats };
-    });
-    this.cachedRoute(app, `${api}/users/:id`, (req) => {
-      const id = idParam('id', req.getParameter(0) ?? '');
-      return this.engine.query.user(id);
-    });
+    this.cachedRoute(app, `${api}/products/:id`, (req) => ({ name: 'product', params: { id: idParam('id', req.getParameter(0) ?? ''), hours: hours(q(req), 24) } }));
+    this.cachedRoute(app, `${api}/users/:id`, (req) => ({ name: 'user', params: { id: idParam('id', req.getParameter(0) ?? '') } }));
     this.cachedRoute(app, `${api}/alerts`, (req) => {
       const p = q(req);
-      const hours = numberParam(p, 'hours', 24, 0.01, 24 * 30);
-      const severity = enumParam(p, 'severity', ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const, undefined);
-      const limit = numberParam(p, 'limit', 100, 1, 10_000, true);
-      return { hours, ...this.engine.query.alerts({ since: range(hours).from, severity, limit }) };
+      return {
+        name: 'alerts',
+        params: {
+          hours: hours(p, 24, 24 * 30),
+          severity: enumParam(p, 'severity', ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const, undefined),
+          limit: numberParam(p, 'limit', 100, 1, 10_000, true),
+        },
+      };
     });
     for (const action of ['ack', 'resolve'] as const) {
       this.asyncRoute(app, 'post', `${api}/alerts/:id/${action}`, (req) => {
@@ -219,7 +201,9 @@ export class DashboardServer {
           await this.engine.alertStore.setStatus(id, action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED');
           // A status change must show at once, not after the cache interval.
           this.stateVersion++;
+          this.cacheEpoch++;
           this.responseCache.clear();
+          this.recomputing.clear();
           return { alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED' };
         };
       });
@@ -331,40 +315,63 @@ export class DashboardServer {
   }
 
   /**
-   * A dashboard query: answered from a cache while the state has not changed (no commit or alert
-   * since), and recomputed at most once per `restCacheMs` per distinct URL while it changes: a
-   * thousand dashboards asking the same question cost one LMDB read per interval, and an answer
-   * is at most that old. Only 200 answers are cached.
+   * A dashboard query. Parameters are validated here (400s); the query itself runs on the query
+   * thread, so a long merge never holds up other requests or the live stream. Answers are cached:
+   * reused while the committed state is unchanged, and while it changes for `restCacheMs`; after
+   * that a request still gets the cached answer at once while the thread recomputes it (for at most
+   * five intervals: older answers are recomputed before replying). Only 200 answers are cached.
    */
-  private cachedRoute(app: uWS.TemplatedApp, pattern: string, handler: (req: uWS.HttpRequest) => Json | Reply) {
+  private cachedRoute(app: uWS.TemplatedApp, pattern: string, parse: (req: uWS.HttpRequest) => { name: DashboardQuery; params: Record<string, unknown> }) {
     app.get(pattern, (res, req) => {
       if (!this.authorized(res, req)) return;
       const key = `${req.getUrl()}?${req.getQuery() ?? ''}`;
+      let spec: { name: DashboardQuery; params: Record<string, unknown> };
+      try {
+        spec = parse(req);
+      } catch (e) {
+        const out = errorReply(e);
+        res.cork(() => writeReply(res, out));
+        return;
+      }
       const now = Date.now();
       const hit = this.responseCache.get(key);
-      if (hit && (hit.version === this.stateVersion || now - hit.at < this.opts.restCacheMs)) {
+      if (hit && (hit.version === this.stateVersion || now - hit.at < this.opts.restCacheMs * 5)) {
         this.restStats.hits++;
+        if (hit.version !== this.stateVersion && now - hit.at >= this.opts.restCacheMs) void this.recompute(key, spec);
         res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(hit.body));
         return;
       }
       this.restStats.misses++;
-      let out: Reply;
-      try {
-        const r = handler(req);
-        out = r instanceof Reply ? r : new Reply(200, r);
-      } catch (e) {
-        out = errorReply(e);
-      }
-      if (out.status === 200) {
-        const body = JSON.stringify(out.body);
-        this.responseCache.delete(key);
-        this.responseCache.set(key, { version: this.stateVersion, at: now, body });
-        if (this.responseCache.size > MAX_CACHED_RESPONSES) this.responseCache.delete(this.responseCache.keys().next().value!);
-        res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body));
-        return;
-      }
-      res.cork(() => writeReply(res, out));
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void this.recompute(key, spec).then((r) => {
+        if (aborted) return;
+        res.cork(() => {
+          if (r.ok) res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(r.body);
+          else writeReply(res, new Reply(r.status, { error: r.code, message: r.message }));
+        });
+      });
     });
+  }
+
+  /** One computation per key at a time; the answer is cached with the state version it started from. */
+  private recompute(key: string, spec: { name: DashboardQuery; params: Record<string, unknown> }): Promise<QueryResponse> {
+    let running = this.recomputing.get(key);
+    if (running) return running;
+    const version = this.stateVersion;
+    const epoch = this.cacheEpoch;
+    const at = Date.now();
+    running = this.queries.run(spec.name, spec.params).then((r) => {
+      this.recomputing.delete(key);
+      if (r.ok && epoch === this.cacheEpoch) {
+        this.responseCache.delete(key);
+        this.responseCache.set(key, { version, at, body: r.body });
+        if (this.responseCache.size > MAX_CACHED_RESPONSES) this.responseCache.delete(this.responseCache.keys().next().value!);
+      }
+      return r;
+    });
+    this.recomputing.set(key, running);
+    return running;
   }
 
   /** An async route: parameters are read before the first await; onAborted is registered first. */
@@ -679,6 +686,7 @@ export class DashboardServer {
       }
     }
     this.clients.clear();
+    await this.queries.close();
   }
 }
 

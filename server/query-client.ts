@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { EngineConfig } from '../engine/config.js';
+import type { DashboardQuery } from './queries.js';
+import type { QueryRequest, QueryResponse } from './query-worker.js';
+
+/** The built worker (dist/server/query-worker.js), whether this file runs from the build or from source (tests). */
+function workerFile(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(`${path.sep}dist${path.sep}`) ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`)) : path.resolve(here, '..');
+  return path.join(root, 'dist', 'server', 'query-worker.js');
+}
+
+/** The main thread's side of the query thread: requests by id; a thread that dies is restarted and its requests fail (500). */
+export class QueryClient {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: QueryResponse) => void>();
+  private closed = false;
+
+  constructor(private readonly config: EngineConfig) {}
+
+  private start(): Worker {
+    const w = new Worker(workerFile(), { workerData: { config: this.config } });
+    w.on('message', (r: QueryResponse) => {
+      const done = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      done?.(r);
+    });
+    const fail = () => {
+      if (this.worker !== w) return;
+      this.worker = null;
+      for (const [id, done] of this.pending) done({ id, ok: false, status: 500, code: 'ERR_QUERY_THREAD', message: 'the query thread stopped; retry' });
+      this.pending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', fail);
+    w.unref();
+    return w;
+  }
+
+  run(name: DashboardQuery, params: Record<string, unknown>): Promise<QueryResponse> {
+    if (this.closed) return Promise.resolve({ id: 0, ok: false, status: 503, code: 'ERR_CLOSING', message: 'the server is shutting down' });
+    this.worker ??= this.start();
+    const id = this.nextId++;
+    const req: QueryRequest = { id, name, params };
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.worker!.postMessage(req);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+}
