@@ -36,11 +36,20 @@ export interface EngineProcess {
   logs: string[];
 }
 
-export function startEngine(opts: { prefix: string; groupId: string; dataDir: string; workers?: number; extra?: string[] }): EngineProcess {
-  const args = [ENGINE, '--source', 'kafka', '--brokers', BROKERS, '--topic-prefix', opts.prefix, '--group-id', opts.groupId, '--data-dir', opts.dataDir,
+/** The test-only preload (fault-hook.mjs): worker faults inside a batch and main-thread stalls, on SIGUSR2. */
+export const FAULT_HOOK = path.resolve('test/reliability/fault-hook.mjs');
+
+export function startEngine(opts: {
+  prefix: string; groupId: string; dataDir: string; workers?: number; extra?: string[];
+  /** Node options before the script (e.g. ['--import', FAULT_HOOK, '--max-old-space-size=1024']). */
+  nodeArgs?: string[]; env?: Record<string, string>;
+  /** Another broker than BROKERS (scenario 3 runs its own). */
+  brokers?: string;
+}): EngineProcess {
+  const args = [...(opts.nodeArgs ?? []), ENGINE, '--source', 'kafka', '--brokers', opts.brokers ?? BROKERS, '--topic-prefix', opts.prefix, '--group-id', opts.groupId, '--data-dir', opts.dataDir,
     '--port', '0', '--partitions', String(PARTITIONS), '--shards', String(SHARDS), '--workers', String(opts.workers ?? 1), '--commit-interval-ms', '500',
     '--status-interval-ms', '60000', ...(opts.extra ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const logs: string[] = [];
   let resolveUrl: (u: string) => void = () => undefined;
   let rejectUrl: (e: Error) => void = () => undefined;
