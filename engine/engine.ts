@@ -60,6 +60,7 @@ export class Engine {
   private readonly deltaListeners = new Set<DeltaListener>();
   /** Per shard: windows changed by processed batches whose commit has not run yet. */
   private readonly uncommittedChanges = new Map<number, Delta[]>();
+  private readonly uncommittedAlerts = new Map<number, Alert[]>();
   private readonly batchListeners = new Set<(ms: number) => void>();
   private globalTimer: NodeJS.Timeout | null = null;
   private ended: Promise<void>;
@@ -102,10 +103,10 @@ export class Engine {
         // stream time is updated: the query layer reads committed state, so a listener re-reading a
         // window on an earlier notice would get the old value and then hear nothing more about it.
         // Commits run in the shard's order after every batch before them: pending is exactly what this commit holds.
-        const pending = this.uncommittedChanges.get(shard);
-        if (pending?.length) {
-          const deltas = pending.splice(0);
-          for (const l of this.deltaListeners) l(deltas, []);
+        const deltas = this.uncommittedChanges.get(shard)?.splice(0) ?? [];
+        const alerts = this.uncommittedAlerts.get(shard)?.splice(0) ?? [];
+        if (deltas.length || alerts.length) {
+          for (const l of this.deltaListeners) l(deltas, alerts);
         }
       },
       onBackpressure: (paused) => {
@@ -210,13 +211,16 @@ export class Engine {
       if (!pending) this.uncommittedChanges.set(r.shard, (pending = []));
       for (const [pipeline, partition, windowStart] of r.changed) pending.push({ pipeline, partition, windowStart });
     }
+    // A worker's alerts are stored with its shard's state: announced with the commit that holds them.
     if (r.alerts.length) {
-      for (const l of this.deltaListeners) l([], r.alerts);
+      let pending = this.uncommittedAlerts.get(r.shard);
+      if (!pending) this.uncommittedAlerts.set(r.shard, (pending = []));
+      pending.push(...r.alerts);
     }
   }
 
   /** Worker alerts are already stored with their shard's state; global ones are stored here. */
-  private publishAlerts(alerts: Alert[], global: boolean): void {
+  private publishAlerts(alerts: Alert[], global: boolean): Promise<void> {
     this.metrics.alerts += alerts.length;
     this.sink.alerts(alerts);
     const critical = alerts.filter((a) => a.severity === 'CRITICAL');
@@ -230,6 +234,7 @@ export class Engine {
       });
     this.pendingAlertWrites.add(w);
     void w.finally(() => this.pendingAlertWrites.delete(w));
+    return w;
   }
 
   private onCommitted(offsets: OffsetMap): void {
@@ -241,8 +246,10 @@ export class Engine {
     try {
       const alerts = this.globalAlerts.evaluate();
       if (alerts.length) {
-        this.publishAlerts(alerts, true);
-        for (const l of this.deltaListeners) l([], alerts);
+        // Announced once stored, so a listener reading the alert store sees them.
+        void this.publishAlerts(alerts, true).then(() => {
+          for (const l of this.deltaListeners) l([], alerts);
+        });
       }
     } catch (e) {
       this.lastError = e as Error;

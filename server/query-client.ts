@@ -12,6 +12,8 @@ function workerFile(): string {
   return path.join(root, 'dist', 'server', 'query-worker.js');
 }
 
+const MAX_PENDING_QUERIES = 64;
+
 /** The main thread's side of the query thread: requests by id; a thread that dies is restarted and its requests fail (500). */
 export class QueryClient {
   private worker: Worker | null = null;
@@ -40,8 +42,14 @@ export class QueryClient {
     return w;
   }
 
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
   run(name: DashboardQuery, params: Record<string, unknown>): Promise<QueryResponse> {
     if (this.closed) return Promise.resolve({ id: 0, ok: false, status: 503, code: 'ERR_CLOSING', message: 'the server is shutting down' });
+    // Bounded: distinct heavy queries cannot queue without limit behind one another.
+    if (this.pending.size >= MAX_PENDING_QUERIES) return Promise.resolve({ id: 0, ok: false, status: 503, code: 'ERR_BUSY', message: `${MAX_PENDING_QUERIES} queries are already running; retry shortly` });
     this.worker ??= this.start();
     const id = this.nextId++;
     const req: QueryRequest = { id, name, params };
@@ -55,6 +63,8 @@ export class QueryClient {
     this.closed = true;
     const w = this.worker;
     this.worker = null;
+    for (const [id, done] of this.pending) done({ id, ok: false, status: 503, code: 'ERR_CLOSING', message: 'the server is shutting down' });
+    this.pending.clear();
     if (w) await w.terminate();
   }
 }

@@ -25,6 +25,7 @@ const layer = new QueryLayer(config, AlertStore.open(config.dataDir));
 parentPort!.on('message', (req: QueryRequest) => {
   let res: QueryResponse;
   try {
+    layer.fresh(); // several queued requests run in one turn: each must see the latest commit
     res = { id: req.id, ok: true, body: JSON.stringify(DASHBOARD_QUERIES[req.name](layer, req.params)) };
   } catch (e) {
     const code = (e as { code?: string }).code ?? '';

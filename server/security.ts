@@ -56,6 +56,17 @@ export class AccessPolicy {
     return p.length === this.token.length && timingSafeEqual(p, this.token);
   }
 
+  /**
+   * Without a token the server trusts only requests addressed to a loopback name: a page from
+   * another site that re-resolves its own name to 127.0.0.1 (DNS rebinding) sends its own name as
+   * Host and Origin, which would otherwise pass the same-origin check.
+   */
+  hostAllowed(host: string): boolean {
+    if (this.token) return true;
+    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+    return name === '' || isLoopback(name);
+  }
+
   originAllowed(origin: string, host: string): boolean {
     if (!origin) return true; // not a browser: browsers always send Origin on a WebSocket upgrade
     const allowed = this.opts.allowedOrigins;
@@ -90,6 +101,8 @@ export class RateLimiter {
   take(now = Date.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSec);
     this.last = now;
+    // A client that has calmed down to a full bucket starts over: only sustained flooding is closed.
+    if (this.tokens >= this.burst) this.violations = 0;
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return true;

@@ -117,6 +117,7 @@ export class DashboardServer {
   private listenSocket: uWS.us_listen_socket | null = null;
   private app: uWS.TemplatedApp | null = null;
   private snapshotText: string | null = null;
+  private snapshotObj: Record<string, unknown> | null = null;
   /** Per-minute load-time percentiles of closed minutes (null: no data in that minute). */
   private readonly latencyCache = new Map<number, { windowStart: number; count: number; p50: number; p90: number; p99: number } | null>();
   /** Bumped whenever committed state or alerts change: cached REST answers from before are stale. */
@@ -324,7 +325,6 @@ export class DashboardServer {
   private cachedRoute(app: uWS.TemplatedApp, pattern: string, parse: (req: uWS.HttpRequest) => { name: DashboardQuery; params: Record<string, unknown> }) {
     app.get(pattern, (res, req) => {
       if (!this.authorized(res, req)) return;
-      const key = `${req.getUrl()}?${req.getQuery() ?? ''}`;
       let spec: { name: DashboardQuery; params: Record<string, unknown> };
       try {
         spec = parse(req);
@@ -333,6 +333,8 @@ export class DashboardServer {
         res.cork(() => writeReply(res, out));
         return;
       }
+      // Keyed by the validated parameters: unknown query parameters do not make new entries.
+      const key = `${spec.name}:${JSON.stringify(spec.params)}`;
       const now = Date.now();
       const hit = this.responseCache.get(key);
       if (hit && (hit.version === this.stateVersion || now - hit.at < this.opts.restCacheMs * 5)) {
@@ -356,13 +358,13 @@ export class DashboardServer {
 
   /** One computation per key at a time; the answer is cached with the state version it started from. */
   private recompute(key: string, spec: { name: DashboardQuery; params: Record<string, unknown> }): Promise<QueryResponse> {
-    let running = this.recomputing.get(key);
+    const running = this.recomputing.get(key);
     if (running) return running;
     const version = this.stateVersion;
     const epoch = this.cacheEpoch;
     const at = Date.now();
-    running = this.queries.run(spec.name, spec.params).then((r) => {
-      this.recomputing.delete(key);
+    const mine: Promise<QueryResponse> = this.queries.run(spec.name, spec.params).then((r) => {
+      if (this.recomputing.get(key) === mine) this.recomputing.delete(key);
       if (r.ok && epoch === this.cacheEpoch) {
         this.responseCache.delete(key);
         this.responseCache.set(key, { version, at, body: r.body });
@@ -370,14 +372,22 @@ export class DashboardServer {
       }
       return r;
     });
-    this.recomputing.set(key, running);
-    return running;
+    this.recomputing.set(key, mine);
+    return mine;
   }
 
   /** An async route: parameters are read before the first await; onAborted is registered first. */
   private asyncRoute(app: uWS.TemplatedApp, method: 'get' | 'post', pattern: string, handler: (req: uWS.HttpRequest) => () => Promise<Json | Reply>) {
     app[method](pattern, (res, req) => {
       if (!this.authorized(res, req)) return;
+      // A state-changing call from a browser must come from an allowed page: a form on another site
+      // could otherwise acknowledge or resolve alerts (no preflight for a simple POST).
+      const origin = req.getHeader('origin');
+      if (origin && !this.access.originAllowed(origin, req.getHeader('host'))) {
+        res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
+          .end(JSON.stringify({ error: 'ERR_ORIGIN', message: 'this Origin may not change alerts (see --allowed-origins)' })));
+        return;
+      }
       let aborted = false;
       res.onAborted(() => (aborted = true));
       let run: () => Promise<Json | Reply>;
@@ -397,6 +407,11 @@ export class DashboardServer {
 
   /** Answers 401 and returns false when a token is required and the request does not carry it. */
   private authorized(res: uWS.HttpResponse, req: uWS.HttpRequest): boolean {
+    if (!this.access.hostAllowed(req.getHeader('host'))) {
+      res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
+        .end(JSON.stringify({ error: 'ERR_HOST', message: 'without an access token the server answers only requests addressed to localhost, 127.0.0.1 or [::1] (DNS rebinding protection); set --access-token to serve other names' })));
+      return false;
+    }
     if (this.access.authorized(req.getHeader('authorization'), req.getHeader('x-access-token'), req.getQuery())) return true;
     res.cork(() => res.writeStatus('401 Unauthorized').writeHeader('www-authenticate', 'Bearer').writeHeader('content-type', 'application/json')
       .end(JSON.stringify({ error: 'ERR_UNAUTHORIZED', message: 'an access token is required: header "authorization: Bearer <token>" (or ?access_token= on the WebSocket upgrade)' })));
@@ -417,8 +432,10 @@ export class DashboardServer {
     const sourceStats = e.source.stats ?? null;
     const storesDown = stores.filter((s) => !s.available).length;
     const anyFailed = shards.some((s) => (s as { failed?: boolean }).failed);
+    // The source cannot reach its brokers (Kafka): the dashboard is served but nothing new arrives.
+    const sourceDown = Number(sourceStats?.brokersDownSince ?? 0) > 0;
     const overallStatus = storesDown === stores.length || anyFailed ? 'DOWN'
-      : anyRecovering || storesDown > 0 || (notif.enabled && notif.failed > 0) || (outputs?.failed ?? 0) > 0 ? 'DEGRADED' : 'UP';
+      : anyRecovering || sourceDown || storesDown > 0 || (notif.enabled && notif.failed > 0) || (outputs?.failed ?? 0) > 0 ? 'DEGRADED' : 'UP';
     return {
       overallStatus,
       stream: { source: e.source.name, sourceStats, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
@@ -444,9 +461,11 @@ export class DashboardServer {
     const totals = this.engine.committedTotals();
     const lastFullMinute = Math.floor((now - 1) / MINUTE) * MINUTE - MINUTE;
     const lagFn = (this.engine.source as { lag?: () => number }).lag;
-    // The oldest partition's committed stream time: everything at or before it is on the dashboard.
-    const committedTimes = Object.values(this.engine.committedStreamTimes).filter((t) => t > 0);
-    const watermark = committedTimes.length ? Math.min(...committedTimes) : 0;
+    // The oldest partition's committed stream time (from the stores, so it holds after a restart):
+    // everything at or before it is on the dashboard. 0 until every partition has committed.
+    const progress = q.progress();
+    const watermark = progress.length === this.engine.config.partitions && progress.every((p) => p.streamTime > 0)
+      ? Math.min(...progress.map((p) => p.streamTime)) : 0;
     const latency = this.latencySeries(lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE, now, watermark);
     return {
       streamTime: now - 1,
@@ -503,8 +522,10 @@ export class DashboardServer {
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
     // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
-    // change get it as their snapshot.
+    // change get it as their snapshot. It must see the commits just announced.
+    this.engine.query.fresh();
     const snap = this.snapshot();
+    this.snapshotObj = snap;
     this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
     this.snapshotAt = Date.now();
     const changedSeries = new Map<LiveMetric, unknown[]>();
@@ -633,7 +654,9 @@ export class DashboardServer {
           if (req.type === 'SUBSCRIBE_METRIC') c.subscriptions.add(req.metric);
           else c.subscriptions.delete(req.metric);
           if (!c.slow) this.subscribe(ws, c);
-          return this.send(ws, { type: 'RESPONSE', requestId, data: { subscriptions: ALL_METRICS.filter((m) => c.subscriptions.has(m)) } });
+          // A (re)subscribed series starts from its current rows: deltas only carry what changes next.
+          const rows = req.type === 'SUBSCRIBE_METRIC' ? { [req.metric]: (this.snapshotObj ?? this.snapshot())[req.metric] } : {};
+          return this.send(ws, { type: 'RESPONSE', requestId, data: { subscriptions: ALL_METRICS.filter((m) => c.subscriptions.has(m)), ...rows } });
         }
         default:
           return fail('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(req.type)}; expected GET_USER_ANALYTICS, GET_REVENUE_BREAKDOWN, GET_ALERT_DETAILS, SUBSCRIBE_METRIC or UNSUBSCRIBE_METRIC`);
@@ -650,7 +673,9 @@ export class DashboardServer {
   private sendSnapshot(ws: uWS.WebSocket<Client>): void {
     const now = Date.now();
     if (this.snapshotText === null || now - this.snapshotAt > this.opts.tickMs) {
-      this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...this.snapshot() });
+      this.engine.query.fresh();
+      this.snapshotObj = this.snapshot();
+      this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...this.snapshotObj });
       this.snapshotAt = now;
     }
     this.wsStats.snapshots++;
@@ -705,7 +730,7 @@ function errorReply(e: unknown): Reply {
   return new Reply(500, { error: 'ERR_INTERNAL', message: 'the request failed; see the server log' });
 }
 
-const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 403: '403 Forbidden', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
 
 function writeReply(res: uWS.HttpResponse, r: Reply): void {
   res.writeStatus(STATUS[r.status] ?? String(r.status)).writeHeader('content-type', 'application/json');

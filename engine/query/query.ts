@@ -44,6 +44,18 @@ export class QueryLayer {
     return s;
   }
 
+  /**
+   * Starts the next reads from the newest committed state. lmdb-js keeps one read snapshot per
+   * thread and renews it only on a later timer turn, so a read right after a commit can still see
+   * the state from before it: callers that answer "what changed" (the live tick, the query thread)
+   * call this first.
+   */
+  fresh(): void {
+    for (const s of this.stores.values()) s.env.resetReadTxn();
+    this.alertStore?.env.resetReadTxn();
+    this.reference?.env.resetReadTxn();
+  }
+
   /** Shards whose store can be read now (for health). */
   availability(): Array<{ shard: number; available: boolean }> {
     return Array.from({ length: this.config.shards }, (_, shard) => ({ shard, available: this.store(shard) !== null }));

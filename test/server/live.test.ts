@@ -134,6 +134,10 @@ describe('live deltas', () => {
     c.ws.send(JSON.stringify({ type: 'UNSUBSCRIBE_METRIC', requestId: 'u1', metric: 'revenue' }));
     await until(() => c.got.some((m) => m.requestId === 'u1'), 'the unsubscribe response');
     expect(c.got.find((m) => m.requestId === 'u1')!.data.subscriptions).toEqual(['activeUsers', 'platformEvents', 'latency']);
+    c.ws.send(JSON.stringify({ type: 'SUBSCRIBE_METRIC', requestId: 'u3', metric: 'revenue' }));
+    await until(() => c.got.some((m) => m.requestId === 'u3'), 'the subscribe response');
+    // Re-subscribing starts from the series' current rows.
+    expect((c.got.find((m) => m.requestId === 'u3')!.data.revenue as unknown[]).length).toBeGreaterThan(0);
     c.ws.send(JSON.stringify({ type: 'SUBSCRIBE_METRIC', requestId: 'u2', metric: 'everything' }));
     await until(() => c.got.some((m) => m.requestId === 'u2'), 'the error');
     const err = c.got.find((m) => m.requestId === 'u2')!;

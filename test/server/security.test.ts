@@ -68,6 +68,26 @@ describe('access policy', () => {
     expect(new AccessPolicy({ host: '127.0.0.1', allowedOrigins: ['*'] }).originAllowed('https://any.example', 'x')).toBe(true);
   });
 
+  it('without a token only loopback Host names pass; with one any name does', () => {
+    const open = new AccessPolicy({ host: '127.0.0.1', allowedOrigins: [] });
+    expect(open.hostAllowed('127.0.0.1:8080')).toBe(true);
+    expect(open.hostAllowed('localhost')).toBe(true);
+    expect(open.hostAllowed('[::1]:8080')).toBe(true);
+    expect(open.hostAllowed('evil.example:8080')).toBe(false);
+    expect(open.hostAllowed('127.0.0.1.evil.example')).toBe(false);
+    expect(new AccessPolicy({ host: '0.0.0.0', accessToken: TOKEN, allowedOrigins: [] }).hostAllowed('dash.example.com')).toBe(true);
+  });
+
+  it('rate limiter: violations are forgiven once the bucket has refilled', () => {
+    const r = new RateLimiter(10, 2, 0);
+    r.take(0);
+    r.take(0);
+    expect(r.take(0)).toBe(false);
+    expect(r.violations).toBe(1);
+    r.take(1000); // a second later the bucket is full again
+    expect(r.violations).toBe(0);
+  });
+
   it('rate limiter: bursts, then the sustained rate', () => {
     const r = new RateLimiter(10, 5, 0);
     let ok = 0;

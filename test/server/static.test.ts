@@ -47,6 +47,29 @@ async function raw(p: string, headers: Record<string, string> = {}): Promise<{ s
   });
 }
 
+describe('without an access token (loopback)', () => {
+  it('answers only requests addressed to a loopback name (DNS rebinding)', async () => {
+    expect((await raw('/api/dashboard/health', { host: 'evil.example:8080' })).status).toBe(403);
+    expect((await raw('/api/dashboard/health', { host: `localhost:${server.port}` })).status).toBe(200);
+    expect((await raw('/api/dashboard/health', { host: `[::1]:${server.port}` })).status).toBe(200);
+  });
+
+  it('refuses alert changes from another site\'s page (cross-site form POST)', async () => {
+    const post = (headers: Record<string, string>) => new Promise<number>((resolve, reject) => {
+      import('node:http').then((http) => {
+        const r = http.request({ host: '127.0.0.1', port: server.port, method: 'POST', path: '/api/dashboard/alerts/LOW_REVENUE:global:0/ack', headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        r.on('error', reject);
+        r.end();
+      }, reject);
+    });
+    expect(await post({ origin: 'https://evil.example' })).toBe(403);
+    expect(await post({ origin: `http://127.0.0.1:${server.port}` })).toBe(404); // allowed; that alert does not exist
+  });
+});
+
 describe('serving the built UI', () => {
   it('index.html at /, revalidated every time; client routes fall back to it', async () => {
     const r = await raw('/');
