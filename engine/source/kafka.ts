@@ -55,7 +55,9 @@ export class KafkaSource implements EventSource {
   private readonly emptySince = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
-  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0 };
+  /** brokersDownSince: when librdkafka reported every broker connection down (ms since epoch); 0 while connected. */
+  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0, brokersDownSince: 0 };
+  private brokerProbe: NodeJS.Timeout | null = null;
   /** Partitions currently assigned, as "topic:partition". */
   readonly assigned = new Set<string>();
   /** Partitions being given up: their processed work is committed, nothing new is handed over. */
@@ -102,6 +104,9 @@ export class KafkaSource implements EventSource {
     this.client = consumer;
     consumer.on('event.error', (err) => {
       this.stats.lastError = err.message;
+      // node-rdkafka 3.6 reports librdkafka's error callbacks with code -1 (ERR_UNKNOWN), so the
+      // message is matched too (librdkafka's text for RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN).
+      if (err.code === Kafka.CODES.ERRORS.ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message)) this.watchBrokers(consumer);
       handler.onError(new Error(`kafka consumer: ${err.message}`));
     });
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
@@ -339,9 +344,28 @@ export class KafkaSource implements EventSource {
     }
   }
 
+  /**
+   * Every broker connection is down (health says DEGRADED meanwhile). librdkafka reconnects by
+   * itself but reports nothing when it has, so ask for metadata every second until a broker answers.
+   */
+  private watchBrokers(c: Kafka.KafkaConsumer): void {
+    if (this.stats.brokersDownSince > 0) return;
+    this.stats.brokersDownSince = Date.now();
+    const probe = () => {
+      this.brokerProbe = null;
+      if (this.stopped || this.client !== c) return;
+      c.getMetadata({ topic: this.topicOf.get(1), timeout: 2000 }, (err) => {
+        if (!err) this.stats.brokersDownSince = 0;
+        else if (!this.stopped) this.brokerProbe = setTimeout(probe, 1000);
+      });
+    };
+    this.brokerProbe = setTimeout(probe, 1000);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.brokerProbe) clearTimeout(this.brokerProbe);
     const c = this.consumer;
     this.consumer = null;
     if (c && c.isConnected()) {
