@@ -7,7 +7,13 @@
 //   node kafka/kafka.mjs status   print whether it runs (exit 0 = running and answering, 3 = not)
 //
 // Env: KAFKA_CACHE_DIR (default <repo>/.cache/kafka), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-//      KAFKA_START_TIMEOUT (seconds, 90), KAFKA_HEAP_OPTS (default "-Xms256m -Xmx512m").
+//      KAFKA_START_TIMEOUT (seconds, 90), KAFKA_HEAP_OPTS (default "-Xms256m -Xmx512m"),
+//      KAFKA_LIBS_DIR (default <cache>/libs: where the jars are fetched to and read from).
+//
+// A second, private broker (e.g. one a test stops and restarts) is the same script with its own
+// cache dir (data, logs, config, pid file), ports, and the shared jars:
+//   KAFKA_CACHE_DIR=/tmp/b2 KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 \
+//   KAFKA_LIBS_DIR=<repo>/.cache/kafka/libs node kafka/kafka.mjs start|stop|status
 //
 // Exit codes: 0 ok, 1 failure, 2 java/mvn missing or too old, 3 status: not running.
 
@@ -22,7 +28,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
 const POM = path.join(HERE, 'pom.xml');
 const CACHE = path.resolve(process.env.KAFKA_CACHE_DIR || path.join(REPO, '.cache', 'kafka'));
-const LIBS = path.join(CACHE, 'libs');
+const LIBS = path.resolve(process.env.KAFKA_LIBS_DIR || path.join(CACHE, 'libs'));
 const LIBS_MARKER = path.join(LIBS, '.complete.json');
 const LOGS = path.join(CACHE, 'logs');
 const LOG_FILE = path.join(LOGS, 'kafka.out');

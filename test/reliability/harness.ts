@@ -123,8 +123,8 @@ export interface LoadgenRun {
 }
 
 /** Runs loadgen into the topics of `prefix`; `done` resolves with its JSON summary (rejects on a non-zero exit). */
-export function runLoadgen(prefix: string, args: string[]): LoadgenRun {
-  const child = spawn(process.execPath, [LOADGEN, '--bootstrap-server', BROKERS, '--topic-prefix', prefix, '--partitions', String(PARTITIONS), '--reporting-interval', '5000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runLoadgen(prefix: string, args: string[], brokers = BROKERS): LoadgenRun {
+  const child = spawn(process.execPath, [LOADGEN, '--bootstrap-server', brokers, '--topic-prefix', prefix, '--partitions', String(PARTITIONS), '--reporting-interval', '5000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -137,8 +137,8 @@ export function runLoadgen(prefix: string, args: string[]): LoadgenRun {
   return { child, done };
 }
 
-export async function deleteTopics(prefix: string): Promise<void> {
-  const admin = Kafka.AdminClient.create({ 'metadata.broker.list': BROKERS });
+export async function deleteTopics(prefix: string, brokers = BROKERS): Promise<void> {
+  const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers });
   try {
     for (const s of topicSpecs(prefix, PARTITIONS)) await new Promise<void>((resolve) => admin.deleteTopic(s.name, 10_000, () => resolve()));
   } finally {
