@@ -15,6 +15,9 @@ export interface KafkaSinkOptions {
   maxAttempts: number;
 }
 
+/** What is kept of a dead letter whose original is too large to produce. */
+const TRUNCATED_BYTES = 64 * 1024;
+
 interface Pending {
   topic: string;
   key: string | null;
@@ -121,6 +124,11 @@ export class KafkaSink implements OutputSink {
     }
   }
 
+  /**
+   * True when the record left this process's hands: queued in the producer, or refused for good
+   * (counted as failed and shown in health, so nothing behind it waits forever). False only for a
+   * full local queue, retried from the backlog.
+   */
   private tryProduce(p: Pending): boolean {
     try {
       p.attempts++;
@@ -129,8 +137,18 @@ export class KafkaSink implements OutputSink {
       return true;
     } catch (e) {
       p.attempts--;
-      this.stats.lastError = (e as Error).message;
-      return false; // queue full or not connected yet: retried from the backlog
+      const err = e as Kafka.LibrdKafkaError;
+      this.stats.lastError = err.message;
+      if (err.code === Kafka.CODES.ERRORS.ERR__QUEUE_FULL) return false;
+      if (err.code === Kafka.CODES.ERRORS.ERR_MSG_SIZE_TOO_LARGE && p.value.length > TRUNCATED_BYTES) {
+        // A dead letter larger than the producer accepts keeps its headers (reason, source
+        // topic/partition/offset: enough to find the original) and the head of its bytes.
+        const size = p.value.length;
+        return this.tryProduce({ ...p, value: p.value.subarray(0, TRUNCATED_BYTES), headers: [...(p.headers ?? []), { truncated: String(size) }] });
+      }
+      this.stats.failed++;
+      this.stats.lastError = `${p.topic}: ${err.message} (record not sent)`;
+      return true;
     }
   }
 
