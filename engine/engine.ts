@@ -5,6 +5,7 @@ import { MemorySink, type OutputSink } from './sink/sink.js';
 import { AlertStore } from './alerts/alert-store.js';
 import { WebhookNotifier } from './alerts/notifier.js';
 import { QueryLayer } from './query/query.js';
+import { ReferenceStore } from './state/reference-store.js';
 import { GlobalWindowAlerts } from './global-alerts.js';
 import type { Alert } from './codec/types.js';
 import type { ShardResult } from './workers/protocol.js';
@@ -61,6 +62,7 @@ export class Engine {
   /** Per shard: windows changed by processed batches whose commit has not run yet. */
   private readonly uncommittedChanges = new Map<number, Delta[]>();
   private readonly uncommittedAlerts = new Map<number, Alert[]>();
+  private readonly reference: ReferenceStore;
   private readonly batchListeners = new Set<(ms: number) => void>();
   private globalTimer: NodeJS.Timeout | null = null;
   private ended: Promise<void>;
@@ -93,6 +95,9 @@ export class Engine {
       this.rejectEnded = rej;
     });
     this.ended.catch(() => undefined);
+    // The reference store of this data directory (shared with whoever else opened it in this
+    // thread): its profile-change counters let the workers' profile caches follow updates.
+    this.reference = ReferenceStore.open(config.dataDir);
     this.dispatcher = new ShardDispatcher(config, {
       onResult: (r) => this.onResult(r),
       onCommitted: (shard, offsets, counters, streamTimes) => {
@@ -124,7 +129,7 @@ export class Engine {
         this.lastError = err;
         if (!recovered) this.rejectEnded(new Error(`shard ${shard} could not recover: ${err.message}`, { cause: err }));
       },
-    });
+    }, this.reference.profileEpochs);
   }
 
   static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink()): Promise<Engine> {
@@ -273,5 +278,6 @@ export class Engine {
     await this.query.close();
     await Promise.all([...this.pendingAlertWrites]);
     await this.alertStore.close();
+    await this.reference.close();
   }
 }

@@ -86,6 +86,7 @@ export class ShardDispatcher {
   constructor(
     private readonly config: EngineConfig,
     private readonly events: DispatcherEvents,
+    private readonly profileEpochs?: Int32Array,
   ) {
     this.pools = Array.from({ length: config.workers }, () => new Piscina({
       filename: workerFile(),
@@ -133,7 +134,7 @@ export class ShardDispatcher {
 
   private async openShard(ch: ShardChannel): Promise<OffsetMap> {
     ch.gen++;
-    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
+    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config, profileEpochs: this.profileEpochs })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
     this.restoredCounters = { ...this.restoredCounters, ...res.counters };
     return res.restored;
   }

@@ -2,6 +2,14 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Product, UserProfile } from '../codec/types.js';
+import { hashString } from '../codec/index.js';
+
+/** Buckets of the profile-change counters shared with the workers (a power of two). */
+export const PROFILE_EPOCH_BUCKETS = 1 << 16;
+
+export function profileEpochBucket(userId: string): number {
+  return hashString(userId) & (PROFILE_EPOCH_BUCKETS - 1);
+}
 
 /**
  * The global reference tables (user profiles, product catalog): one LMDB that every shard reads
@@ -15,6 +23,12 @@ export class ReferenceStore {
   ) {}
 
   private refs = 1;
+  /**
+   * Per bucket of user ids, a counter bumped after a profile write is committed. It lives in
+   * shared memory: workers cache profiles with the counter they saw, and re-read one whose bucket
+   * has moved, so a profile update reaches the join at once (a KTable join sees the latest value).
+   */
+  readonly profileEpochs = new Int32Array(new SharedArrayBuffer(PROFILE_EPOCH_BUCKETS * 4));
   private static readonly openStores = new Map<string, ReferenceStore>();
 
   /**
@@ -38,8 +52,14 @@ export class ReferenceStore {
 
   private dir = '';
 
-  putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
-    return this.putAll(this.profiles, profiles, (p) => p.userId);
+  async putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
+    const written: string[] = [];
+    const n = await this.putAll(this.profiles, profiles, (p) => {
+      written.push(p.userId);
+      return p.userId;
+    });
+    for (const id of written) Atomics.add(this.profileEpochs, profileEpochBucket(id), 1);
+    return n;
   }
 
   putProducts(products: Iterable<Product>): Promise<number> {

@@ -24,6 +24,8 @@ export interface OpenTask {
   gen: number;
   partitions: number[];
   config: EngineConfig;
+  /** The reference store's profile-change counters (shared memory), see ReferenceStore.profileEpochs. */
+  profileEpochs?: Int32Array;
 }
 
 export interface BatchTask {

@@ -8,7 +8,7 @@
  * replays the slabs since that commit. A thread that died starts with no shard open, so stale
  * tasks are refused there too. Nothing is applied twice and nothing is skipped.
  */
-import { ReferenceStore } from '../state/reference-store.js';
+import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js';
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
@@ -18,7 +18,13 @@ const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
 let reference: ReferenceStore | null = null;
 let unknownProfile: Profile | null = null;
-const profileCache: (Profile | undefined)[] = [];
+const profileCache: (CachedProfile | undefined)[] = [];
+let profileEpochs: Int32Array | null = null;
+
+interface CachedProfile extends Profile {
+  bucket: number;
+  epoch: number;
+}
 
 export class ShardStateError extends Error {
   override readonly name = 'ShardStateError';
@@ -28,14 +34,22 @@ export class ShardStateError extends Error {
 
 const profiles = {
   profile(user: number): Profile {
-    let p = profileCache[user];
-    if (p) return p;
-    const rec = reference?.profile(vocab.users.values[user]);
+    const cached = profileCache[user];
+    if (cached && (profileEpochs === null || profileEpochs[cached.bucket] === cached.epoch)) return cached;
+    const userId = vocab.users.values[user];
+    const bucket = profileEpochBucket(userId);
+    const epoch = profileEpochs ? Atomics.load(profileEpochs, bucket) : 0;
+    // A changed profile is read from a fresh snapshot (this thread's may predate the write).
+    if (cached) reference?.env.resetReadTxn();
+    const rec = reference?.profile(userId);
     if (!rec) {
       // LEFT join: unknown users get tier UNKNOWN (not cached: the profile may arrive later).
       return (unknownProfile ??= { known: false, tier: vocab.UNKNOWN, segment: vocab.UNKNOWN, country: vocab.UNKNOWN, region: vocab.UNKNOWN });
     }
-    p = { known: true, tier: vocab.symOf(rec.tier || 'UNKNOWN'), segment: vocab.symOf(rec.segment || 'UNKNOWN'), country: vocab.symOf(rec.country || 'UNKNOWN'), region: vocab.symOf(rec.region || 'UNKNOWN') };
+    const p: CachedProfile = {
+      known: true, tier: vocab.symOf(rec.tier || 'UNKNOWN'), segment: vocab.symOf(rec.segment || 'UNKNOWN'), country: vocab.symOf(rec.country || 'UNKNOWN'), region: vocab.symOf(rec.region || 'UNKNOWN'),
+      bucket, epoch,
+    };
     profileCache[user] = p;
     return p;
   },
@@ -50,6 +64,7 @@ export default async function run(task: ShardTask): Promise<ShardResult | { shar
         await old.close();
       }
       reference ??= ReferenceStore.open(task.config.dataDir);
+      if (task.profileEpochs) profileEpochs = task.profileEpochs;
       vocab.resetColumns();
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
