@@ -8,7 +8,14 @@ import { KafkaSink } from '../../engine/sink/kafka-sink.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
 import { EventGenerator } from '../../engine/source/generator.js';
 import { TEST_GENERATOR, expectCoreNumbers, referenceFor, tempDir } from '../engine/harness.js';
-import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from './produce.js';
+import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages, type ProducedRecord } from './produce.js';
+import { encodeEventBatch, type EventRecord } from '../../engine/codec/index.js';
+
+/** The source application's JSON for an event: the record without our `source` discriminator and `seq`. */
+function toSourceJson(e: EventRecord): string {
+  const { source: _s, seq: _q, ...rest } = e;
+  return JSON.stringify(rest);
+}
 
 const N = 30_000;
 const PARTITIONS = 8;
@@ -98,7 +105,16 @@ describe('the engine on a real Kafka broker', () => {
     const events = gen.take(N);
     const p = await producer();
     await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
-    const messages = eventMessages(prefix, events, PARTITIONS);
+    // The known event set in every accepted form: FlatBuffers batches, single events (a batch of
+    // one), and JSON in the source application's shapes, one event per message. Split messages
+    // keep their batch's timestamp, so the merged order (and the reference) is the same.
+    const messages: ProducedRecord[] = [];
+    eventMessages(prefix, events, PARTITIONS).forEach((m, i) => {
+      if (i % 7 === 3) for (const e of m.events!) messages.push({ ...m, value: Buffer.from(toSourceJson(e)), events: [e] });
+      else if (i % 11 === 5) for (const e of m.events!) messages.push({ ...m, value: Buffer.from(encodeEventBatch([e])), events: [e] });
+      else messages.push(m);
+    });
+    expect(messages.length).toBeGreaterThan(eventMessages(prefix, events, PARTITIONS).length + 1000);
     await produceAll(p, messages);
     await produceAll(p, [{ topic: `${prefix}web-events`, partition: 3, key: 'poison', value: Buffer.from('not an event at all') }]);
     await new Promise<void>((r) => p.disconnect(() => r()));
