@@ -1,0 +1,112 @@
+/**
+ * bench:kafka — events pre-produced to the local broker, then consumed into the engine with every
+ * pipeline on; compared, in the same run, with the raw consume rate of the same topics (the
+ * consumer alone: no merge, no dispatch, no processing), so the engine's own cost is visible.
+ *
+ *   npm run bench:kafka -- [--events 1000000] [--partitions 8] [--workers W] [--users 100000]
+ *
+ * Last line: {"bench":"kafka","eventsPerSec":N,"mbPerSec":N,"partitions":P,"rawConsumeEventsPerSec":N,...}
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import Kafka from 'node-rdkafka';
+import { Engine, MemorySink, ReferenceStore } from '../engine/index.js';
+import { EventBatchReader } from '../engine/codec/index.js';
+import { ensureTopics, INPUT_TOPICS } from '../engine/kafka/topics.js';
+import { ReferenceLoader } from '../engine/kafka/reference-loader.js';
+import { KafkaSource } from '../engine/source/kafka.js';
+import { ensureBroker } from './e2e.js';
+
+const { values: a } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    partitions: { type: 'string', default: '8' },
+    workers: { type: 'string', default: String(Math.max(1, os.availableParallelism() - 1)) },
+    users: { type: 'string', default: '100000' },
+    brokers: { type: 'string', default: '127.0.0.1:9092' },
+  },
+});
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const total = Number(a.events);
+const partitions = Number(a.partitions);
+const brokers = a.brokers!;
+const prefix = `benchkafka-${Date.now()}-`;
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+await ensureBroker(brokers);
+await ensureTopics(brokers, prefix, partitions);
+log(`producing ${total} events (${a.users} users) to ${prefix}* with loadgen ...`);
+execFileSync(process.execPath, [path.join(root, 'dist/loadgen/loadgen.js'), '--bootstrap-server', brokers, '--topic-prefix', prefix,
+  '--throughput', '-1', '--num-records', String(total), '--users', a.users!, '--partitions', String(partitions)], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+// 1. The consumer alone: every message of the input topics, counting events and bytes.
+async function rawConsume(): Promise<{ events: number; bytes: number; seconds: number }> {
+  const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': brokers, 'group.id': `${prefix}raw`, 'enable.auto.commit': false, 'enable.partition.eof': true }, { 'auto.offset.reset': 'earliest' });
+  await new Promise<void>((r, j) => c.connect({ timeout: 20_000 }, (e) => (e ? j(e) : r())));
+  const left = new Map<string, number>();
+  const assignment: Kafka.Assignment[] = [];
+  for (const t of INPUT_TOPICS) {
+    for (let p = 0; p < partitions; p++) {
+      const w = await new Promise<Kafka.WatermarkOffsets>((r, j) => c.queryWatermarkOffsets(prefix + t, p, 10_000, (e, o) => (e ? j(e) : r(o))));
+      if (w.highOffset > 0) left.set(`${prefix}${t}:${p}`, w.highOffset);
+      assignment.push({ topic: prefix + t, partition: p, offset: 0 });
+    }
+  }
+  const reader = new EventBatchReader();
+  let events = 0;
+  let bytes = 0;
+  const t0 = performance.now();
+  c.assign(assignment);
+  c.setDefaultConsumeTimeout(100);
+  while (left.size) {
+    const msgs = await new Promise<Kafka.Message[]>((r, j) => c.consume(1000, (e, m) => (e ? j(e) : r(m))));
+    for (const m of msgs) {
+      if (!m.value) continue;
+      bytes += m.value.length;
+      events += reader.reset(m.value, 0, m.value.length).count;
+      const k = `${m.topic}:${m.partition}`;
+      if (m.offset + 1 >= (left.get(k) ?? 0)) left.delete(k);
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await new Promise<void>((r) => c.disconnect(() => r()));
+  return { events, bytes, seconds };
+}
+
+log('raw consume ...');
+const raw = await rawConsume();
+log(`raw consume: ${raw.events} events, ${(raw.bytes / 1e6).toFixed(1)} MB in ${raw.seconds.toFixed(2)} s: ${Math.round(raw.events / raw.seconds)} events/s`);
+
+// 2. The engine: the same topics from the beginning, every pipeline, LMDB commits.
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-bench-kafka-'));
+const store = ReferenceStore.open(dataDir);
+const loader = new ReferenceLoader({ brokers, topicPrefix: prefix, partitions, store, kafkaConfig: {} });
+await loader.bootstrap();
+const source = new KafkaSource({ brokers, groupId: `${prefix}engine`, topicPrefix: prefix, kafkaConfig: {}, batchSize: 1000 });
+const t0 = performance.now();
+const engine = await Engine.start({ dataDir, partitions, shards: Math.min(4, partitions), workers: Number(a.workers) }, source, new MemorySink(1000));
+const progress = setInterval(() => log(`engine: ${engine.committedTotals().events} / ${raw.events} events committed`), 5000);
+while (engine.committedTotals().events + engine.committedTotals().deadLetters < raw.events) await new Promise((r) => setTimeout(r, 20));
+const seconds = (performance.now() - t0) / 1000;
+clearInterval(progress);
+const heapUsedMB = Math.round(process.memoryUsage().heapUsed / 1e6);
+await engine.stop();
+await loader.stop();
+await store.close();
+fs.rmSync(dataDir, { recursive: true, force: true });
+
+const eventsPerSec = Math.round(raw.events / seconds);
+console.log(`\nconsumer alone: ${Math.round(raw.events / raw.seconds)} events/s (${(raw.bytes / 1e6 / raw.seconds).toFixed(1)} MB/s); into the engine: ${eventsPerSec} events/s (${(raw.bytes / 1e6 / seconds).toFixed(1)} MB/s), ${seconds.toFixed(2)} s from start to the last commit`);
+console.log(JSON.stringify({
+  bench: 'kafka', eventsPerSec, mbPerSec: Math.round((raw.bytes / 1e6 / seconds) * 10) / 10, partitions, workers: Number(a.workers), events: raw.events,
+  rawConsumeEventsPerSec: Math.round(raw.events / raw.seconds), rawConsumeMbPerSec: Math.round((raw.bytes / 1e6 / raw.seconds) * 10) / 10, heapUsedMB,
+}));
+setTimeout(() => process.exit(0), 200).unref();
