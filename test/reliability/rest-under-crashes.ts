@@ -135,6 +135,10 @@ export async function restQueriesDuringCrashes(opts: { clients: number; faults: 
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline && !engine.logs.slice(lines).some((l) => l.startsWith('[fault-hook] worker') && l.includes(` ${fault} inside a batch`))) await sleep(50);
       if (engine.logs.slice(lines).some((l) => l.startsWith('[fault-hook] worker'))) fired++;
+      // Each fault once the shards have recovered and committed: faults faster than that make a
+      // shard give up (see RELIABILITY.md, "worker errors lose their code"), which is not what this
+      // scenario is about.
+      await waitHealth(engine, (x) => x.overallStatus === 'UP', 60_000, `UP after fault ${i + 1}`);
       await sleep(opts.faultEveryMs);
       rssMax = Math.max(rssMax, rssOf(engine.child.pid!));
       readersMax = Math.max(readersMax, ...readerSlots(dataDir));
