@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
-import type { BatchTask, CommitInfo, ShardResult, ShardTask } from '../workers/protocol.js';
+import { decodeTaskError, type BatchTask, type CommitInfo, type ShardResult, type ShardTask } from '../workers/protocol.js';
 import type { PartitionCounters } from '../state/shard-store.js';
 
 /** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
@@ -49,6 +49,8 @@ interface ShardChannel {
   running: boolean;
   /** Failures since the last durable commit: each waits longer before the shard reopens. */
   failures: number;
+  /** Failures a retry may not fix (not stale refusals, not retriable errors) since the last commit. */
+  finalFailures: number;
   lastFailure: Error | null;
   /** Gave up: the same batch failed for a non-retriable reason too many times. */
   failed: boolean;
@@ -111,6 +113,7 @@ export class ShardDispatcher {
       queue: [],
       running: false,
       failures: 0,
+      finalFailures: 0,
       lastFailure: null,
       failed: false,
     }));
@@ -242,6 +245,7 @@ export class ShardDispatcher {
 
   private onCommitted(ch: ShardChannel, c: CommitInfo): void {
     ch.failures = 0;
+    ch.finalFailures = 0;
     ch.lastFailure = null;
     while (ch.retained.length && ch.retained[0].seq <= c.seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
     this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes);
@@ -261,8 +265,13 @@ export class ShardDispatcher {
     this.stats.failures++;
     ch.failures++;
     ch.lastFailure = err;
-    const retriable = (err as { retriable?: boolean }).retriable === true || (err as { code?: string }).code === 'ERR_SHARD_STALE';
-    if (!retriable && ch.failures > MAX_NON_RETRIABLE_FAILURES) {
+    // Stale refusals (sibling shards of a thread that died) and retriable errors (a full store)
+    // are retried without limit; anything else, a thread that died included, gives up after a
+    // few attempts without a commit in between (a batch that kills its worker every time).
+    const { code, retriable: flagged } = decodeTaskError(err);
+    const retriable = flagged || code === 'ERR_SHARD_STALE';
+    if (!retriable) ch.finalFailures++;
+    if (ch.finalFailures > MAX_NON_RETRIABLE_FAILURES) {
       // The same batch keeps failing for a reason a retry will not fix: stop, keep the source
       // paused (nothing is committed past this point), and say so in health.
       ch.failed = true;
@@ -408,7 +417,7 @@ export class ShardDispatcher {
   channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; failed: boolean; failures: number; lastFailure: string | null }> {
     return this.channels.map((c) => ({
       shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen,
-      recovering: c.recovering !== null, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure ? `${(c.lastFailure as { code?: string }).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
+      recovering: c.recovering !== null, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure ? `${decodeTaskError(c.lastFailure).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
     }));
   }
 }

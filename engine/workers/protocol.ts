@@ -113,3 +113,24 @@ export interface ShardResult {
 export function emptyCounters(): ShardCounters {
   return { messages: 0, skippedMessages: 0, events: 0, eventsBySource: [0, 0, 0, 0, 0, 0], late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0 };
 }
+
+const TASK_ERROR_TAG = /\s\[code=([\w.-]+) (retriable|final)\]$/;
+
+/** An error from a worker task, with its code and retriable flag in the message (the only part that survives Piscina's copy). */
+export function encodeTaskError(err: unknown): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (TASK_ERROR_TAG.test(e.message)) return e;
+  const code = (e as { code?: unknown }).code;
+  const retriable = (e as { retriable?: unknown }).retriable === true;
+  const out = new Error(`${e.message} [code=${typeof code === 'string' && code ? code : 'ERR_WORKER'} ${retriable ? 'retriable' : 'final'}]`);
+  out.stack = e.stack;
+  return out;
+}
+
+/** The code and retriable flag of a task error (also when it arrived without the tag: a thread that died). */
+export function decodeTaskError(err: Error): { code: string | undefined; retriable: boolean } {
+  const own = err as { code?: unknown; retriable?: unknown };
+  const m = TASK_ERROR_TAG.exec(err.message ?? '');
+  if (m) return { code: m[1], retriable: m[2] === 'retriable' };
+  return { code: typeof own.code === 'string' ? own.code : undefined, retriable: own.retriable === true };
+}

@@ -12,7 +12,7 @@ import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js'
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
-import { emptyCounters, type ShardResult, type ShardTask } from './protocol.js';
+import { emptyCounters, encodeTaskError, type ShardResult, type ShardTask } from './protocol.js';
 
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
@@ -55,7 +55,21 @@ const profiles = {
   },
 };
 
-export default async function run(task: ShardTask): Promise<ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null> {
+type RunResult = ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null;
+
+/**
+ * Piscina hands a task's error to the main thread as a copy that keeps only message and stack:
+ * the code and retriable flag the dispatcher's recovery decides on travel in the message.
+ */
+export default async function run(task: ShardTask): Promise<RunResult> {
+  try {
+    return await runTask(task);
+  } catch (err) {
+    throw encodeTaskError(err);
+  }
+}
+
+async function runTask(task: ShardTask): Promise<RunResult> {
   switch (task.op) {
     case 'open': {
       const old = shards.get(task.shard);

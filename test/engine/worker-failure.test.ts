@@ -48,4 +48,32 @@ describe('a worker that throws or exits mid-run', () => {
       delete process.env.RTA_ENABLE_FAULTS;
     }
   }, 120_000);
+
+  it('regression: a burst of thread deaths does not make the sibling shards give up (their stale refusals are retriable)', async () => {
+    process.env.RTA_ENABLE_FAULTS = '1';
+    const dir = tempDir('faults-burst');
+    dirs.push(dir);
+    const model = referenceFor(generateEvents(TEST_GENERATOR, N));
+    const source = new EmbeddedSource({ partitions: 8, rate: 15_000, totalEvents: N, generator: TEST_GENERATOR, eventsPerMessage: 200 });
+    const ref = ReferenceStore.open(dir);
+    await source.bootstrap(ref);
+    await ref.close();
+    // One thread hosts all four shards, and no commit happens between the deaths.
+    const engine = await Engine.start({ dataDir: dir, partitions: 8, shards: 4, workers: 1, commitIntervalMs: 60_000 }, source, new MemorySink());
+    try {
+      await new Promise((r) => setTimeout(r, 400));
+      for (const shard of [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]) {
+        engine.dispatcher.injectFault(shard, 'exit');
+        await new Promise((r) => setTimeout(r, 120));
+      }
+      await engine.finished();
+      expect(engine.dispatcher.channelInfo().some((c) => c.failed)).toBe(false);
+      expect(engine.metrics.shardFailures).toBeGreaterThan(5);
+      expect(engine.committedTotals().events).toBe(N);
+      expect(engine.query.activeUsers(ALL).map((r) => ({ windowStart: r.windowStart, users: r.users }))).toEqual(model.activeUsers);
+    } finally {
+      await engine.stop();
+      delete process.env.RTA_ENABLE_FAULTS;
+    }
+  }, 120_000);
 });
