@@ -31,7 +31,12 @@ export function enumParam<T extends string>(q: URLSearchParams, name: string, al
 }
 
 export function idParam(name: string, raw: string): string {
-  const v = decodeURIComponent(raw);
+  let v: string;
+  try {
+    v = decodeURIComponent(raw);
+  } catch {
+    throw new ParamError(name, `${name} is not a valid percent-encoded value`);
+  }
   if (!/^[\w.:@-]{1,200}$/.test(v)) throw new ParamError(name, `${name} must be 1-200 characters of letters, digits and . : @ - _`);
   return v;
 }
