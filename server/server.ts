@@ -424,7 +424,7 @@ export class DashboardServer {
     const stores = e.query.availability();
     const newest = e.query.latestStreamTime();
     const ageMs = newest > 0 ? Date.now() - newest : null;
-    const notif = { enabled: e.notifier.enabled, ...e.notifier.stats };
+    const notif = { enabled: e.notifier.enabled, pending: e.notifier.pending, ...e.notifier.stats };
     const anyRecovering = shards.some((s) => s.recovering || s.failures > 0);
     const outputs = e.sink.stats ?? null;
     const lagFn = (e.source as { lag?: () => number }).lag;

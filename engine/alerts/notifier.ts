@@ -16,6 +16,11 @@ export class WebhookNotifier {
     private readonly opts = { maxAttempts: 5, baseDelayMs: 200, maxQueue: 1000, timeoutMs: 5000 },
   ) {}
 
+  /** Notifications waiting to be delivered (bounded by maxQueue). */
+  get pending(): number {
+    return this.queue.length;
+  }
+
   get enabled(): boolean {
     return this.url !== undefined;
   }
