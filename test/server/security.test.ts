@@ -107,6 +107,36 @@ describe('access policy', () => {
   });
 });
 
+describe('tokens never appear in logs', () => {
+  it('the engine process, served with a token and asked with right, wrong and forged ones, never prints it', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['dist/engine/main.js', '--data-dir', dir + '/logs', '--port', '0', '--rate', '20000', '--status-interval-ms', '300', '--access-token', TOKEN],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RTA_ACCESS_TOKEN: '' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    try {
+      const deadline = Date.now() + 30_000;
+      let base: string | undefined;
+      while (!(base = /Dashboard API: (http:\/\/[\d.]+:\d+)/.exec(out)?.[1]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(base).toBeDefined();
+      for (const auth of [`Bearer ${TOKEN}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer ', `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}`]) {
+        await fetch(`${base}/api/dashboard/health`, { headers: { authorization: auth } });
+        await fetch(`${base}/metrics?access_token=${encodeURIComponent(TOKEN)}`);
+      }
+      await new Promise((r) => setTimeout(r, 700)); // a few progress lines
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out.length).toBeGreaterThan(200);
+      expect(out).not.toContain(TOKEN);
+      expect(out).not.toContain(TOKEN.slice(0, 12));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
+});
+
 describe('server with an access token', () => {
   it('REST: 401 without the token, 200 with it; liveness stays open for probes', async () => {
     const url = `${server.url}/api/dashboard/metrics/active-users`;
