@@ -32,6 +32,46 @@ export function shardPath(dataDir: string, shard: number): string {
   return path.join(dataDir, `shard-${shard}`);
 }
 
+/**
+ * Checks a shard's data file before LMDB maps it. LMDB trusts its file: a truncated one or a
+ * garbled header crashes the whole process (SIGBUS or SIGSEGV, no error to report) as soon as it
+ * is opened. Detected here: a header that is not LMDB's (both meta pages must carry its magic and
+ * data version) and a file cut short (the newest meta's tree roots must lie inside it). Damage
+ * inside the trees is not detected. An empty or absent file is a new store. Layout: lmdb-js's
+ * liblmdb, 64-bit (24-byte page header; MDB_meta after it).
+ */
+export function checkDataFile(file: string): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) return null;
+    const meta = (at: number) => {
+      const b = Buffer.alloc(160);
+      if (fs.readSync(fd, b, 0, 160, at) < 160) return null;
+      if (b.readUInt32LE(24) !== 0xbeefc0de || (b.readUInt32LE(28) & 0xffff) !== 2) return null;
+      return { psize: b.readUInt32LE(48), freeRoot: b.readBigUInt64LE(88), mainRoot: b.readBigUInt64LE(136), txnid: b.readBigUInt64LE(152) };
+    };
+    const m0 = meta(0);
+    if (!m0 || m0.psize < 512 || m0.psize > 65536 || (m0.psize & (m0.psize - 1)) !== 0) return `${path.basename(file)} has no valid LMDB header (${size} bytes)`;
+    const m1 = meta(m0.psize);
+    if (!m1) return `${path.basename(file)}'s second meta page is not valid LMDB (${size} bytes)`;
+    const m = m1.txnid > m0.txnid ? m1 : m0;
+    const pages = BigInt(Math.floor(size / m0.psize));
+    for (const [name, root] of [['free-page', m.freeRoot], ['main', m.mainRoot]] as const) {
+      if (root !== 0xffffffffffffffffn && root >= pages) return `${path.basename(file)} is cut short: ${size} bytes (${pages} pages) but its ${name} tree's root is page ${root}`;
+    }
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class ShardStore {
   private constructor(
     readonly env: RootDatabase,
@@ -42,6 +82,8 @@ export class ShardStore {
     const dir = shardPath(dataDir, shard);
     if (!readOnly) fs.mkdirSync(dir, { recursive: true });
     else if (!fs.existsSync(dir)) throw new StoreError('ERR_STORE_MISSING', `shard store ${dir} does not exist yet`, true);
+    const damage = checkDataFile(path.join(dir, 'data.mdb'));
+    if (damage) throw new StoreError('ERR_STORE_CORRUPT', `shard store ${dir} is corrupt (${damage}). Stop the engine, delete ${dir} and restart: the shard is rebuilt by replaying its partitions from the source (see RELIABILITY.md, scenario 7).`, false);
     try {
       const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true });
       const state = env.openDB<unknown, StoreKey>({ name: 'state' });

@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ShardStore, shardPath } from '../../engine/state/shard-store.js';
+
+// A corrupt shard store must give a clear error, not crash the process: LMDB maps a truncated
+// file (SIGBUS) or a garbled header (SIGSEGV) without checking. Without the check in
+// ShardStore.open this test's process dies.
+describe('shard store check before opening', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+  async function filled(): Promise<{ dir: string; file: string; size: number }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-storecheck-'));
+    dirs.push(dir);
+    const s = ShardStore.open(dir, 0, 64 * 1024 * 1024);
+    for (let k = 0; k < 10; k++) {
+      const w: Array<[(string | number)[], unknown]> = [];
+      for (let j = 0; j < 2000; j++) w.push([[0, 'x', k * 2000 + j], { v: 'y'.repeat(200) }]);
+      s.commit(w, new Map([[0, { offsets: { 1: k }, streamTime: 0 }]]));
+    }
+    await s.close();
+    const file = path.join(shardPath(dir, 0), 'data.mdb');
+    return { dir, file, size: fs.statSync(file).size };
+  }
+
+  it('opens an intact store and an empty file (a new store)', async () => {
+    const { dir, file } = await filled();
+    const s = ShardStore.open(dir, 0, 64 * 1024 * 1024);
+    expect(s.readMeta(0)?.offsets).toEqual({ 1: 9 });
+    await s.close();
+    fs.truncateSync(file, 0);
+    const e = ShardStore.open(dir, 0, 64 * 1024 * 1024);
+    expect(e.readMeta(0)).toBeUndefined();
+    await e.close();
+  });
+
+  it('refuses a truncated data file with ERR_STORE_CORRUPT and the rebuild path', async () => {
+    const { dir, file, size } = await filled();
+    fs.truncateSync(file, Math.floor(size / 2));
+    expect(() => ShardStore.open(dir, 0, 64 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT', message: expect.stringMatching(/cut short.*delete .*shard-0 and restart/) }));
+  });
+
+  it('refuses a garbled header with ERR_STORE_CORRUPT', async () => {
+    const { dir, file } = await filled();
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(8192, 0x55), 0, 8192, 0);
+    fs.closeSync(fd);
+    expect(() => ShardStore.open(dir, 0, 64 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT', message: expect.stringMatching(/no valid LMDB header/) }));
+  });
+});
