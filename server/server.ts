@@ -200,11 +200,14 @@ export class DashboardServer {
         return async () => {
           if (!this.engine.query.alert(id)) return notFound(`alert ${id} does not exist`);
           await this.engine.alertStore.setStatus(id, action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED');
-          // A status change must show at once, not after the cache interval.
+          // A status change must show at once, not after the cache interval, on every open dashboard.
           this.stateVersion++;
           this.cacheEpoch++;
           this.responseCache.clear();
           this.recomputing.clear();
+          this.snapshotText = null;
+          const notice = JSON.stringify({ type: 'ALERT_STATUS', alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED', at: Date.now() });
+          for (const ws of this.clients.keys()) this.sendText(ws, notice);
           return { alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED' };
         };
       });

@@ -123,7 +123,12 @@ describe('live deltas', () => {
     const alerts = (await (await fetch(`${server.url}/api/dashboard/alerts?hours=48`)).json()) as { alerts: Array<{ alertId: string; status: string }> };
     const open = alerts.alerts.find((x) => x.status === 'OPEN');
     expect(open).toBeDefined();
+    const other = client(); // another open dashboard hears about the change at once
+    await other.opened;
     await fetch(`${server.url}/api/dashboard/alerts/${encodeURIComponent(open!.alertId)}/ack`, { method: 'POST' });
+    await until(() => other.got.some((m) => m.type === 'ALERT_STATUS'), 'the ALERT_STATUS push');
+    expect(other.got.find((m) => m.type === 'ALERT_STATUS')).toMatchObject({ alertId: open!.alertId, status: 'ACKNOWLEDGED' });
+    other.ws.close();
     const after = (await (await fetch(`${server.url}/api/dashboard/alerts?hours=48`)).json()) as { alerts: Array<{ alertId: string; status: string }> };
     expect(after.alerts.find((x) => x.alertId === open!.alertId)!.status).toBe('ACKNOWLEDGED');
   });

@@ -31,6 +31,8 @@ export class Dashboard {
           void this.refreshAlerts();
         } else if (msg.type === 'DELTA' && this.state) {
           this.state = applyDelta(this.state, msg);
+        } else if (msg.type === 'ALERT_STATUS' && this.state) {
+          this.state = { ...this.state, alerts: setAlertStatus(this.state.alerts, msg.alertId, msg.status, msg.at) };
         } else return;
         this.emit();
       },

@@ -102,4 +102,12 @@ export interface ResponseMessage {
   message?: string;
 }
 
-export type ServerMessage = SnapshotMessage | DeltaMessage | ResponseMessage;
+/** An alert was acknowledged or resolved (on this or another dashboard). */
+export interface AlertStatusMessage {
+  type: 'ALERT_STATUS';
+  alertId: string;
+  status: 'ACKNOWLEDGED' | 'RESOLVED';
+  at: number;
+}
+
+export type ServerMessage = SnapshotMessage | DeltaMessage | ResponseMessage | AlertStatusMessage;
