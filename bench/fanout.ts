@@ -11,12 +11,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { procSample } from './proc.js';
+import { exited, freePort, log, stopChild, waitReady } from './child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -33,37 +33,9 @@ const root = path.resolve(here, '..', '..');
 const clients = Number(a.clients);
 const tickMs = Number(a['tick-ms']);
 
-function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
-}
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-async function waitReady(port: number, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`engine on port ${port} not ready after ${timeoutMs} ms`);
-}
 
-function exited(p: ChildProcess): Promise<void> {
-  return p.exitCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
-}
 
 interface ModeResult {
   mode: string;
@@ -118,9 +90,7 @@ async function runMode(mode: string): Promise<ModeResult> {
       clientCpuPct: Math.round(((last.clientCpu - first.clientCpu) / secs) * 100), connectSeconds: Math.round(r.connectMs / 100) / 10,
     };
   } finally {
-    engine.kill('SIGTERM');
-    await Promise.race([exited(engine), new Promise((r) => setTimeout(r, 30_000))]);
-    if (engine.exitCode === null) engine.kill('SIGKILL');
+    await stopChild(engine);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -7,14 +7,14 @@
  *
  * Last line: {"bench":"rest","ratePerSec":N,"routes":[{"route":..,"p50Ms":..,"p99Ms":..,...}],"worstP99Ms":N}
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { freePort, log, stopChild } from './child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -28,24 +28,8 @@ const { values: a } = parseArgs({
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 
-function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
-}
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-function exited(p: ChildProcess): Promise<void> {
-  return p.exitCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));
-}
 
 const port = await freePort();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-rest-'));
@@ -101,8 +85,6 @@ try {
   for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} |`);
   console.log(JSON.stringify({ bench: 'rest', ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
 } finally {
-  engine.kill('SIGTERM');
-  await Promise.race([exited(engine), new Promise((r) => setTimeout(r, 30_000))]);
-  if (engine.exitCode === null) engine.kill('SIGKILL');
+  await stopChild(engine);
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
