@@ -134,7 +134,17 @@ export class Engine {
 
   static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink()): Promise<Engine> {
     const engine = new Engine(parseEngineConfig(options), source, sink);
-    const restored: OffsetMap = await engine.dispatcher.open();
+    let restored: OffsetMap;
+    try {
+      restored = await engine.dispatcher.open();
+    } catch (e) {
+      // A shard that cannot open (a corrupt store): close the others and the worker threads before
+      // the error reaches the caller, so a process that exits on it does not tear down LMDB
+      // environments mid-open (that aborted the process instead of exiting with the error).
+      await engine.dispatcher.close().catch(() => undefined);
+      await engine.reference.close().catch(() => undefined);
+      throw e;
+    }
     Object.assign(engine.committedCounters, engine.dispatcher.restoredCounters);
     await source.start({
       onMessages: (msgs) => {
