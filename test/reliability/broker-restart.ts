@@ -6,11 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureTopics } from '../../engine/kafka/topics.js';
-import { PARTITIONS, SHARDS, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health } from './harness.js';
+import { PARTITIONS, SHARDS, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health } from './harness.js';
 import { PrivateBroker } from './private-broker.js';
 import { reconcile, type ReconcileResult } from './reconcile.js';
-import { caughtUp, groupSettings, type LoadOptions } from './scenarios.js';
+import { caughtUp, startAckedLoad, groupSettings, type LoadOptions } from './scenarios.js';
 
 interface Sample { t: number; healthStatus: number | null; overallStatus: string | null; lag: number | null; healthMs: number; restStatus: number | null; restMs: number; sourceError: string | null }
 
@@ -62,19 +61,14 @@ export async function brokerRestartUnderLoad(name: string, load: LoadOptions, ou
     const brokerStartMs = await broker.start();
     log(`private broker on ${broker.brokers} (pid ${broker.pid()}) ready in ${brokerStartMs} ms`);
     const brokers = broker.brokers;
-    await ensureTopics(brokers, prefix, PARTITIONS);
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)], brokers).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog], brokers);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    const lg = await startAckedLoad(prefix, load, ackLog, brokers);
     engine = startEngine({ prefix, groupId: `${prefix}engine`, dataDir, brokers, extra: groupSettings(`${prefix}engine-1`) });
     const e = engine;
     const url = await e.url;
     const isCaughtUp = caughtUp(load);
     await waitHealth(e, isCaughtUp, 120_000, 'caught up before the broker stops');
     await sleep(2000);
-    if (loadDone) throw new Error('the load ended before the broker stopped: make it longer');
+    if (lg.finished) throw new Error('the load ended before the broker stopped: make it longer');
     const brokerStopMs = await broker.stop('SIGTERM');
     log(`broker stopped (SIGTERM) in ${brokerStopMs} ms`);
     const samples: Sample[] = [];

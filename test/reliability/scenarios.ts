@@ -7,7 +7,7 @@ import path from 'node:path';
 import Kafka from 'node-rdkafka';
 import { DLQ_TOPIC, INPUT_TOPICS, ensureTopics } from '../../engine/kafka/topics.js';
 import { encodeEventBatch, type EventRecord } from '../../engine/codec/index.js';
-import { BROKERS, PARTITIONS, SHARDS, createTopic, deleteTopics, percentile, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health } from './harness.js';
+import { BROKERS, PARTITIONS, SHARDS, createTopic, deleteTopics, percentile, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health, type LoadgenRun } from './harness.js';
 import { committedState, readTopics, reconcile, type Injected, type ReconcileResult } from './reconcile.js';
 
 export interface LoadOptions {
@@ -16,6 +16,21 @@ export interface LoadOptions {
   rate: number;
   users: number;
   eventsPerBatch?: number;
+}
+
+/**
+ * The load every scenario runs: topics, the reference tables written first, then loadgen in the
+ * background at the scenario's rate, stamping wall-clock event times and logging every
+ * acknowledged event (the reconciler's input). `finished` turns true when loadgen has exited.
+ */
+export async function startAckedLoad(prefix: string, load: LoadOptions, ackLog: string, brokers = BROKERS): Promise<LoadgenRun & { readonly finished: boolean }> {
+  await ensureTopics(brokers, prefix, PARTITIONS);
+  await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)], brokers).done;
+  const run = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
+    '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog], brokers);
+  let finished = false;
+  run.done.then(() => (finished = true), () => (finished = true));
+  return Object.assign(run, { get finished() { return finished; } });
 }
 
 /** Librdkafka settings for the engine in these runs (see RELIABILITY.md: why static membership). */
@@ -63,13 +78,8 @@ export async function killUnderLoad(name: string, load: LoadOptions, kills: numb
   const engineArgs = { prefix, groupId, dataDir, extra: groupSettings(`${prefix}engine-1`) };
   let engine: EngineProcess | null = null;
   try {
-    await ensureTopics(BROKERS, prefix, PARTITIONS);
-    // Profiles first, so that every event's user is known when the engine sees it.
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)]).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog]);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    // Profiles first (in startAckedLoad), so that every event's user is known when the engine sees it.
+    const lg = await startAckedLoad(prefix, load, ackLog);
     const isCaughtUp = caughtUp(load);
     const result: Omit<KillResult, 'reconciled' | 'stop' | 'drainMs' | 'seconds' | 'recoveryP50Ms' | 'recoveryMaxMs'> = { prefix, acknowledged: 0, kills: [], recoveryMs: [] };
     engine = startEngine(engineArgs);
@@ -83,15 +93,15 @@ export async function killUnderLoad(name: string, load: LoadOptions, kills: numb
         log(`restart ${k}: caught up after ${at - engine.startedAt} ms`);
         await sleep(500 + Math.random() * 2500);
       }
-      if (loadDone) throw new Error(`the load ended before kill ${k + 1} of ${kills}: make it longer`);
+      if (lg.finished) throw new Error(`the load ended before kill ${k + 1} of ${kills}: make it longer`);
       const h = await waitHealth(engine, () => true, 10_000, 'health');
       result.kills.push({ atMs: Date.now() - t0, committedBefore: h.h.stream.committedEvents });
       await stopEngine(engine, 'SIGKILL');
       log(`kill ${k + 1} at ${Date.now() - t0} ms (${h.h.stream.committedEvents} events committed so far)`);
       engine = startEngine(engineArgs);
     }
-    const { at } = await waitHealth(engine, (h) => loadDone || isCaughtUp(h), 120_000, `restart ${kills} to catch up`);
-    if (!loadDone) result.recoveryMs.push(at - engine.startedAt);
+    const { at } = await waitHealth(engine, (h) => lg.finished || isCaughtUp(h), 120_000, `restart ${kills} to catch up`);
+    if (!lg.finished) result.recoveryMs.push(at - engine.startedAt);
     const summary = await lg.done;
     result.acknowledged = summary.records;
     const loadEnd = Date.now();
@@ -137,16 +147,11 @@ export async function sigtermUnderLoad(name: string, load: LoadOptions, log: (s:
   const engineArgs = { prefix, groupId, dataDir, extra: groupSettings(`${prefix}engine-1`) };
   let engine: EngineProcess | null = null;
   try {
-    await ensureTopics(BROKERS, prefix, PARTITIONS);
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)]).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog]);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    const lg = await startAckedLoad(prefix, load, ackLog);
     engine = startEngine(engineArgs);
     await waitHealth(engine, caughtUp(load), 120_000, 'the engine to catch up with the load');
     await sleep(1000 + Math.random() * 2000);
-    if (loadDone) throw new Error('the load ended before the SIGTERM: make it longer');
+    if (lg.finished) throw new Error('the load ended before the SIGTERM: make it longer');
     const stop = await stopEngine(engine, 'SIGTERM');
     engine = null;
     log(`SIGTERM: exit ${stop.code ?? stop.signal} after ${stop.ms} ms`);
@@ -161,7 +166,7 @@ export async function sigtermUnderLoad(name: string, load: LoadOptions, log: (s:
     }
     engine = startEngine(engineArgs);
     const restarted = engine.startedAt;
-    const t = await waitHealth(engine, (h) => loadDone || caughtUp(load)(h), 120_000, 'the restart to catch up');
+    const t = await waitHealth(engine, (h) => lg.finished || caughtUp(load)(h), 120_000, 'the restart to catch up');
     const summary = await lg.done;
     const h = await waitHealth(engine, (x) => x.stream.committedEvents >= summary.records && x.freshness.consumerLagMessages === 0, 300_000, 'every acknowledged event committed');
     const processedAfterRestart = h.h.stream.eventsProcessed;

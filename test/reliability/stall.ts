@@ -6,10 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureTopics } from '../../engine/kafka/topics.js';
-import { BROKERS, FAULT_HOOK, PARTITIONS, SHARDS, deleteTopics, health, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess } from './harness.js';
+import { BROKERS, FAULT_HOOK, PARTITIONS, SHARDS, deleteTopics, health, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess } from './harness.js';
 import { reconcile, type ReconcileResult } from './reconcile.js';
-import { caughtUp, type LoadOptions } from './scenarios.js';
+import { caughtUp, startAckedLoad, type LoadOptions } from './scenarios.js';
 import { hookCommand } from './worker-faults.js';
 
 export interface StallResult {
@@ -40,12 +39,7 @@ export async function stallUnderLoad(name: string, load: LoadOptions, stallMs: n
   const hookFile = path.join(root, 'hook.json');
   let engine: EngineProcess | null = null;
   try {
-    await ensureTopics(BROKERS, prefix, PARTITIONS);
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)]).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog]);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    const lg = await startAckedLoad(prefix, load, ackLog);
     // librdkafka wants max.poll.interval.ms >= session.timeout.ms; the broker's minimum session is 6 s.
     // A dynamic member (no group.instance.id): the ordinary case, where the member is removed and rejoins.
     engine = startEngine({ prefix, groupId: `${prefix}engine`, dataDir,
@@ -56,7 +50,7 @@ export async function stallUnderLoad(name: string, load: LoadOptions, stallMs: n
     const isCaughtUp = caughtUp(load);
     await waitHealth(e, isCaughtUp, 120_000, 'caught up before the stall');
     await sleep(1000);
-    if (loadDone) throw new Error('the load ended before the stall: make it longer');
+    if (lg.finished) throw new Error('the load ended before the stall: make it longer');
     const before = (await health(url))!.stream as unknown as { sourceStats: SourceStats };
     const linesBefore = e.logs.length;
     hookCommand(e, hookFile, { stall: stallMs });

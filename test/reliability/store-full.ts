@@ -14,10 +14,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureTopics, INPUT_TOPICS } from '../../engine/kafka/topics.js';
+import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { ShardStore, shardPath } from '../../engine/state/shard-store.js';
-import { BROKERS, PARTITIONS, SHARDS, deleteTopics, health, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess } from './harness.js';
-import { caughtUp, committedKafkaOffsets, groupSettings, type LoadOptions } from './scenarios.js';
+import { BROKERS, PARTITIONS, SHARDS, deleteTopics, health, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess } from './harness.js';
+import { caughtUp, startAckedLoad, committedKafkaOffsets, groupSettings, type LoadOptions } from './scenarios.js';
 import { reconcile, type ReconcileResult } from './reconcile.js';
 
 export interface FullSample {
@@ -102,12 +102,7 @@ export async function storeFullUnderLoad(name: string, load: LoadOptions, fullMs
   let engine: EngineProcess | null = null;
   const readers: ShardStore[] = [];
   try {
-    await ensureTopics(BROKERS, prefix, PARTITIONS);
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)]).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog]);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    const lg = await startAckedLoad(prefix, load, ackLog);
     engine = startEngine(engineArgs);
     await waitHealth(engine, caughtUp(load), 120_000, 'the engine to catch up with the load');
     for (let s = 0; s < SHARDS; s++) readers.push(ShardStore.open(dataDir, s, 256 * 1024 * 1024, true));
@@ -121,7 +116,7 @@ export async function storeFullUnderLoad(name: string, load: LoadOptions, fullMs
       return m;
     };
     await sleep(1000);
-    if (loadDone) throw new Error('the load ended before the disk filled: make it longer');
+    if (lg.finished) throw new Error('the load ended before the disk filled: make it longer');
     const ballast = path.join(dataDir, 'ballast');
     const t0 = Date.now();
     const ballastBytes = fill(ballast);

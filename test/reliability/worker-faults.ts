@@ -6,10 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureTopics } from '../../engine/kafka/topics.js';
-import { BROKERS, FAULT_HOOK, PARTITIONS, SHARDS, deleteTopics, health, runLoadgen, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health } from './harness.js';
+import { BROKERS, FAULT_HOOK, PARTITIONS, SHARDS, deleteTopics, health, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess, type Health } from './harness.js';
 import { reconcile, type ReconcileResult } from './reconcile.js';
-import { caughtUp, groupSettings, type LoadOptions } from './scenarios.js';
+import { caughtUp, startAckedLoad, groupSettings, type LoadOptions } from './scenarios.js';
 
 export type WorkerFault = 'throw' | 'exit' | 'oom';
 
@@ -62,12 +61,7 @@ export async function workerFaultsUnderLoad(name: string, load: LoadOptions, fau
   let engine: EngineProcess | null = null;
   let polling = true;
   try {
-    await ensureTopics(BROKERS, prefix, PARTITIONS);
-    await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)]).done;
-    const lg = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
-      '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog]);
-    let loadDone = false;
-    lg.done.then(() => (loadDone = true), () => (loadDone = true));
+    const lg = await startAckedLoad(prefix, load, ackLog);
     // The worker heap limit (V8's flag applies to every isolate) keeps the OOM quick: ~1 GB, not the machine's default.
     engine = startEngine({ prefix, groupId: `${prefix}engine`, dataDir, extra: groupSettings(`${prefix}engine-1`),
       nodeArgs: ['--import', FAULT_HOOK, '--max-old-space-size=1024'], env: { RTA_TEST_HOOK_FILE: hookFile } });
@@ -90,7 +84,7 @@ export async function workerFaultsUnderLoad(name: string, load: LoadOptions, fau
     for (const [i, fault] of faults.entries()) {
       await waitHealth(e, isCaughtUp, 120_000, `caught up before fault ${i + 1}`);
       await sleep(500 + Math.random() * 1500);
-      if (loadDone) throw new Error(`the load ended before fault ${i + 1} (${fault}): make it longer`);
+      if (lg.finished) throw new Error(`the load ended before fault ${i + 1} (${fault}): make it longer`);
       const before = await shardFailuresTotal(url);
       const linesBefore = e.logs.length;
       failuresSeen = new Set();
