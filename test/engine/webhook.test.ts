@@ -26,7 +26,7 @@ function server(status: (n: number) => number): Promise<{ url: string; bodies: u
 }
 
 describe('CRITICAL alerts go to the notification webhook', () => {
-  it('each CRITICAL alert is POSTed once, with retries when the webhook fails', async () => {
+  it('every CRITICAL alert is POSTed, with retries when the webhook fails, and repeats only from retries', async () => {
     // The webhook fails every third call: the notifier retries with backoff.
     const hook = await server((n) => (n % 3 === 0 ? 503 : 200));
     const dir = tempDir('webhook');
@@ -36,8 +36,12 @@ describe('CRITICAL alerts go to the notification webhook', () => {
       const critical = engine.query.alerts({ severity: 'CRITICAL', limit: 1e9 }).alerts.map((a) => a.alertId).sort();
       expect(critical.length).toBeGreaterThan(3);
       const deadline = Date.now() + 20_000;
-      while (hook.bodies.length < critical.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(hook.bodies.map((b) => (b as { alertId: string }).alertId).sort()).toEqual(critical);
+      const delivered = () => hook.bodies.map((b) => (b as { alertId: string }).alertId);
+      while (new Set(delivered()).size < critical.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect([...new Set(delivered())].sort()).toEqual(critical);
+      // Delivery is at least once (receivers dedupe on alertId): a POST the receiver answered
+      // after the notifier's timeout is retried and arrives twice. Nothing else may repeat.
+      expect(delivered().length - critical.length).toBeLessThanOrEqual(engine.notifier.stats.retries);
       expect(engine.notifier.stats.retries).toBeGreaterThan(0);
       expect(engine.notifier.stats.failed).toBe(0);
     } finally {
