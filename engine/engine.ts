@@ -25,6 +25,9 @@ export interface EngineMetrics {
   commits: number;
   shardFailures: number;
   batchMs: number[];
+  /** Per shard commit (latest 10,000): LMDB transaction time and records written. */
+  commitMs: number[];
+  commitWrites: number[];
   /** Sum over worker threads of their V8 heap in use (latest report per shard's thread). */
   workerHeapBytes: number;
 }
@@ -54,7 +57,7 @@ export class Engine {
   readonly globalAlerts: GlobalWindowAlerts;
   readonly metrics: EngineMetrics = {
     messages: 0, skippedMessages: 0, events: 0, eventsBySource: {}, late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0,
-    outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], workerHeapBytes: 0,
+    outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], commitMs: [], commitWrites: [], workerHeapBytes: 0,
   };
   private readonly workerHeap = new Map<number, number>();
   private readonly partitionActivity: number[];
@@ -213,6 +216,14 @@ export class Engine {
       for (const l of this.batchListeners) l(r.processingMs);
       m.batchMs.push(r.processingMs);
       if (m.batchMs.length > 10_000) m.batchMs.splice(0, 5_000);
+    }
+    if (r.committed) {
+      m.commitMs.push(r.committed.durationMs);
+      m.commitWrites.push(r.committed.writes);
+      if (m.commitMs.length > 10_000) {
+        m.commitMs.splice(0, 5_000);
+        m.commitWrites.splice(0, 5_000);
+      }
     }
     if (r.heapUsedBytes) {
       this.workerHeap.set(r.shard % this.config.workers, r.heapUsedBytes);

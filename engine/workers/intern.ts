@@ -7,28 +7,25 @@ import { hashString } from '../codec/index.js';
  * Equality is always confirmed on the bytes, so two different values never share an id: this is
  * what lets unique counts be exact.
  *
- * Layout for a cache-friendly probe: slot pairs [id + 1, hash] in one Int32Array, and every
- * value's bytes in one arena (offset and length per id), so a hit costs one slot read and one
- * arena read instead of chasing a Uint8Array object per value.
+ * Layout for a cache-friendly probe: slots of [id + 1, hash, arena offset, length] in one
+ * Int32Array and every value's bytes in one arena, so a hit costs one slot read and one arena
+ * read (two cache misses for a user not seen lately) instead of chasing per-id arrays or a
+ * Uint8Array object per value.
  */
 export class InternTable {
-  private slots: Int32Array; // [id + 1 (0 = empty), hash] per slot
+  private slots: Int32Array; // [id + 1 (0 = empty), hash, arena offset, length] per slot
   private mask: number;
   private arena: Uint8Array;
   private arenaUsed = 0;
-  private offsets: Int32Array;
-  private lengths: Int32Array;
   readonly values: string[] = [];
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(initialCapacity = 1024) {
     let cap = 16;
     while (cap < initialCapacity * 2) cap <<= 1;
-    this.slots = new Int32Array(cap * 2);
+    this.slots = new Int32Array(cap * 4);
     this.mask = cap - 1;
     this.arena = new Uint8Array(initialCapacity * 16);
-    this.offsets = new Int32Array(initialCapacity);
-    this.lengths = new Int32Array(initialCapacity);
   }
 
   get size(): number {
@@ -45,11 +42,12 @@ export class InternTable {
     const h = hash | 0;
     let slot = h & this.mask;
     for (;;) {
-      const k = slots[slot * 2];
+      const at = slot * 4;
+      const k = slots[at];
       if (k === 0) break;
-      if (slots[slot * 2 + 1] === h && this.lengths[k - 1] === len) {
+      if (slots[at + 1] === h && slots[at + 3] === len) {
         const arena = this.arena;
-        let p = this.offsets[k - 1];
+        let p = slots[at + 2];
         let i = 0;
         for (; i < len; i++, p++) if (arena[p] !== src[pos + i]) break;
         if (i === len) return k - 1;
@@ -64,15 +62,6 @@ export class InternTable {
       return -1;
     }
     const id = this.values.length;
-    if (id >= this.offsets.length) {
-      const n = this.offsets.length * 2;
-      const o = new Int32Array(n);
-      o.set(this.offsets);
-      this.offsets = o;
-      const l = new Int32Array(n);
-      l.set(this.lengths);
-      this.lengths = l;
-    }
     if (this.arenaUsed + len > this.arena.length) {
       let n = this.arena.length * 2;
       while (n < this.arenaUsed + len) n *= 2;
@@ -81,12 +70,13 @@ export class InternTable {
       this.arena = a;
     }
     this.arena.set(bytes, this.arenaUsed);
-    this.offsets[id] = this.arenaUsed;
-    this.lengths[id] = len;
+    const at = slot * 4;
+    slots[at] = id + 1;
+    slots[at + 1] = h;
+    slots[at + 2] = this.arenaUsed;
+    slots[at + 3] = len;
     this.arenaUsed += len;
     this.values.push(text);
-    slots[slot * 2] = id + 1;
-    slots[slot * 2 + 1] = h;
     if (this.values.length * 2 > this.mask) this.grow();
     return id;
   }
@@ -99,16 +89,15 @@ export class InternTable {
 
   private grow(): void {
     const cap = (this.mask + 1) * 2;
-    const slots = new Int32Array(cap * 2);
+    const slots = new Int32Array(cap * 4);
     const mask = cap - 1;
+    const old = this.slots;
     for (let s = 0; s <= this.mask; s++) {
-      const k = this.slots[s * 2];
-      if (k === 0) continue;
-      const h = this.slots[s * 2 + 1];
-      let slot = h & mask;
-      while (slots[slot * 2] !== 0) slot = (slot + 1) & mask;
-      slots[slot * 2] = k;
-      slots[slot * 2 + 1] = h;
+      const from = s * 4;
+      if (old[from] === 0) continue;
+      let slot = old[from + 1] & mask;
+      while (slots[slot * 4] !== 0) slot = (slot + 1) & mask;
+      slots.set(old.subarray(from, from + 4), slot * 4);
     }
     this.slots = slots;
     this.mask = mask;

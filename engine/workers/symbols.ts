@@ -43,11 +43,12 @@ export class Vocabulary {
   }
 
   private readonly columns = new Map<string, UserColumn>();
+  private readonly records = new UserRecords();
 
   /** A named per-user column shared by the pipelines of this thread (values must be tagged). */
   column(name: string, fill = -1): UserColumn {
     let c = this.columns.get(name);
-    if (!c) this.columns.set(name, (c = new UserColumn(fill)));
+    if (!c) this.columns.set(name, (c = this.records.field(name, fill)));
     return c;
   }
 
@@ -56,7 +57,7 @@ export class Vocabulary {
    * columns may describe state that was never committed and is now gone.
    */
   resetColumns(): void {
-    for (const c of this.columns.values()) c.reset();
+    this.records.reset();
   }
 
   sym(id: number): string {
@@ -77,34 +78,69 @@ export class Vocabulary {
 }
 
 /**
+ * Per-user hot facts of one thread ("already counted in this window", "dirty in this commit"),
+ * interleaved: every column of a user sits in the same 64-byte record, so an event of a user
+ * not seen lately costs one cache miss for all of them, not one per column (users arrive at
+ * random, Zipf over millions: these reads are memory latency, not computation).
+ */
+export class UserRecords {
+  static readonly STRIDE = 16;
+  a = new Int32Array(UserRecords.STRIDE << 16);
+  private readonly fills: number[] = [];
+
+  field(name: string, fill: number): UserColumn {
+    const offset = this.fills.length;
+    if (offset >= UserRecords.STRIDE) throw new Error(`too many per-user columns (${UserRecords.STRIDE} at most): cannot add ${name}`);
+    this.fills.push(fill);
+    this.fillRange(offset, 0, this.a.length);
+    return new UserColumn(this, offset, fill);
+  }
+
+  private fillRange(offset: number, from: number, to: number): void {
+    const fill = this.fills[offset];
+    if (fill === 0) return; // typed arrays start zeroed
+    const a = this.a;
+    for (let i = from + offset; i < to; i += UserRecords.STRIDE) a[i] = fill;
+  }
+
+  grow(user: number): void {
+    let n = this.a.length * 2;
+    while (n <= user * UserRecords.STRIDE) n *= 2;
+    const next = new Int32Array(n);
+    next.set(this.a);
+    const from = this.a.length;
+    this.a = next;
+    for (let f = 0; f < this.fills.length; f++) this.fillRange(f, from, n);
+  }
+
+  reset(): void {
+    this.a.fill(0);
+    for (let f = 0; f < this.fills.length; f++) this.fillRange(f, 0, this.a.length);
+  }
+}
+
+/**
  * A per-thread column of small integers indexed by user id: lets pipelines keep hot per-user
  * facts ("already counted in this window") in a typed array instead of hashing into Sets.
  * Values are tagged by the caller with what they belong to (window, partition), so a stale
  * value is never mistaken for a current one.
  */
 export class UserColumn {
-  a: Int32Array;
-
-  constructor(private readonly fill: number, initial = 1 << 16) {
-    this.a = new Int32Array(initial).fill(fill);
-  }
+  constructor(
+    private readonly records: UserRecords,
+    private readonly offset: number,
+    private readonly fill: number,
+  ) {}
 
   get(user: number): number {
-    return user < this.a.length ? this.a[user] : this.fill;
-  }
-
-  reset(): void {
-    this.a.fill(this.fill);
+    const i = user * UserRecords.STRIDE + this.offset;
+    const a = this.records.a;
+    return i < a.length ? a[i] : this.fill;
   }
 
   set(user: number, v: number): void {
-    if (user >= this.a.length) {
-      let n = this.a.length * 2;
-      while (n <= user) n *= 2;
-      const next = new Int32Array(n).fill(this.fill);
-      next.set(this.a);
-      this.a = next;
-    }
-    this.a[user] = v;
+    const i = user * UserRecords.STRIDE + this.offset;
+    if (i >= this.records.a.length) this.records.grow(user);
+    this.records.a[i] = v;
   }
 }
