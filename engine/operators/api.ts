@@ -51,6 +51,8 @@ export interface Pipeline {
   /** Restores one stored entry of this pipeline at startup (key relative to [partition, name]). */
   restore(key: StateKey, value: unknown, streamTime: number): void;
   readonly dirtyCount: number;
+  /** Releases thread-shared resources when the partition's runtime is closed (optional). */
+  dispose?(): void;
   /** Windows changed since the last call (for dashboard deltas); the set is cleared by the caller. */
   readonly changed: Set<number>;
 }

@@ -183,6 +183,11 @@ export class PartitionRuntime {
     this.alertWrites.length = 0;
   }
 
+  /** The partition leaves this thread (shard closed, failed or reopened). */
+  dispose(): void {
+    for (const p of this.pipelines) p.dispose?.();
+  }
+
   get dirtyCount(): number {
     let n = 0;
     for (const p of this.pipelines) n += p.dirtyCount;

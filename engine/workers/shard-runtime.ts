@@ -194,6 +194,7 @@ export class ShardRuntime {
   }
 
   async close(): Promise<void> {
+    for (const rt of this.partitions.values()) rt.dispose();
     await this.store.close();
   }
 }

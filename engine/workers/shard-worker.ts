@@ -17,14 +17,7 @@ import { emptyCounters, encodeTaskError, type ShardResult, type ShardTask } from
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
 let reference: ReferenceStore | null = null;
-let unknownProfile: Profile | null = null;
-const profileCache: (CachedProfile | undefined)[] = [];
 let profileEpochs: Int32Array | null = null;
-
-interface CachedProfile extends Profile {
-  bucket: number;
-  epoch: number;
-}
 
 export class ShardStateError extends Error {
   override readonly name = 'ShardStateError';
@@ -32,25 +25,50 @@ export class ShardStateError extends Error {
   readonly retriable = true;
 }
 
+/**
+ * Known users' profiles, cached as symbol ids in the per-user record (the same cache line as the
+ * pipelines' per-user columns), with the profile-change counter they were read at: a changed
+ * profile is read again. Unknown users are not cached (their profile may arrive later).
+ */
+const cachedAt = vocab.column('profile.cached', 0); // 0 = not cached, else epoch bucket + 1
+const cachedEpoch = vocab.column('profile.epoch', 0);
+const cTier = vocab.column('profile.tier', 0);
+const cSegment = vocab.column('profile.segment', 0);
+const cCountry = vocab.column('profile.country', 0);
+const cRegion = vocab.column('profile.region', 0);
+const UNKNOWN_PROFILE: Profile = Object.freeze({ known: false, tier: vocab.UNKNOWN, segment: vocab.UNKNOWN, country: vocab.UNKNOWN, region: vocab.UNKNOWN });
+/** The returned profile: valid until the next call (callers read it at once). */
+const scratchProfile: Profile = { known: true, tier: 0, segment: 0, country: 0, region: 0 };
+
 const profiles = {
   profile(user: number): Profile {
-    const cached = profileCache[user];
-    if (cached && (profileEpochs === null || profileEpochs[cached.bucket] === cached.epoch)) return cached;
+    const at = cachedAt.get(user);
+    if (at !== 0 && (profileEpochs === null || profileEpochs[at - 1] === cachedEpoch.get(user))) {
+      const p = scratchProfile;
+      p.tier = cTier.get(user);
+      p.segment = cSegment.get(user);
+      p.country = cCountry.get(user);
+      p.region = cRegion.get(user);
+      return p;
+    }
     const userId = vocab.users.values[user];
     const bucket = profileEpochBucket(userId);
     const epoch = profileEpochs ? Atomics.load(profileEpochs, bucket) : 0;
     // A changed profile is read from a fresh snapshot (this thread's may predate the write).
-    if (cached) reference?.env.resetReadTxn();
+    if (at !== 0) reference?.env.resetReadTxn();
     const rec = reference?.profile(userId);
-    if (!rec) {
-      // LEFT join: unknown users get tier UNKNOWN (not cached: the profile may arrive later).
-      return (unknownProfile ??= { known: false, tier: vocab.UNKNOWN, segment: vocab.UNKNOWN, country: vocab.UNKNOWN, region: vocab.UNKNOWN });
-    }
-    const p: CachedProfile = {
-      known: true, tier: vocab.symOf(rec.tier || 'UNKNOWN'), segment: vocab.symOf(rec.segment || 'UNKNOWN'), country: vocab.symOf(rec.country || 'UNKNOWN'), region: vocab.symOf(rec.region || 'UNKNOWN'),
-      bucket, epoch,
-    };
-    profileCache[user] = p;
+    if (!rec) return UNKNOWN_PROFILE; // LEFT join: unknown users get tier UNKNOWN
+    const p = scratchProfile;
+    p.tier = vocab.symOf(rec.tier || 'UNKNOWN');
+    p.segment = vocab.symOf(rec.segment || 'UNKNOWN');
+    p.country = vocab.symOf(rec.country || 'UNKNOWN');
+    p.region = vocab.symOf(rec.region || 'UNKNOWN');
+    cTier.set(user, p.tier);
+    cSegment.set(user, p.segment);
+    cCountry.set(user, p.country);
+    cRegion.set(user, p.region);
+    cachedEpoch.set(user, epoch);
+    cachedAt.set(user, bucket + 1);
     return p;
   },
 };

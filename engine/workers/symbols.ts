@@ -45,10 +45,14 @@ export class Vocabulary {
   private readonly columns = new Map<string, UserColumn>();
   private readonly records = new UserRecords();
 
-  /** A named per-user column shared by the pipelines of this thread (values must be tagged). */
-  column(name: string, fill = -1): UserColumn {
+  /**
+   * A named per-user column shared by the pipelines of this thread (values must be tagged).
+   * `keep`: not cleared by resetColumns (for values tagged with their owner's unique id, which a
+   * reopened shard never matches).
+   */
+  column(name: string, fill = -1, keep = false): UserColumn {
     let c = this.columns.get(name);
-    if (!c) this.columns.set(name, (c = this.records.field(name, fill)));
+    if (!c) this.columns.set(name, (c = this.records.field(name, fill, keep)));
     return c;
   }
 
@@ -79,19 +83,21 @@ export class Vocabulary {
 
 /**
  * Per-user hot facts of one thread ("already counted in this window", "dirty in this commit"),
- * interleaved: every column of a user sits in the same 64-byte record, so an event of a user
+ * interleaved: every column of a user sits in the same 128-byte record (two adjacent cache lines, which the hardware fetches together), so an event of a user
  * not seen lately costs one cache miss for all of them, not one per column (users arrive at
  * random, Zipf over millions: these reads are memory latency, not computation).
  */
 export class UserRecords {
-  static readonly STRIDE = 16;
+  static readonly STRIDE = 32;
   a = new Int32Array(UserRecords.STRIDE << 16);
   private readonly fills: number[] = [];
+  private readonly keep: boolean[] = [];
 
-  field(name: string, fill: number): UserColumn {
+  field(name: string, fill: number, keep = false): UserColumn {
     const offset = this.fills.length;
     if (offset >= UserRecords.STRIDE) throw new Error(`too many per-user columns (${UserRecords.STRIDE} at most): cannot add ${name}`);
     this.fills.push(fill);
+    this.keep.push(keep);
     this.fillRange(offset, 0, this.a.length);
     return new UserColumn(this, offset, fill);
   }
@@ -114,8 +120,12 @@ export class UserRecords {
   }
 
   reset(): void {
-    this.a.fill(0);
-    for (let f = 0; f < this.fills.length; f++) this.fillRange(f, 0, this.a.length);
+    const a = this.a;
+    for (let f = 0; f < this.fills.length; f++) {
+      if (this.keep[f]) continue;
+      const fill = this.fills[f];
+      for (let i = f; i < a.length; i += UserRecords.STRIDE) a[i] = fill;
+    }
   }
 }
 
