@@ -5,7 +5,7 @@
  * engine's: dispatch, verify + zero-copy decode, 14 pipelines, LMDB commits.
  *
  *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
- *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000]
+ *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
  *
  * Last line: {"bench":"engine","eventsPerSec":N,"workers":W,"heapUsedMB":N,"rssMB":N,...}
  */
@@ -27,6 +27,7 @@ const { values: a } = parseArgs({
     partitions: { type: 'string', default: '8' },
     'events-per-message': { type: 'string', default: '1000' },
     'commit-interval-ms': { type: 'string', default: '1000' },
+    'slab-bytes': { type: 'string', default: String(256 * 1024) },
     'data-dir': { type: 'string' },
   },
 });
@@ -63,7 +64,7 @@ await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
 await ref.close();
 
 const workers = Number(a.workers);
-const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']) };
+const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']) };
 // One engine for warm-up and measurement: the clock starts when the warm-up's events have been
 // processed, so the measured part runs on warm JIT code, warm caches and open stores.
 const warmupEvents = Math.round(split * perMessage);
@@ -139,6 +140,7 @@ const summary = {
   shards: Number(a.shards),
   partitions,
   commitIntervalMs: engineOpts.commitIntervalMs,
+  slabBytes: engineOpts.slabBytes,
   node: process.version,
   cores: os.availableParallelism(),
 };

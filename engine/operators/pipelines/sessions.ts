@@ -14,7 +14,8 @@ interface Session {
   pageViews: number;
   transactions: number;
   usd: number;
-  platforms: Set<number>;
+  /** Platform symbols seen, in order (a session has one to three: an array beats a Set here). */
+  platforms: number[];
   stages: number;
   /** Close bucket this session is scheduled in (not stored: recomputed on restore). */
   bucket: number | undefined;
@@ -68,7 +69,8 @@ export class SessionsPipeline implements Pipeline {
   private readonly owner: UserColumn;
   private readonly slot: UserColumn;
   private readonly instance = nextEpoch();
-  private readonly dirtyUsers = new Set<number>();
+  /** Users whose open sessions changed since the last commit (each once: the dirty tag guards). */
+  private readonly dirtyUsers: number[] = [];
   private readonly closedToWrite: Array<[number, Session]> = [];
   private readonly funnel = new Map<number, FunnelStats>();
   private readonly dirtyFunnel = new Set<number>();
@@ -143,7 +145,7 @@ export class SessionsPipeline implements Pipeline {
           merged.pageViews += s.pageViews;
           merged.transactions += s.transactions;
           merged.usd += s.usd;
-          for (const p of s.platforms) merged.platforms.add(p);
+          for (const p of s.platforms) if (!merged.platforms.includes(p)) merged.platforms.push(p);
           merged.stages |= s.stages;
           list.splice(i, 1);
           i--;
@@ -151,14 +153,14 @@ export class SessionsPipeline implements Pipeline {
       }
     }
     if (!merged) {
-      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: new Set(), stages: 0, lastPlatform: -1, bucket: undefined };
+      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: undefined };
       list.push(merged);
     }
     if (t < merged.start) merged.start = t;
     if (t > merged.end) merged.end = t;
     merged.events++;
     if (merged.lastPlatform !== e.platform) {
-      merged.platforms.add(e.platform);
+      if (!merged.platforms.includes(e.platform)) merged.platforms.push(e.platform);
       merged.lastPlatform = e.platform;
     }
     if (e.kind === EventKind.TRANSACTION) {
@@ -175,10 +177,7 @@ export class SessionsPipeline implements Pipeline {
       else if (e.action === v.ADD_TO_CART) merged.stages |= 4;
       else if (e.action === v.CHECKOUT) merged.stages |= 8;
     }
-    if (this.dirtyTag.get(e.user) !== this.epoch) {
-      this.dirtyTag.set(e.user, this.epoch);
-      this.dirtyUsers.add(e.user);
-    }
+    this.markDirty(e.user);
     // Close times only move later: a session is scheduled once, and rescheduled lazily when its
     // bucket comes due and it turns out to have grown.
     if (merged.events === 1) this.schedule(e.user, merged);
@@ -186,6 +185,13 @@ export class SessionsPipeline implements Pipeline {
     if (hour !== this.lastChangedHour || this.changed.size === 0) {
       this.lastChangedHour = hour;
       this.changed.add(hour);
+    }
+  }
+
+  private markDirty(user: number): void {
+    if (this.dirtyTag.get(user) !== this.epoch) {
+      this.dirtyTag.set(user, this.epoch);
+      this.dirtyUsers.push(user);
     }
   }
 
@@ -234,7 +240,7 @@ export class SessionsPipeline implements Pipeline {
       }
     }
     if (list.length === 0) this.setList(user, undefined);
-    if (closedAny) this.dirtyUsers.add(user);
+    if (closedAny) this.markDirty(user);
   }
 
   private close(user: number, s: Session): void {
@@ -287,7 +293,7 @@ export class SessionsPipeline implements Pipeline {
   }
 
   committed(): void {
-    this.dirtyUsers.clear();
+    this.dirtyUsers.length = 0;
     this.epoch = nextEpoch();
     this.closedToWrite.length = 0;
     this.dirtyFunnel.clear();
@@ -303,7 +309,7 @@ export class SessionsPipeline implements Pipeline {
       const user = this.ctx.vocab.users.internString(key[1] as string);
       const list: Session[] = (value as StoredSession[]).map((s) => ({
         start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
-        platforms: new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p))), stages: s.stages, lastPlatform: -1, bucket: undefined,
+        platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: undefined,
       }));
       this.setList(user, list);
       for (const s of list) this.schedule(user, s);
@@ -314,6 +320,6 @@ export class SessionsPipeline implements Pipeline {
   }
 
   get dirtyCount(): number {
-    return this.dirtyUsers.size + this.closedToWrite.length;
+    return this.dirtyUsers.length + this.closedToWrite.length;
   }
 }
