@@ -35,9 +35,10 @@ export class LoginFailuresPipeline extends WindowedPipeline<{ n: number; alerted
   }
 }
 
+/** Platforms and locations of one user in one window: a handful each, so arrays, not Sets. */
 interface Sharing {
-  platforms: Set<number>;
-  locations: Set<number>;
+  platforms: number[];
+  locations: number[];
   alertedPlatforms: boolean;
   alertedLocations: boolean;
 }
@@ -56,11 +57,11 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   constructor(ctx: PipelineContext) {
     super('account_sharing', ctx, AccountSharingPipeline.SIZE, userKeyCodec<Sharing>(
       ctx,
-      () => ({ platforms: new Set(), locations: new Set(), alertedPlatforms: false, alertedLocations: false }),
-      (v) => ({ p: [...v.platforms].map((x) => ctx.vocab.sym(x)), l: [...v.locations].map((x) => ctx.vocab.sym(x)), ap: v.alertedPlatforms, al: v.alertedLocations }),
+      () => ({ platforms: [], locations: [], alertedPlatforms: false, alertedLocations: false }),
+      (v) => ({ p: v.platforms.map((x) => ctx.vocab.sym(x)), l: v.locations.map((x) => ctx.vocab.sym(x)), ap: v.alertedPlatforms, al: v.alertedLocations }),
       (x) => {
         const o = x as { p: string[]; l: string[]; ap: boolean; al: boolean };
-        return { platforms: new Set(o.p.map((s) => ctx.vocab.symOf(s))), locations: new Set(o.l.map((s) => ctx.vocab.symOf(s))), alertedPlatforms: o.ap, alertedLocations: o.al };
+        return { platforms: [...new Set(o.p.map((s) => ctx.vocab.symOf(s)))], locations: [...new Set(o.l.map((s) => ctx.vocab.symOf(s)))], alertedPlatforms: o.ap, alertedLocations: o.al };
       },
     ));
     const v = ctx.vocab;
@@ -83,8 +84,8 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     const entry = this.entryFor(ws, u, streamTime);
     if (!entry) return;
     const v = entry.value;
-    v.platforms.add(e.platform);
-    if (loc !== -1) v.locations.add(loc);
+    if (!v.platforms.includes(e.platform)) v.platforms.push(e.platform);
+    if (loc !== -1 && !v.locations.includes(loc)) v.locations.push(loc);
     if (!current) {
       this.cWindow.set(u, w);
       this.cPartition.set(u, this.ctx.partition);
@@ -100,19 +101,19 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     }
     const a = this.ctx.config.alerts;
     const userId = this.ctx.vocab.users.values[e.user];
-    if (!v.alertedPlatforms && v.platforms.size > a.maxPlatformsPer10Min) {
+    if (!v.alertedPlatforms && v.platforms.length > a.maxPlatformsPer10Min) {
       v.alertedPlatforms = true;
       this.ctx.alert({
         alertId: alertId('MULTIPLE_PLATFORMS', userId, ws), type: 'MULTIPLE_PLATFORMS', severity: 'MEDIUM', key: userId, windowStart: ws, timestamp: e.ts,
-        message: `${userId} used ${v.platforms.size} platforms within 10 minutes`, value: v.platforms.size, threshold: a.maxPlatformsPer10Min, userId,
+        message: `${userId} used ${v.platforms.length} platforms within 10 minutes`, value: v.platforms.length, threshold: a.maxPlatformsPer10Min, userId,
       });
     }
-    if (!v.alertedLocations && v.locations.size > a.maxLocationsPer10Min) {
+    if (!v.alertedLocations && v.locations.length > a.maxLocationsPer10Min) {
       v.alertedLocations = true;
       this.ctx.alert({
         alertId: alertId('MULTIPLE_LOCATIONS', userId, ws), type: 'MULTIPLE_LOCATIONS', severity: 'HIGH', key: userId, windowStart: ws, timestamp: e.ts,
-        message: `${userId} appeared in ${v.locations.size} locations within 10 minutes (${[...v.locations].map((l) => this.ctx.vocab.sym(l)).join(', ')})`,
-        value: v.locations.size, threshold: a.maxLocationsPer10Min, userId,
+        message: `${userId} appeared in ${v.locations.length} locations within 10 minutes (${v.locations.map((l) => this.ctx.vocab.sym(l)).join(', ')})`,
+        value: v.locations.length, threshold: a.maxLocationsPer10Min, userId,
       });
     }
   }
