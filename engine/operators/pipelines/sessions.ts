@@ -17,8 +17,8 @@ interface Session {
   /** Platform symbols seen, in order (a session has one to three: an array beats a Set here). */
   platforms: number[];
   stages: number;
-  /** Close bucket this session is scheduled in (not stored: recomputed on restore). */
-  bucket: number | undefined;
+  /** Close bucket this session is scheduled in (-1: none; not stored: recomputed on restore). */
+  bucket: number;
   /** Last platform added (saves a Set insert per event; not stored). */
   lastPlatform: number;
 }
@@ -153,7 +153,7 @@ export class SessionsPipeline implements Pipeline {
       }
     }
     if (!merged) {
-      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: undefined };
+      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: -1 };
       list.push(merged);
     }
     if (t < merged.start) merged.start = t;
@@ -198,7 +198,7 @@ export class SessionsPipeline implements Pipeline {
   /** Bucket = the first whole second at or after the close time: a due bucket holds only due sessions. */
   private schedule(user: number, s: Session): void {
     const sec = Math.ceil((s.end + this.gap + this.grace) / 1000);
-    if (s.bucket !== undefined && s.bucket >= sec) return;
+    if (s.bucket >= sec) return;
     s.bucket = sec;
     let b = this.closeBuckets.get(sec);
     if (!b) this.closeBuckets.set(sec, (b = []));
@@ -309,7 +309,7 @@ export class SessionsPipeline implements Pipeline {
       const user = this.ctx.vocab.users.internString(key[1] as string);
       const list: Session[] = (value as StoredSession[]).map((s) => ({
         start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
-        platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: undefined,
+        platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: -1,
       }));
       this.setList(user, list);
       for (const s of list) this.schedule(user, s);
