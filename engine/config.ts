@@ -61,6 +61,12 @@ export const EngineConfigSchema = z.strictObject({
   webhookUrl: z.string().url().optional(),
   /** LMDB map size per environment; it grows when full. */
   mapSizeBytes: z.number().int().positive().default(256 * 1024 * 1024),
+  /**
+   * Scaled-out mode (several processes in one consumer group): a partition's state is loaded only
+   * while this process owns it, every commit's changes are returned for the changelog topic, and a
+   * partition assigned here is restored from the changelog before it is processed (docs/SCALING.md).
+   */
+  changelog: z.boolean().default(false),
 });
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;
 export type EngineOptions = z.input<typeof EngineConfigSchema>;

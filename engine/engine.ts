@@ -1,4 +1,4 @@
-import { parseEngineConfig, type EngineConfig, type EngineOptions } from './config.js';
+import { ConfigError, parseEngineConfig, type EngineConfig, type EngineOptions } from './config.js';
 import { ShardDispatcher } from './dispatch/dispatcher.js';
 import type { EventSource, OffsetMap } from './source/types.js';
 import { MemorySink, type OutputSink } from './sink/sink.js';
@@ -10,6 +10,18 @@ import { GlobalWindowAlerts } from './global-alerts.js';
 import type { Alert } from './codec/types.js';
 import type { ShardResult } from './workers/protocol.js';
 import type { PartitionCounters } from './state/shard-store.js';
+import type { ChangelogBatch } from './state/changelog-codec.js';
+import type { ChangelogRestorer, ChangelogWriter, RestoreOutcome } from './kafka/changelog.js';
+
+/**
+ * Scaled out (several processes in one consumer group): the changelog writer and restorer. With
+ * them, a commit's input offsets reach Kafka only after its changelog transaction committed, and
+ * an assigned partition is restored from the changelog before it is processed.
+ */
+export interface ScaleOut {
+  writer: ChangelogWriter;
+  restorer: ChangelogRestorer;
+}
 
 export interface EngineMetrics {
   messages: number;
@@ -74,6 +86,14 @@ export class Engine {
   private stopping = false;
   private sourcePaused = false;
   private readonly pendingAlertWrites = new Set<Promise<unknown>>();
+  /** Commits whose changelog transactions are under way (their offsets go to Kafka after). */
+  private readonly pendingChangelog = new Set<Promise<void>>();
+  /** Assignments and revocations run one at a time, in the order the group decided them. */
+  private membershipChain: Promise<unknown> = Promise.resolve();
+  /** Scaled out: partition restores so far (newest last, bounded). */
+  readonly restores: RestoreOutcome[] = [];
+  /** Scaled out: changes of the partitions this process owns (the server's routing listens). */
+  private readonly ownershipListeners = new Set<(owned: number[]) => void>();
   /** Per partition, the exactly-once counters of the last durable commit. */
   readonly committedCounters: Record<number, PartitionCounters> = {};
   readonly committedStreamTimes: Record<number, number> = {};
@@ -84,6 +104,7 @@ export class Engine {
     config: EngineConfig,
     readonly source: EventSource,
     readonly sink: OutputSink,
+    readonly scale: ScaleOut | null = null,
   ) {
     this.config = config;
     this.alertStore = AlertStore.open(config.dataDir);
@@ -103,10 +124,10 @@ export class Engine {
     this.reference = ReferenceStore.open(config.dataDir);
     this.dispatcher = new ShardDispatcher(config, {
       onResult: (r) => this.onResult(r),
-      onCommitted: (shard, offsets, counters, streamTimes) => {
+      onCommitted: (shard, offsets, counters, streamTimes, changelog) => {
         Object.assign(this.committedCounters, counters);
         Object.assign(this.committedStreamTimes, streamTimes);
-        this.onCommitted(offsets);
+        this.onCommitted(offsets, changelog);
         // Changed windows are announced once the commit holding them is durable and the committed
         // stream time is updated: the query layer reads committed state, so a listener re-reading a
         // window on an earlier notice would get the old value and then hear nothing more about it.
@@ -135,8 +156,11 @@ export class Engine {
     }, this.reference.profileEpochs);
   }
 
-  static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink()): Promise<Engine> {
-    const engine = new Engine(parseEngineConfig(options), source, sink);
+  static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink(), scale: ScaleOut | null = null): Promise<Engine> {
+    const config = parseEngineConfig(options);
+    if (scale && !config.changelog) throw new ConfigError('invalid engine options: options.changelog must be true when the engine is started with a changelog writer (scaled out)');
+    if (!scale && config.changelog) throw new ConfigError('invalid engine options: options.changelog needs a changelog writer and restorer (start the engine with --changelog on the Kafka source)');
+    const engine = new Engine(config, source, sink, scale);
     let restored: OffsetMap;
     try {
       restored = await engine.dispatcher.open();
@@ -164,7 +188,8 @@ export class Engine {
       onError: (err) => {
         engine.lastError = err;
       },
-      onPartitionsRevoked: (partitions) => engine.dispatcher.commitPartitions(partitions),
+      onPartitionsRevoked: (partitions) => (scale ? engine.revoke(partitions) : engine.dispatcher.commitPartitions(partitions)),
+      ...(scale ? { onPartitionsAssigned: (partitions: number[]) => engine.assign(partitions) } : {}),
     }, restored);
     engine.globalTimer = setInterval(() => engine.evaluateGlobal(), 1000);
     engine.globalTimer.unref();
@@ -263,9 +288,84 @@ export class Engine {
     return w;
   }
 
-  private onCommitted(offsets: OffsetMap): void {
+  private onCommitted(offsets: OffsetMap, changelog?: ChangelogBatch): void {
     this.metrics.commits++;
-    this.source.commit(offsets);
+    if (!this.scale || !changelog) {
+      if (this.pendingChangelog.size === 0) this.source.commit(offsets);
+      else void Promise.all([...this.pendingChangelog]).then(() => this.source.commit(offsets));
+      return;
+    }
+    // The input offsets reach Kafka only once the changelog holds the state that counted them.
+    const ack = this.scale.writer.write(changelog).then(() => this.source.commit(offsets));
+    this.pendingChangelog.add(ack);
+    void ack.finally(() => this.pendingChangelog.delete(ack));
+  }
+
+  /** Partitions this process processes now (all of them unless scaled out). */
+  ownedPartitions(): number[] {
+    return this.dispatcher.ownedPartitions();
+  }
+
+  onOwnership(listener: (owned: number[]) => void): () => void {
+    this.ownershipListeners.add(listener);
+    return () => this.ownershipListeners.delete(listener);
+  }
+
+  private membership<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.membershipChain.then(op, op);
+    this.membershipChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Scaled out, partitions assigned to this process: fence their previous owner (transactional
+   * producers), restore each from the changelog unless the local store is current, load them into
+   * their shards, and return the offsets their state counted.
+   */
+  assign(partitions: number[]): Promise<OffsetMap> {
+    return this.membership(async () => {
+      const scale = this.scale!;
+      await scale.writer.openPartitions(partitions);
+      const metas = await this.dispatcher.readMetas(partitions);
+      for (const p of partitions) {
+        const outcome = await scale.restorer.restore(p, metas[p] ?? null, scale.writer.checkpoint[p], (reset, keys, values) => this.dispatcher.restoreChunk(p, reset, keys, values));
+        if (outcome.lastMetaOffset !== null) scale.writer.setCheckpoint(p, outcome.lastMetaOffset);
+        this.restores.push(outcome);
+        if (this.restores.length > 1000) this.restores.splice(0, 500);
+      }
+      const { offsets, counters } = await this.dispatcher.loadPartitions(partitions);
+      for (const p of partitions) {
+        delete this.committedCounters[p];
+        delete this.committedStreamTimes[p];
+      }
+      Object.assign(this.committedCounters, counters);
+      this.notifyOwnership();
+      return offsets;
+    });
+  }
+
+  /**
+   * Scaled out, partitions taken away: process and commit what was handed over for them, wait
+   * until the changelog holds it, drop them from the shards' memory, close their producers.
+   */
+  revoke(partitions: number[]): Promise<void> {
+    return this.membership(async () => {
+      const scale = this.scale!;
+      await this.dispatcher.commitPartitions(partitions);
+      await Promise.all([...this.pendingChangelog]);
+      await this.dispatcher.releasePartitions(partitions);
+      await scale.writer.closePartitions(partitions);
+      for (const p of partitions) {
+        delete this.committedCounters[p];
+        delete this.committedStreamTimes[p];
+      }
+      this.notifyOwnership();
+    });
+  }
+
+  private notifyOwnership(): void {
+    const owned = this.ownedPartitions();
+    for (const l of this.ownershipListeners) l(owned);
   }
 
   evaluateGlobal(): void {
@@ -291,7 +391,12 @@ export class Engine {
     // then close it (a Kafka source commits them synchronously before leaving its group).
     this.source.pause();
     await this.dispatcher.drain();
+    await Promise.all([...this.pendingChangelog]);
     await this.source.stop();
+    if (this.scale) {
+      await this.scale.writer.close();
+      await this.scale.restorer.close();
+    }
     this.evaluateGlobal();
     await this.dispatcher.close();
     this.notifier.close();

@@ -12,6 +12,8 @@ import { ensureTopics } from './kafka/topics.js';
 import { ReferenceLoader } from './kafka/reference-loader.js';
 import { KafkaSource } from './source/kafka.js';
 import { KafkaSink } from './sink/kafka-sink.js';
+import { ChangelogRestorer, ChangelogWriter } from './kafka/changelog.js';
+import type { ScaleOut } from './engine.js';
 import { DashboardServer, WS_COMPRESSION } from '../server/server.js';
 import { AccessPolicy, ServerConfigError } from '../server/security.js';
 import { MINUTE } from './operators/windows.js';
@@ -56,6 +58,8 @@ const program = new Command()
   .addOption(new Option('--kafka <key=value...>', 'librdkafka settings passed through (repeatable)').argParser(kv).default({}))
   .addOption(new Option('--group-id <id>', 'Kafka consumer group').default('rta-engine').env('RTA_GROUP_ID'))
   .addOption(new Option('--topic-prefix <prefix>', 'prefix of every Kafka topic name').default('').env('RTA_TOPIC_PREFIX'))
+  .addOption(new Option('--changelog', 'scale out: several processes in one consumer group; state changes go to the <prefix>state-changelog topic and assigned partitions are restored from it (Kafka source only)').default(false).env('RTA_CHANGELOG'))
+  .addOption(new Option('--advertised-url <url>', 'scaled out: the URL other instances reach this one\'s query API at (default: the server\'s own URL)').env('RTA_ADVERTISED_URL'))
   .addOption(new Option('--data-dir <dir>', 'state directory (LMDB)').default('data').env('RTA_DATA_DIR'))
   .addOption(new Option('--workers <n>', 'worker threads (default: cores - 1)').argParser(int('--workers')).env('RTA_WORKERS'))
   .addOption(new Option('--partitions <n>', 'input partitions').argParser(int('--partitions')).default(8).env('RTA_PARTITIONS'))
@@ -98,9 +102,18 @@ async function main(): Promise<void> {
   let source: EventSource;
   let sink: OutputSink;
   let loader: ReferenceLoader | null = null;
+  let scale: ScaleOut | null = null;
+  if (o.changelog && o.source !== 'kafka') {
+    log.error({ code: 'ERR_ENGINE_CONFIG' }, '--changelog needs --source kafka: scaling out is several processes in one Kafka consumer group');
+    process.exit(2);
+  }
   if (o.source === 'kafka') {
     const kafkaConfig = { ...kafkaEnv(), ...o.kafka };
-    const topics = await ensureTopics(o.brokers, o.topicPrefix, o.partitions, kafkaConfig);
+    const topics = await ensureTopics(o.brokers, o.topicPrefix, o.partitions, kafkaConfig, { changelog: Boolean(o.changelog) });
+    if (o.changelog) {
+      const copts = { brokers: o.brokers, topicPrefix: o.topicPrefix, groupId: o.groupId, kafkaConfig, dataDir: o.dataDir };
+      scale = { writer: new ChangelogWriter(copts), restorer: new ChangelogRestorer(copts) };
+    }
     log.info({ brokers: o.brokers, created: topics.created }, 'topics ready');
     loader = new ReferenceLoader({ brokers: o.brokers, topicPrefix: o.topicPrefix, partitions: o.partitions, store: ref, kafkaConfig });
     log.info(await loader.bootstrap(), 'reference tables read to their end');
@@ -123,8 +136,8 @@ async function main(): Promise<void> {
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
-      commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl,
-    }, source, sink);
+      commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog),
+    }, source, sink, scale);
   } catch (e) {
     if (e instanceof ConfigError) {
       log.error({ code: e.code }, e.message);

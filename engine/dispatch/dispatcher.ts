@@ -3,8 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
-import { decodeTaskError, type BatchTask, type CommitInfo, type ShardResult, type ShardTask } from '../workers/protocol.js';
-import type { PartitionCounters } from '../state/shard-store.js';
+import { decodeTaskError, type BatchTask, type CommitInfo, type MembershipResult, type ShardResult, type ShardTask } from '../workers/protocol.js';
+import type { PartitionCounters, PartitionMeta } from '../state/shard-store.js';
+import type { ChangelogBatch } from '../state/changelog-codec.js';
 
 /** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
 export function workerFile(): string {
@@ -31,6 +32,8 @@ interface ShardChannel {
   shard: number;
   worker: number;
   partitions: number[];
+  /** Scaled out (changelog mode): the partitions of this shard this process owns now (loaded in the worker). */
+  owned: Set<number>;
   gen: number;
   seq: number;
   inFlight: number;
@@ -60,7 +63,7 @@ const MAX_NON_RETRIABLE_FAILURES = 3;
 
 export interface DispatcherEvents {
   onResult(result: ShardResult): void;
-  onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>): void;
+  onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>, changelog?: ChangelogBatch): void;
   onBackpressure(paused: boolean): void;
   onShardFailure(shard: number, err: Error, recovered: boolean): void;
   /** A message whose partition is outside the configured partitions (topic grew after start). */
@@ -102,6 +105,7 @@ export class ShardDispatcher {
       shard: s,
       worker: s % config.workers,
       partitions: Array.from({ length: config.partitions }, (_, p) => p).filter((p) => p % config.shards === s),
+      owned: new Set<number>(),
       gen: 0,
       seq: 0,
       inFlight: 0,
@@ -137,7 +141,9 @@ export class ShardDispatcher {
 
   private async openShard(ch: ShardChannel): Promise<OffsetMap> {
     ch.gen++;
-    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions: ch.partitions, config: this.config, profileEpochs: this.profileEpochs })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
+    // Scaled out, a shard holds only the partitions this process owns (none until assigned).
+    const partitions = this.config.changelog ? [...ch.owned] : ch.partitions;
+    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions, config: this.config, profileEpochs: this.profileEpochs })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
     this.restoredCounters = { ...this.restoredCounters, ...res.counters };
     return res.restored;
   }
@@ -248,7 +254,7 @@ export class ShardDispatcher {
     ch.finalFailures = 0;
     ch.lastFailure = null;
     while (ch.retained.length && ch.retained[0].seq <= c.seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
-    this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes);
+    this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes, c.changelog);
   }
 
   private onFailure(ch: ShardChannel, gen: number, err: Error): void {
@@ -395,6 +401,68 @@ export class ShardDispatcher {
     const channels = [...new Set(partitions.map((p) => this.channels[this.shardOf(p)]))].filter((ch) => ch && !ch.failed && ch.recovering === null);
     for (const ch of channels) if (ch.builder && ch.builder.index.length) this.flush(ch);
     await Promise.all(channels.map((ch) => this.commitShard(ch)));
+  }
+
+  /**
+   * Runs a membership task on a partition's shard at its current generation; a shard that is
+   * recovering is waited for, and a task refused because the shard was reopened meanwhile is retried.
+   */
+  private async membership(partition: number, make: (ch: ShardChannel) => ShardTask): Promise<MembershipResult> {
+    const ch = this.channels[this.shardOf(partition)];
+    for (let attempt = 0; ; attempt++) {
+      if (ch.recovering) await ch.recovering.catch(() => undefined);
+      if (ch.failed) throw new Error(`shard ${ch.shard} has given up (${ch.lastFailure?.message ?? 'unknown error'}): partition ${partition} cannot be loaded`, { cause: ch.lastFailure ?? undefined });
+      try {
+        return (await this.run(ch, make(ch))) as MembershipResult;
+      } catch (e) {
+        if (attempt >= 20 || decodeTaskError(e as Error).code !== 'ERR_SHARD_STALE') throw e;
+        await this.sleep(50);
+      }
+    }
+  }
+
+  /** The committed meta of each partition in the local store. */
+  async readMetas(partitions: number[]): Promise<Record<number, PartitionMeta | null>> {
+    const out: Record<number, PartitionMeta | null> = {};
+    await Promise.all(partitions.map(async (p) => {
+      const r = await this.membership(p, (ch) => ({ op: 'metas', shard: ch.shard, gen: ch.gen, partitions: [p] }));
+      out[p] = r.metas?.[p] ?? null;
+    }));
+    return out;
+  }
+
+  /** Writes restored changelog records of a partition that is not loaded into its shard's store. */
+  async restoreChunk(partition: number, reset: boolean, keys: string[], values: Array<Uint8Array | null>): Promise<void> {
+    await this.membership(partition, (ch) => ({ op: 'restore', shard: ch.shard, gen: ch.gen, partition, reset, keys, values }));
+  }
+
+  /** Loads assigned partitions into their shards; returns the offsets and counters their state holds. */
+  async loadPartitions(partitions: number[]): Promise<{ offsets: OffsetMap; counters: Record<number, PartitionCounters> }> {
+    const offsets: OffsetMap = {};
+    const counters: Record<number, PartitionCounters> = {};
+    await Promise.all(partitions.map(async (p) => {
+      const r = await this.membership(p, (ch) => ({ op: 'load', shard: ch.shard, gen: ch.gen, partitions: [p] }));
+      this.channels[this.shardOf(p)].owned.add(p);
+      offsets[p] = r.offsets?.[p] ?? {};
+      if (r.counters?.[p]) counters[p] = r.counters[p];
+    }));
+    return { offsets, counters };
+  }
+
+  /** Drops given-up partitions from their shards' memory (call after commitPartitions). */
+  async releasePartitions(partitions: number[]): Promise<void> {
+    await Promise.all(partitions.map(async (p) => {
+      const ch = this.channels[this.shardOf(p)];
+      ch.owned.delete(p);
+      // A shard that has given up holds nothing to release (it reopens without the partition).
+      if (!ch.failed) await this.membership(p, (c) => ({ op: 'release', shard: c.shard, gen: c.gen, partitions: [p] }));
+    }));
+  }
+
+  /** Partitions loaded in this process (scaled out), or every partition. */
+  ownedPartitions(): number[] {
+    if (!this.config.changelog) return Array.from({ length: this.config.partitions }, (_, p) => p);
+    return this.channels.flatMap((ch) => [...ch.owned]).sort((a, b) => a - b);
   }
 
   /** Test hook: the next slab of `shard` fails in its worker ('throw') or kills the thread ('exit'). */

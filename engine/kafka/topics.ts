@@ -20,8 +20,13 @@ export interface TopicSpec {
   compacted: boolean;
 }
 
-export function topicSpecs(prefix: string, partitions: number): TopicSpec[] {
+/** Scaled out: the state changelog (compacted) and the instances registry (compacted, one partition). */
+export const CHANGELOG_TOPIC = 'state-changelog';
+export const INSTANCES_TOPIC = 'instances';
+
+export function topicSpecs(prefix: string, partitions: number, opts: { changelog?: boolean } = {}): TopicSpec[] {
   return [
+    ...(opts.changelog ? [{ name: prefix + CHANGELOG_TOPIC, partitions, compacted: true }, { name: prefix + INSTANCES_TOPIC, partitions: 1, compacted: true }] : []),
     ...INPUT_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: false })),
     ...REFERENCE_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: true })),
     ...OUTPUT_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: t === 'dashboard-metrics' || t === 'user-session-analytics' })),
@@ -33,8 +38,8 @@ export function topicSpecs(prefix: string, partitions: number): TopicSpec[] {
  * Creates missing topics and checks that existing ones have the partition count the engine was
  * configured with (co-partitioning is what keeps a user's state in one partition).
  */
-export async function ensureTopics(brokers: string, prefix: string, partitions: number, extra: Record<string, string> = {}): Promise<{ created: string[] }> {
-  const specs = topicSpecs(prefix, partitions);
+export async function ensureTopics(brokers: string, prefix: string, partitions: number, extra: Record<string, string> = {}, opts: { changelog?: boolean } = {}): Promise<{ created: string[] }> {
+  const specs = topicSpecs(prefix, partitions, opts);
   const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers, 'client.id': 'rta-engine-admin', ...extra });
   const created: string[] = [];
   try {
@@ -65,7 +70,7 @@ export async function ensureTopics(brokers: string, prefix: string, partitions: 
     const t = meta.topics.find((x) => x.name === s.name);
     if (!t) throw new KafkaSetupError('ERR_KAFKA_TOPIC_MISSING', `topic ${s.name} is not visible on ${brokers} 15 s after creation`, true);
     if (t.partitions.length !== s.partitions) {
-      throw new KafkaSetupError('ERR_KAFKA_PARTITIONS', `topic ${s.name} has ${t.partitions.length} partitions but the engine runs with --partitions ${s.partitions}: input topics must be co-partitioned with the state`, false);
+      throw new KafkaSetupError('ERR_KAFKA_PARTITIONS', `topic ${s.name} has ${t.partitions.length} partitions but the engine needs ${s.partitions} (--partitions): input topics and the changelog must be co-partitioned with the state`, false);
     }
   }
   return { created };

@@ -56,7 +56,9 @@ export class KafkaSource implements EventSource {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
   /** brokersDownSince: when librdkafka reported every broker connection down (ms since epoch); 0 while connected. */
-  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0, brokersDownSince: 0 };
+  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0, brokersDownSince: 0, restoring: 0 };
+  /** Bumped by every assignment and revocation: a restore that finishes after a newer one is dropped. */
+  private assignGen = 0;
   private brokerProbe: NodeJS.Timeout | null = null;
   /** Partitions currently assigned, as "topic:partition". */
   readonly assigned = new Set<string>();
@@ -135,9 +137,43 @@ export class KafkaSource implements EventSource {
           // group's committed offset, so a rebuilt shard gets its whole history back.
           return { topic: a.topic, partition: a.partition, offset: done === undefined ? OFFSET_BEGINNING : done + 1 };
         });
-        if (this.cooperative(c)) c.incrementalAssign(withOffsets);
-        else c.assign(withOffsets);
+        const gen = ++this.assignGen;
+        const assignNow = () => {
+          if (this.cooperative(c)) c.incrementalAssign(withOffsets);
+          else c.assign(withOffsets);
+        };
+        const restore = this.stopped ? undefined : this.handler?.onPartitionsAssigned?.([...new Set(assignment.map((a) => a.partition))]);
+        if (!restore) {
+          assignNow();
+          return;
+        }
+        // Scaled out: the partitions' state is restored before anything of them is fetched; the
+        // assignment is handed to librdkafka only then, from the offsets the restored state counted.
+        // Until then the partitions are not `assigned` here, so nothing of them is handed over.
+        for (const a of assignment) this.assigned.delete(`${a.topic}:${a.partition}`);
+        this.stats.restoring += assignment.length;
+        restore.then((offsets) => {
+          if (gen !== this.assignGen || this.stopped) return;
+          for (const x of withOffsets) {
+            const code = String(this.codeOf.get(x.topic));
+            const done = offsets[x.partition]?.[code];
+            const r = (this.resumeAfter[x.partition] ??= {});
+            if (done === undefined) delete r[code];
+            else r[code] = done;
+            x.offset = done === undefined ? OFFSET_BEGINNING : done + 1;
+            this.assigned.add(`${x.topic}:${x.partition}`);
+          }
+          assignNow();
+        }, (e: Error) => {
+          // The partitions stay unassigned here: say so (health) and leave the group to reassign them.
+          this.stats.lastError = `restore: ${e.message}`;
+          this.handler?.onError(new Error(`changelog restore failed: ${e.message}`, { cause: e }));
+        }).finally(() => {
+          this.stats.restoring -= assignment.length;
+        });
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
+        // An assignment whose restore is still running is cancelled (never handed to librdkafka).
+        this.assignGen++;
         for (const a of assignment) {
           this.assigned.delete(`${a.topic}:${a.partition}`);
           this.revoking.add(`${a.topic}:${a.partition}`);

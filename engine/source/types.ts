@@ -24,6 +24,12 @@ export interface SourceHandler {
    * offsets, so the next owner starts exactly where this process stopped.
    */
   onPartitionsRevoked?(partitions: number[]): Promise<void>;
+  /**
+   * Scaled out: partitions were assigned to this process. Their state is made current (restored
+   * from the changelog) before the source starts fetching them; resolves with the offsets that
+   * state has counted (the source resumes right after them).
+   */
+  onPartitionsAssigned?(partitions: number[]): Promise<OffsetMap>;
 }
 
 export interface EventSource {

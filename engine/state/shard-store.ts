@@ -125,8 +125,30 @@ export class ShardStore {
     }
   }
 
+  /**
+   * Applies changelog records of one partition in one transaction (a restore): keys relative to
+   * the partition, undefined deletes. With `reset`, the partition's whole key range is cleared first.
+   */
+  applyRestore(partition: number, records: Array<[StoreKey, unknown]>, reset: boolean): void {
+    try {
+      this.env.transactionSync(() => {
+        if (reset) {
+          for (const k of this.state.getKeys({ start: [partition], end: [partition + 1] })) this.state.removeSync(k as StoreKey);
+        }
+        for (const [k, v] of records) {
+          if (v === undefined) this.state.removeSync([partition, ...k]);
+          else this.state.putSync([partition, ...k], v);
+        }
+      });
+    } catch (cause) {
+      const msg = (cause as Error).message ?? String(cause);
+      const full = /MDB_MAP_FULL|ENOSPC|No space/i.test(msg);
+      throw new StoreError(full ? 'ERR_STORE_FULL' : 'ERR_STORE_WRITE', `changelog restore of partition ${partition} failed: ${msg}${full ? ' (free disk space; the restore is retried)' : ''}`, full, { cause });
+    }
+  }
+
   /** Deletes closed sessions that ended before `cutoff`, and funnel hours before it (retention). */
-  deleteSessionsBefore(partition: number, cutoff: number): number {
+  deleteSessionsBefore(partition: number, cutoff: number, deleted?: StoreKey[]): number {
     const index = [...this.state.getKeys({ start: [partition, 'sessions', 'closedByEnd', 0], end: [partition, 'sessions', 'closedByEnd', cutoff] })] as StoreKey[];
     const funnel = [...this.state.getKeys({ start: [partition, 'sessions', 'funnel', 0], end: [partition, 'sessions', 'funnel', cutoff] })] as StoreKey[];
     if (index.length === 0 && funnel.length === 0) return 0;
@@ -135,20 +157,23 @@ export class ShardStore {
         const [, , , , user, start] = k;
         this.state.removeSync([partition, 'sessions', 'closed', user, start]);
         this.state.removeSync(k);
+        deleted?.push([partition, 'sessions', 'closed', user, start], k);
       }
       for (const k of funnel) this.state.removeSync(k);
+      if (deleted) for (const k of funnel) deleted.push(k);
     });
     return index.length + funnel.length;
   }
 
   /** Deletes a pipeline's windows that started before `cutoff` (retention). */
-  deleteWindowsBefore(partition: number, pipeline: string, cutoff: number): number {
+  deleteWindowsBefore(partition: number, pipeline: string, cutoff: number, deleted?: StoreKey[]): number {
     let n = 0;
     const keys = [...this.state.getKeys({ start: [partition, pipeline, 0], end: [partition, pipeline, cutoff] })];
     if (keys.length === 0) return 0;
     this.env.transactionSync(() => {
       for (const k of keys) {
         this.state.removeSync(k);
+        deleted?.push(k as StoreKey);
         n++;
       }
     });

@@ -1,7 +1,8 @@
 import type { Alert } from '../codec/types.js';
 import type { EngineConfig } from '../config.js';
 import type { OutputRecord } from '../operators/api.js';
-import type { PartitionCounters } from '../state/shard-store.js';
+import type { PartitionCounters, PartitionMeta } from '../state/shard-store.js';
+import type { ChangelogBatch } from '../state/changelog-codec.js';
 
 /**
  * Messages between the dispatcher (main thread) and shard workers. A slab is a SharedArrayBuffer
@@ -55,7 +56,34 @@ export interface CloseTask {
   gen: number;
 }
 
-export type ShardTask = OpenTask | BatchTask | CommitTask | CloseTask;
+/** Scaled out: partitions assigned to / taken from this process, and restores from the changelog. */
+export interface MembershipTask {
+  op: 'load' | 'release' | 'metas';
+  shard: number;
+  gen: number;
+  partitions: number[];
+}
+
+export interface RestoreTask {
+  op: 'restore';
+  shard: number;
+  gen: number;
+  partition: number;
+  /** Clear the partition's keys first (a full restore). */
+  reset: boolean;
+  keys: string[];
+  values: Array<Uint8Array | null>;
+}
+
+export interface MembershipResult {
+  shard: number;
+  gen: number;
+  metas?: Record<number, PartitionMeta | null>;
+  offsets?: Record<number, Record<string, number>>;
+  counters?: Record<number, PartitionCounters>;
+}
+
+export type ShardTask = OpenTask | BatchTask | CommitTask | CloseTask | MembershipTask | RestoreTask;
 
 export interface DeadLetter {
   partition: number;
@@ -90,6 +118,8 @@ export interface CommitInfo {
   counters: Record<number, PartitionCounters>;
   durationMs: number;
   writes: number;
+  /** Scaled out: the commit's records for the changelog topic (sent before its offsets are committed to Kafka). */
+  changelog?: ChangelogBatch;
 }
 
 export interface ShardResult {

@@ -5,6 +5,7 @@ import { ShardStore, type PartitionCounters, type PartitionMeta, type StoreKey }
 import { PartitionRuntime, type BatchSinks, type ProfileSource } from './partition-runtime.js';
 import { IDX_LENGTH, IDX_OFFSET, IDX_PARTITION, IDX_START, IDX_TOPIC, INDEX_STRIDE, TOPIC_CODES, emptyCounters, type BatchTask, type CommitInfo, type DeadLetter, type ShardResult } from './protocol.js';
 import { ScratchEvent, decodeInto } from './scratch.js';
+import { ChangelogBatchBuilder, decodeKey, decodeValue, encodeKey, metaFingerprint } from '../state/changelog-codec.js';
 import type { Vocabulary } from './symbols.js';
 
 const encoder = new TextEncoder();
@@ -25,6 +26,9 @@ export class ShardRuntime {
   /** Per partition: the stream time at which retention last ran. */
   private readonly retainedAt = new Map<number, number>();
   private readonly sinks: BatchSinks = { outputs: [], alerts: [], late: {}, unknownUsers: { n: 0 }, unknownCurrencies: { n: 0 } };
+  /** Changelog mode: per partition, the fingerprint of the meta last sent (an idle partition sends nothing). */
+  private readonly sentMeta = new Map<number, string>();
+  private readonly profiles: ProfileSource;
 
   constructor(
     readonly shard: number,
@@ -34,12 +38,46 @@ export class ShardRuntime {
     private readonly vocab: Vocabulary,
     profiles: ProfileSource,
   ) {
+    this.profiles = profiles;
     this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes);
+    this.load(partitionIds);
+  }
+
+  /** Builds the in-memory state of these partitions from the store (at open, or when assigned). */
+  load(partitionIds: number[]): void {
     for (const p of partitionIds) {
-      const rt = new PartitionRuntime(p, config, vocab, profiles, this.sinks, (key) => this.store.state.get(key));
-      rt.restore(this.store.readMeta(p), (name) => this.store.scan(p, name));
+      const rt = new PartitionRuntime(p, this.config, this.vocab, this.profiles, this.sinks, (key) => this.store.state.get(key));
+      const meta = this.store.readMeta(p);
+      rt.restore(meta, (name) => this.store.scan(p, name));
       this.partitions.set(p, rt);
+      this.sentMeta.set(p, metaFingerprint(meta));
     }
+  }
+
+  /**
+   * Drops the in-memory state of partitions given up in a rebalance (after their last commit):
+   * nothing of them is applied afterwards, and they are rebuilt from the store when they return.
+   */
+  release(partitionIds: number[]): void {
+    for (const p of partitionIds) {
+      this.partitions.delete(p);
+      this.retainedAt.delete(p);
+      this.sentMeta.delete(p);
+    }
+  }
+
+  /** The committed meta of each partition in the local store (restore decides on it). */
+  readMetas(partitionIds: number[]): Record<number, PartitionMeta | null> {
+    const out: Record<number, PartitionMeta | null> = {};
+    for (const p of partitionIds) out[p] = this.store.readMeta(p) ?? null;
+    return out;
+  }
+
+  /** Applies a chunk of changelog records to a partition that is not loaded (restore). */
+  applyRestore(partition: number, keys: string[], values: Array<Uint8Array | null>, reset: boolean): void {
+    if (this.partitions.has(partition)) throw new Error(`partition ${partition} is loaded in shard ${this.shard}: a restore must come before it is loaded`);
+    const records: Array<[StoreKey, unknown]> = keys.map((k, i) => [decodeKey(k), values[i] ? decodeValue(values[i]!) : undefined]);
+    this.store.applyRestore(partition, records, reset);
   }
 
   restoredOffsets(): Record<number, Record<string, number>> {
@@ -76,7 +114,15 @@ export class ShardRuntime {
       const start = index[m + IDX_START];
       const length = index[m + IDX_LENGTH];
       const rt = this.partitions.get(partition);
-      if (!rt) throw new Error(`partition ${partition} is not owned by shard ${this.shard}`);
+      if (!rt) {
+        // Scaled out, a partition given up in a rebalance is not applied any more (a slab replayed
+        // after a failure may still hold its messages); otherwise every partition is loaded.
+        if (this.config.changelog) {
+          counters.skippedMessages++;
+          continue;
+        }
+        throw new Error(`partition ${partition} is not owned by shard ${this.shard}`);
+      }
       const applied = rt.offsets[topic];
       if (applied !== undefined && offset <= applied) {
         counters.skippedMessages++; // already counted by a committed (or this run's) transaction
@@ -164,7 +210,9 @@ export class ShardRuntime {
     this.store.commit(writes, metas);
     for (const rt of this.partitions.values()) rt.committed();
     this.lastCommit = Date.now();
-    this.applyRetention();
+    const deleted: StoreKey[] | undefined = this.config.changelog ? [] : undefined;
+    this.applyRetention(deleted);
+    const changelog = this.config.changelog ? this.changelogOf(writes, deleted!, metas) : undefined;
     const offsets: Record<number, Record<string, number>> = {};
     const streamTimes: Record<number, number> = {};
     const counters: Record<number, PartitionCounters> = {};
@@ -173,14 +221,40 @@ export class ShardRuntime {
       streamTimes[p] = m.streamTime;
       counters[p] = m.counters!;
     }
-    return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: writes.length };
+    return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: writes.length, changelog };
+  }
+
+  /**
+   * The changelog records of a commit: per partition its changed keys (retention deletes as
+   * tombstones) followed by its meta. A partition with no change and the same meta sends nothing.
+   */
+  private changelogOf(writes: Array<[StoreKey, unknown]>, deleted: StoreKey[], metas: Map<number, PartitionMeta>) {
+    const byPartition = new Map<number, Array<[StoreKey, unknown]>>();
+    const add = (k: StoreKey, v: unknown) => {
+      const p = k[0] as number;
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push([k, v]);
+    };
+    for (const [k, v] of writes) add(k, v);
+    for (const k of deleted) add(k, undefined);
+    const b = new ChangelogBatchBuilder();
+    for (const [p, meta] of metas) {
+      const list = byPartition.get(p);
+      const fp = metaFingerprint(meta);
+      if (!list && this.sentMeta.get(p) === fp) continue;
+      if (list) for (const [k, v] of list) b.add(p, encodeKey(k.slice(1)), v);
+      b.addMeta(p, meta);
+      this.sentMeta.set(p, fp);
+    }
+    return b.empty ? undefined : b.build();
   }
 
   /**
    * Deletes windows, closed sessions and funnel hours older than the retention period of event
    * time; runs for a partition whenever its stream time has moved a minute since the last run.
    */
-  private applyRetention(): void {
+  private applyRetention(deleted?: StoreKey[]): void {
     for (const [p, rt] of this.partitions) {
       if (rt.streamTime <= 0) continue;
       const last = this.retainedAt.get(p) ?? 0;
@@ -188,8 +262,8 @@ export class ShardRuntime {
       this.retainedAt.set(p, rt.streamTime);
       const cutoff = rt.streamTime - this.config.retentionMs;
       if (cutoff <= 0) continue;
-      for (const name of rt.windowedPipelineNames()) this.store.deleteWindowsBefore(p, name, cutoff);
-      this.store.deleteSessionsBefore(p, cutoff);
+      for (const name of rt.windowedPipelineNames()) this.store.deleteWindowsBefore(p, name, cutoff, deleted);
+      this.store.deleteSessionsBefore(p, cutoff, deleted);
     }
   }
 

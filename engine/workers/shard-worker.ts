@@ -12,7 +12,7 @@ import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js'
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
-import { emptyCounters, encodeTaskError, type ShardResult, type ShardTask } from './protocol.js';
+import { emptyCounters, encodeTaskError, type MembershipResult, type ShardResult, type ShardTask } from './protocol.js';
 
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
@@ -73,7 +73,7 @@ const profiles = {
   },
 };
 
-type RunResult = ShardResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null;
+type RunResult = ShardResult | MembershipResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null;
 
 /**
  * Piscina hands a task's error to the main thread as a copy that keeps only message and stack:
@@ -126,6 +126,25 @@ async function runTask(task: ShardTask): Promise<RunResult> {
         discard(task.shard, rt);
         throw err;
       }
+    }
+    case 'load': {
+      const rt = current(task.shard, task.gen);
+      rt.load(task.partitions);
+      const offsets = rt.restoredOffsets();
+      const counters = rt.restoredCounters();
+      const mine = (o: Record<number, unknown>) => Object.fromEntries(task.partitions.map((p) => [p, o[p]]));
+      return { shard: task.shard, gen: task.gen, offsets: mine(offsets) as MembershipResult['offsets'], counters: mine(counters) as MembershipResult['counters'] };
+    }
+    case 'release': {
+      current(task.shard, task.gen).release(task.partitions);
+      return { shard: task.shard, gen: task.gen };
+    }
+    case 'metas': {
+      return { shard: task.shard, gen: task.gen, metas: current(task.shard, task.gen).readMetas(task.partitions) };
+    }
+    case 'restore': {
+      current(task.shard, task.gen).applyRestore(task.partition, task.keys, task.values, task.reset);
+      return { shard: task.shard, gen: task.gen };
     }
     case 'close': {
       const rt = shards.get(task.shard);
