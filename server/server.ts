@@ -421,7 +421,7 @@ export class DashboardServer {
     return false;
   }
 
-  health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown } {
+  health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown; scale?: unknown } {
     const e = this.engine;
     const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
     const stores = e.query.availability();
@@ -446,6 +446,26 @@ export class DashboardServer {
       shards: shards.map((s, i) => ({ ...s, storeAvailable: stores[i]?.available ?? false })),
       freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, consumerLagMessages: consumerLag, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
       notifications: notif,
+      ...(e.scale ? { scale: this.scaleHealth() } : {}),
+    };
+  }
+
+  /** Scaled out: the partitions this instance owns, its restores and changelog writes. */
+  private scaleHealth(): Record<string, unknown> {
+    const e = this.engine;
+    const restores = e.restores;
+    return {
+      ownedPartitions: e.ownedPartitions(),
+      restoring: Number(e.source.stats?.restoring ?? 0),
+      restores: {
+        count: restores.length,
+        byMode: restores.reduce<Record<string, number>>((m, r) => ((m[r.mode] = (m[r.mode] ?? 0) + 1), m), {}),
+        records: restores.reduce((n, r) => n + r.records, 0),
+        bytes: restores.reduce((n, r) => n + r.bytes, 0),
+        ms: Math.round(restores.reduce((n, r) => n + r.ms, 0)),
+        last: restores.slice(-16).map((r) => ({ partition: r.partition, mode: r.mode, records: r.records, bytes: r.bytes, ms: Math.round(r.ms) })),
+      },
+      changelog: { ...e.scale!.writer.stats, txnMsTotal: Math.round(e.scale!.writer.stats.txnMsTotal) },
     };
   }
 

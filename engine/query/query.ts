@@ -1,6 +1,7 @@
 import * as hdr from 'hdr-histogram-js';
 import type { EngineConfig } from '../config.js';
-import { ShardStore, type StoreKey } from '../state/shard-store.js';
+import { ShardStore, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
+import { EngineError } from '../errors.js';
 import { ReferenceStore } from '../state/reference-store.js';
 import { listAlerts, type AlertFilter, type AlertList, type AlertStore } from '../alerts/alert-store.js';
 import type { Alert } from '../codec/types.js';
@@ -16,6 +17,45 @@ export interface TimeRange {
   to: number;
 }
 
+export interface ScanRange {
+  start?: StoreKey;
+  end?: StoreKey;
+  limit?: number;
+  reverse?: boolean;
+}
+
+/**
+ * What the queries read a partition through: its shard store here, or (scaled out) a view of the
+ * partition's owner on another instance (engine/query/remote.ts). Values are the stored partials,
+ * so merges (sums, sets, HDR histograms, top-K) are the same whichever instance runs them.
+ */
+export interface PartitionReader {
+  state: {
+    getRange(range: ScanRange): Iterable<{ key: unknown; value: unknown }>;
+    getKeys(range: ScanRange): Iterable<unknown>;
+    get(key: StoreKey): unknown;
+  };
+  readMeta(partition: number): PartitionMeta | undefined;
+}
+
+/**
+ * Scaled out: which partitions are read here and which through other instances. `unknown`: what to
+ * do with a partition that has neither (its owner is not known yet): skip it (the main thread's
+ * local view: health, live tiles) or throw QueryUnavailable (REST queries answer 503).
+ */
+export interface QueryRouting {
+  local: Set<number>;
+  remote: Map<number, PartitionReader>;
+  unknown: 'skip' | 'throw';
+}
+
+/** A partition's owner is not known or not reachable (a rebalance): retry shortly. */
+export class QueryUnavailable extends EngineError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_PARTITION_UNAVAILABLE', message, true, options);
+  }
+}
+
 /**
  * The query layer the server calls. It reads the shards' LMDB environments directly (no worker
  * round trip) in short read transactions, and merges per-partition partials: global numbers are
@@ -25,6 +65,7 @@ export interface TimeRange {
 export class QueryLayer {
   private readonly stores = new Map<number, ShardStore>();
   private reference: ReferenceStore | null = null;
+  private routing: QueryRouting | null = null;
 
   constructor(
     private readonly config: EngineConfig,
@@ -61,11 +102,42 @@ export class QueryLayer {
     return Array.from({ length: this.config.shards }, (_, shard) => ({ shard, available: this.store(shard) !== null }));
   }
 
-  private *partitions(): Generator<[number, ShardStore]> {
+  /** Scaled out: where each partition is read from (null: every partition from the local stores). */
+  setRouting(routing: QueryRouting | null): void {
+    this.routing = routing;
+  }
+
+  private reader(p: number): PartitionReader | null {
+    const r = this.routing;
+    if (!r || r.local.has(p)) return this.store(p % this.config.shards);
+    const remote = r.remote.get(p);
+    if (remote) return remote;
+    if (r.unknown === 'skip') return null;
+    throw new QueryUnavailable(`partition ${p} has no known owner right now (a rebalance is under way); retry in a few seconds`);
+  }
+
+  private *partitions(): Generator<[number, PartitionReader]> {
     for (let p = 0; p < this.config.partitions; p++) {
-      const s = this.store(p % this.config.shards);
+      const s = this.reader(p);
       if (s) yield [p, s];
     }
+  }
+
+  /**
+   * Serves other instances' reads of partitions this one owns (scaled out). A partition it does not
+   * own (any more) is refused: the asking instance answers 503 rather than a stale number.
+   */
+  serveScan(requests: Array<{ p: number; op: 'range' | 'keys' | 'get'; arg: unknown }>, owned: Set<number>): unknown[] {
+    const out: unknown[] = [];
+    for (const q of requests) {
+      if (!owned.has(q.p)) throw new QueryUnavailable(`partition ${q.p} is not owned by this instance (any more)`);
+      const s = this.store(q.p % this.config.shards);
+      if (!s) throw new QueryUnavailable(`the store of partition ${q.p} is not open yet`);
+      if (q.op === 'range') out.push([...s.state.getRange(q.arg as ScanRange)].map(({ key, value }) => [key, value]));
+      else if (q.op === 'keys') out.push([...s.state.getKeys(q.arg as ScanRange)]);
+      else out.push(s.state.get(q.arg as StoreKey));
+    }
+    return out;
   }
 
   /** Every stored [windowStart, key, value] of a pipeline with from <= windowStart < to, over all partitions. */
@@ -278,7 +350,7 @@ export class QueryLayer {
   /** A user's drill-down: open and closed sessions, transaction baseline, alerts. */
   user(userId: string): { userId: string; profile: unknown; sessions: unknown[]; openSessions: unknown[]; baseline: { transactions: number; meanUsd: number; stddevUsd: number } | null; alerts: unknown[] } {
     const p = this.partitionOfUser(userId);
-    const s = this.store(p % this.config.shards);
+    const s = this.reader(p);
     const sessions: unknown[] = [];
     let openSessions: unknown[] = [];
     let baseline = null;

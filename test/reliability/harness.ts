@@ -140,7 +140,7 @@ export function runLoadgen(prefix: string, args: string[], brokers = BROKERS): L
 export async function deleteTopics(prefix: string, brokers = BROKERS): Promise<void> {
   const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers });
   try {
-    for (const s of topicSpecs(prefix, PARTITIONS)) await new Promise<void>((resolve) => admin.deleteTopic(s.name, 10_000, () => resolve()));
+    for (const s of topicSpecs(prefix, PARTITIONS, { changelog: true })) await new Promise<void>((resolve) => admin.deleteTopic(s.name, 10_000, () => resolve()));
   } finally {
     admin.disconnect();
   }

@@ -297,9 +297,17 @@ export async function expectedFromBroker(opts: {
 interface StoredSession { events: number }
 
 /** What the engine committed, read from its shard stores (the engine must be stopped, or its state quiet). */
-export async function committedState(dataDir: string, partitions: number, shards: number) {
+export async function committedState(dataDir: string, partitions: number, shards: number,
+  /** Scaled out: the data directory of each partition's owner (default: dataDir for all). */
+  dataDirOf: (partition: number) => string = () => dataDir) {
   const config = parseEngineConfig({ dataDir, partitions, shards });
-  const stores = Array.from({ length: shards }, (_, s) => ShardStore.open(dataDir, s, config.mapSizeBytes, false));
+  const opened = new Map<string, ShardStore>();
+  const storeOf = (p: number) => {
+    const key = `${dataDirOf(p)}|${p % shards}`;
+    let s = opened.get(key);
+    if (!s) opened.set(key, (s = ShardStore.open(dataDirOf(p), p % shards, config.mapSizeBytes, false)));
+    return s;
+  };
   const got = {
     events: 0, deadLetters: 0, late: {} as Record<string, number>,
     platformEvents: new Map<string, number>(), activeUsers: new Map<string, Set<string>>(), userActions: new Map<string, number>(),
@@ -308,7 +316,7 @@ export async function committedState(dataDir: string, partitions: number, shards
   };
   try {
     for (let p = 0; p < partitions; p++) {
-      const s = stores[p % shards];
+      const s = storeOf(p);
       const meta = s.readMeta(p) as PartitionMeta | undefined;
       if (meta) {
         got.events += meta.counters?.events ?? 0;
@@ -335,15 +343,15 @@ export async function committedState(dataDir: string, partitions: number, shards
       }
     }
   } finally {
-    await Promise.all(stores.map((s) => s.close()));
+    await Promise.all([...opened.values()].map((s) => s.close()));
   }
   return got;
 }
 
 /** Compares the engine's committed state with the expectation, cell by cell. */
-export async function reconcile(opts: { brokers: string; topicPrefix: string; partitions: number; shards: number; dataDir: string; ackLog: string; injected?: Map<string, Injected> }): Promise<ReconcileResult> {
+export async function reconcile(opts: { brokers: string; topicPrefix: string; partitions: number; shards: number; dataDir: string; ackLog: string; injected?: Map<string, Injected>; dataDirOf?: (partition: number) => string }): Promise<ReconcileResult> {
   const { expected: x, ack } = await expectedFromBroker(opts);
-  const got = await committedState(opts.dataDir, opts.partitions, opts.shards);
+  const got = await committedState(opts.dataDir, opts.partitions, opts.shards, opts.dataDirOf);
   const mismatches: string[] = [];
   const note = (s: string) => {
     if (mismatches.length < 30) mismatches.push(s);

@@ -1,0 +1,67 @@
+/**
+ * Several engine processes on this machine, each with its own data directory (as separate machines
+ * would have), in one consumer group with the changelog on. Run `npm run build` first.
+ */
+import path from 'node:path';
+import { health, sleep, startEngine, stopEngine, type EngineProcess } from '../reliability/harness.js';
+
+/** Short session timeout: a SIGKILLed member is noticed in ~6 s instead of 45 s (the broker's minimum is 6 s). */
+export const SCALE_ARGS = ['--changelog', '--kafka', 'session.timeout.ms=6000', '--kafka', 'heartbeat.interval.ms=1000'];
+
+export interface ScaleHealth {
+  ownedPartitions: number[];
+  restoring: number;
+  restores: { count: number; byMode: Record<string, number>; records: number; bytes: number; ms: number; last: Array<{ partition: number; mode: string; records: number; ms: number }> };
+  changelog: { transactions: number; records: number; bytes: number; retries: number; fenced: number; lastError: string };
+}
+
+export interface Instance {
+  name: string;
+  dataDir: string;
+  proc: EngineProcess;
+  url: string;
+}
+
+export async function startInstance(root: string, name: string, opts: { prefix: string; groupId: string; extra?: string[]; env?: Record<string, string> }): Promise<Instance> {
+  const dataDir = path.join(root, name);
+  const proc = startEngine({ prefix: opts.prefix, groupId: opts.groupId, dataDir, extra: [...SCALE_ARGS, ...(opts.extra ?? [])], env: opts.env });
+  const url = await proc.url;
+  return { name, dataDir, proc, url };
+}
+
+export async function scaleHealth(i: Instance): Promise<{ committedEvents: number; lag: number | null; scale: ScaleHealth } | null> {
+  const h = (await health(i.url)) as (Awaited<ReturnType<typeof health>> & { scale?: ScaleHealth }) | null;
+  if (!h || !h.scale) return null;
+  return { committedEvents: h.stream.committedEvents, lag: h.freshness.consumerLagMessages, scale: h.scale };
+}
+
+export const alive = (i: Instance) => i.proc.child.exitCode === null && i.proc.child.signalCode === null;
+
+/** Which live instance owns each partition; null when a partition has no owner or two claim it. */
+export async function ownership(instances: Instance[], partitions: number): Promise<Map<number, Instance> | null> {
+  const owners = new Map<number, Instance>();
+  for (const i of instances.filter(alive)) {
+    const h = await scaleHealth(i);
+    if (!h || h.scale.restoring > 0) return null;
+    for (const p of h.scale.ownedPartitions) {
+      if (owners.has(p)) return null;
+      owners.set(p, i);
+    }
+  }
+  return owners.size === partitions ? owners : null;
+}
+
+export async function untilOwned(instances: Instance[], partitions: number, cond: (owners: Map<number, Instance>) => boolean, timeoutMs: number, what: string): Promise<Map<number, Instance>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const o = await ownership(instances, partitions);
+    if (o && cond(o)) return o;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    for (const i of instances) if (!alive(i) && (i as { expectedDead?: boolean }).expectedDead !== true) throw new Error(`${i.name} exited:\n${i.proc.logs.slice(-20).join('\n')}`);
+    await sleep(200);
+  }
+}
+
+export async function stopAll(instances: Instance[], signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  await Promise.all(instances.filter(alive).map((i) => stopEngine(i.proc, signal)));
+}
