@@ -110,6 +110,9 @@ export class Engine {
     this.alertStore = AlertStore.open(config.dataDir);
     this.notifier = new WebhookNotifier(config.webhookUrl);
     this.query = new QueryLayer(config, this.alertStore);
+    // Scaled out, the stores may hold partitions another instance owns now (stale): the main
+    // thread's views (health, live tiles) read only what this instance owns.
+    if (scale) this.query.setRouting({ local: new Set(), remote: new Map(), unknown: 'skip' });
     this.partitionActivity = new Array(config.partitions).fill(Date.now());
     // While the engine is paused (backpressure, a recovering shard) partitions are not idle:
     // their data is waiting, so they must keep holding global windows back.
@@ -365,10 +368,14 @@ export class Engine {
 
   private notifyOwnership(): void {
     const owned = this.ownedPartitions();
+    this.query.setRouting({ local: new Set(owned), remote: new Map(), unknown: 'skip' });
     for (const l of this.ownershipListeners) l(owned);
   }
 
   evaluateGlobal(): void {
+    // Global window alerts (low revenue, error rate) need every partition's partial: one instance of
+    // several sees only its own, and would raise false alerts. Not evaluated when scaled out (docs/SCALING.md).
+    if (this.scale) return;
     try {
       const alerts = this.globalAlerts.evaluate();
       if (alerts.length) {

@@ -14,6 +14,7 @@ import { KafkaSource } from './source/kafka.js';
 import { KafkaSink } from './sink/kafka-sink.js';
 import { ChangelogRestorer, ChangelogWriter } from './kafka/changelog.js';
 import type { ScaleOut } from './engine.js';
+import { InstanceRegistry } from './kafka/instances.js';
 import { DashboardServer, WS_COMPRESSION } from '../server/server.js';
 import { AccessPolicy, ServerConfigError } from '../server/security.js';
 import { MINUTE } from './operators/windows.js';
@@ -60,6 +61,7 @@ const program = new Command()
   .addOption(new Option('--topic-prefix <prefix>', 'prefix of every Kafka topic name').default('').env('RTA_TOPIC_PREFIX'))
   .addOption(new Option('--changelog', 'scale out: several processes in one consumer group; state changes go to the <prefix>state-changelog topic and assigned partitions are restored from it (Kafka source only)').default(false).env('RTA_CHANGELOG'))
   .addOption(new Option('--advertised-url <url>', 'scaled out: the URL other instances reach this one\'s query API at (default: the server\'s own URL)').env('RTA_ADVERTISED_URL'))
+  .addOption(new Option('--instance-id <id>', 'scaled out: this instance\'s name in the <prefix>instances topic (default: host-pid)').env('RTA_INSTANCE_ID'))
   .addOption(new Option('--data-dir <dir>', 'state directory (LMDB)').default('data').env('RTA_DATA_DIR'))
   .addOption(new Option('--workers <n>', 'worker threads (default: cores - 1)').argParser(int('--workers')).env('RTA_WORKERS'))
   .addOption(new Option('--partitions <n>', 'input partitions').argParser(int('--partitions')).default(8).env('RTA_PARTITIONS'))
@@ -149,6 +151,20 @@ async function main(): Promise<void> {
     host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken, wsCompression: o.wsCompression, restCacheMs: o.restCacheMs,
     allowedOrigins: String(o.allowedOrigins).split(',').map((x: string) => x.trim()).filter(Boolean),
   });
+  let registry: InstanceRegistry | null = null;
+  if (scale) {
+    const kafkaConfig = { ...kafkaEnv(), ...o.kafka };
+    registry = new InstanceRegistry({
+      brokers: o.brokers, topicPrefix: o.topicPrefix, kafkaConfig,
+      instanceId: o.instanceId ?? `${os.hostname()}-${process.pid}`, advertisedUrl: o.advertisedUrl ?? server.url,
+    });
+    await registry.start();
+    const r = registry;
+    engine.onOwnership((owned) => r.setOwned(owned));
+    r.setOwned(engine.ownedPartitions());
+    server.attachRegistry(r);
+    log.info({ instanceId: r.instanceId, advertisedUrl: o.advertisedUrl ?? server.url }, 'scaled out: query endpoint advertised on the instances topic');
+  }
   log.info({ source: o.source, workers: engine.config.workers, shards: engine.config.shards, partitions: engine.config.partitions, dataDir: o.dataDir, cores: os.availableParallelism(), url: server.url },
     `engine started; dashboard API at ${server.url}/api/dashboard/health, live updates at ws://${o.host}:${server.port}/dashboard-ws, metrics at ${server.url}/metrics, dashboard at ${server.assets.available ? `${server.url}/` : 'not built (npm run build:ui)'}`);
   console.error(`\n  Dashboard:     ${server.assets.available ? `${server.url}/` : 'not built (run npm run build:ui)'}\n  Dashboard API: ${server.url}/api/dashboard/health\n  Live updates:  ws://${o.host}:${server.port}/dashboard-ws\n  Metrics:       ${server.url}/metrics\n`);
@@ -176,6 +192,7 @@ async function main(): Promise<void> {
     stopping = true;
     clearInterval(status);
     log.info({ signal }, 'stopping: closing the server, draining workers and committing');
+    await registry?.stop();
     await server.close();
     const timer = setTimeout(() => {
       log.error('graceful stop took longer than 30 s; exiting');

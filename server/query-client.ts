@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EngineConfig } from '../engine/config.js';
 import type { DashboardQuery } from './queries.js';
-import type { QueryRequest, QueryResponse } from './query-worker.js';
+import type { QueryRequest, QueryResponse, RoutingUpdate } from './query-worker.js';
+import type { Routing } from '../engine/query/remote.js';
 
 /** The built worker (dist/server/query-worker.js), whether this file runs from the build or from source (tests). */
 function workerFile(): string {
@@ -20,8 +21,15 @@ export class QueryClient {
   private nextId = 1;
   private readonly pending = new Map<number, (r: QueryResponse) => void>();
   private closed = false;
+  private routing: Routing | null = null;
 
   constructor(private readonly config: EngineConfig) {}
+
+  /** Scaled out: where the query thread reads each partition (kept for a restarted thread). */
+  setRouting(routing: Routing): void {
+    this.routing = routing;
+    this.worker?.postMessage({ type: 'routing', routing } satisfies RoutingUpdate);
+  }
 
   private start(): Worker {
     const w = new Worker(workerFile(), { workerData: { config: this.config } });
@@ -39,6 +47,7 @@ export class QueryClient {
     w.on('error', fail);
     w.on('exit', fail);
     w.unref();
+    if (this.routing) w.postMessage({ type: 'routing', routing: this.routing } satisfies RoutingUpdate);
     return w;
   }
 

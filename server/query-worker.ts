@@ -1,7 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AlertStore } from '../engine/alerts/alert-store.js';
 import type { EngineConfig } from '../engine/config.js';
-import { QueryLayer } from '../engine/query/query.js';
+import { QueryLayer, QueryUnavailable } from '../engine/query/query.js';
+import { fanOut, type Routing } from '../engine/query/remote.js';
 import { DASHBOARD_QUERIES, QueryNotFound, type DashboardQuery } from './queries.js';
 
 /**
@@ -15,6 +16,12 @@ export interface QueryRequest {
   params: Record<string, unknown>;
 }
 
+/** Scaled out: which partitions are read here, and the owners of the others (sent on every change). */
+export interface RoutingUpdate {
+  type: 'routing';
+  routing: Routing;
+}
+
 export type QueryResponse =
   | { id: number; ok: true; body: string }
   | { id: number; ok: false; status: 404 | 503 | 500; code: string; message: string };
@@ -22,16 +29,42 @@ export type QueryResponse =
 const config = (workerData as { config: EngineConfig }).config;
 const layer = new QueryLayer(config, AlertStore.open(config.dataDir));
 
-parentPort!.on('message', (req: QueryRequest) => {
+let routing: Routing | null = null;
+
+function failure(req: QueryRequest, e: unknown): QueryResponse {
+  const code = (e as { code?: string }).code ?? '';
+  if (e instanceof QueryNotFound) return { id: req.id, ok: false, status: 404, code: e.code, message: e.message };
+  if (code === 'ERR_STORE_MISSING') return { id: req.id, ok: false, status: 503, code, message: 'the state store is not ready yet' };
+  if (e instanceof QueryUnavailable) return { id: req.id, ok: false, status: 503, code: e.code, message: e.message };
+  return { id: req.id, ok: false, status: 500, code: 'ERR_INTERNAL', message: 'the request failed; see the server log' };
+}
+
+parentPort!.on('message', (msg: QueryRequest | RoutingUpdate) => {
+  if ('type' in msg) {
+    routing = msg.routing;
+    return;
+  }
+  const req = msg;
+  if (routing) {
+    // Scaled out: this instance's partitions from its stores, the others from their owners.
+    const r = routing;
+    const local = new Set(r.local);
+    fanOut(config.partitions, r, (remote) => {
+      layer.setRouting({ local, remote, unknown: 'throw' });
+      layer.fresh();
+      return JSON.stringify(DASHBOARD_QUERIES[req.name](layer, req.params));
+    }).then(
+      (body) => parentPort!.postMessage({ id: req.id, ok: true, body } satisfies QueryResponse),
+      (e) => parentPort!.postMessage(failure(req, e)),
+    );
+    return;
+  }
   let res: QueryResponse;
   try {
     layer.fresh(); // several queued requests run in one turn: each must see the latest commit
     res = { id: req.id, ok: true, body: JSON.stringify(DASHBOARD_QUERIES[req.name](layer, req.params)) };
   } catch (e) {
-    const code = (e as { code?: string }).code ?? '';
-    if (e instanceof QueryNotFound) res = { id: req.id, ok: false, status: 404, code: e.code, message: e.message };
-    else if (code === 'ERR_STORE_MISSING') res = { id: req.id, ok: false, status: 503, code, message: 'the state store is not ready yet' };
-    else res = { id: req.id, ok: false, status: 500, code: 'ERR_INTERNAL', message: 'the request failed; see the server log' };
+    res = failure(req, e);
   }
   parentPort!.postMessage(res);
 });

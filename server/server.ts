@@ -9,6 +9,9 @@ import { createMetrics } from './metrics.js';
 import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
 import { QueryClient } from './query-client.js';
+import type { InstanceRegistry } from '../engine/kafka/instances.js';
+import { QueryUnavailable } from '../engine/query/query.js';
+import { scanCodec, type ScanRequest } from '../engine/query/remote.js';
 import type { DashboardQuery } from './queries.js';
 import type { QueryResponse } from './query-worker.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
@@ -136,6 +139,11 @@ export class DashboardServer {
   private pendingAlerts: unknown[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
+  /** Scaled out: the instance registry (who owns which partition) and the routing pushed to the query thread. */
+  private registry_: InstanceRegistry | null = null;
+  private routingTimer: NodeJS.Timeout | null = null;
+  private routingText = '';
+  private readonly unsubscribers: Array<() => void> = [];
   private readonly registry;
   readonly assets: StaticAssets;
   private readonly access: AccessPolicy;
@@ -213,6 +221,36 @@ export class DashboardServer {
       });
     }
     this.route(app, 'get', `${api}/health`, () => this.health());
+    // Scaled out: other instances read this one's partitions for their queries (MessagePack both ways).
+    app.post('/internal/scan', (res, req) => {
+      if (!this.authorized(res, req)) return;
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (aborted) return;
+        size += chunk.byteLength;
+        if (size > 4 * 1024 * 1024) {
+          aborted = true;
+          res.cork(() => res.writeStatus('413 Payload Too Large').end());
+          return;
+        }
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (!isLast) return;
+        let status = '200 OK';
+        let body: Uint8Array | string;
+        try {
+          const requests = scanCodec.unpack(Buffer.concat(chunks)) as ScanRequest[];
+          this.engine.query.fresh();
+          body = scanCodec.pack(this.engine.query.serveScan(requests, new Set(this.engine.ownedPartitions())));
+        } catch (e) {
+          status = e instanceof QueryUnavailable ? '409 Conflict' : '400 Bad Request';
+          body = JSON.stringify({ error: (e as { code?: string }).code ?? 'ERR_SCAN', message: (e as Error).message });
+        }
+        res.cork(() => res.writeStatus(status).writeHeader('content-type', status === '200 OK' ? 'application/msgpack' : 'application/json').end(body));
+      });
+    });
     this.route(app, 'get', '/livez', () => ({ status: 'UP' }));
     app.get('/readyz', (res) => {
       const h = this.health();
@@ -455,7 +493,9 @@ export class DashboardServer {
     const e = this.engine;
     const restores = e.restores;
     return {
+      instanceId: this.registry_?.instanceId ?? null,
       ownedPartitions: e.ownedPartitions(),
+      owners: this.routingView(),
       restoring: Number(e.source.stats?.restoring ?? 0),
       restores: {
         count: restores.length,
@@ -720,8 +760,48 @@ export class DashboardServer {
     }
   }
 
+  /**
+   * Scaled out: REST queries cover every partition, reading the others from their owners (as the
+   * registry knows them); the routing is pushed to the query thread on every change. Cached REST
+   * answers are kept only for restCacheMs (other instances' commits do not bump the local version).
+   */
+  attachRegistry(registry: InstanceRegistry): void {
+    this.registry_ = registry;
+    const push = () => {
+      const owners = registry.owners();
+      const local = this.engine.ownedPartitions();
+      const mine = new Set(local);
+      const routing = {
+        local,
+        owners: Object.fromEntries([...owners].filter(([p]) => !mine.has(p)).map(([p, o]) => [p, o.url])),
+        ...(this.opts.accessToken ? { accessToken: this.opts.accessToken } : {}),
+      };
+      const text = JSON.stringify(routing);
+      if (text !== this.routingText) {
+        this.routingText = text;
+        this.queries.setRouting(routing);
+        this.stateVersion++;
+      }
+    };
+    this.unsubscribers.push(registry.onChange(push), this.engine.onOwnership(push));
+    this.routingTimer = setInterval(() => {
+      push();
+      this.stateVersion++;
+    }, Math.max(250, this.opts.restCacheMs));
+    this.routingTimer.unref();
+    push();
+  }
+
+  /** Scaled out: partition -> owner instance, as this instance sees it (health). */
+  private routingView(): Record<string, string> | null {
+    if (!this.registry_) return null;
+    return Object.fromEntries([...this.registry_.owners()].map(([p, o]) => [p, o.instanceId]));
+  }
+
   async close(): Promise<void> {
     this.ready = false;
+    if (this.routingTimer) clearInterval(this.routingTimer);
+    for (const u of this.unsubscribers.splice(0)) u();
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.unsubscribe?.();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
