@@ -92,6 +92,8 @@ export class Engine {
   private membershipChain: Promise<unknown> = Promise.resolve();
   /** Scaled out: partition restores so far (newest last, bounded). */
   readonly restores: RestoreOutcome[] = [];
+  /** Scaled out: per assignment, the time to restore its partitions (they are restored together). */
+  readonly restoreBatches: Array<{ at: number; partitions: number; records: number; bytes: number; ms: number }> = [];
   /** Scaled out: changes of the partitions this process owns (the server's routing listens). */
   private readonly ownershipListeners = new Set<(owned: number[]) => void>();
   /** Per partition, the exactly-once counters of the last durable commit. */
@@ -330,11 +332,20 @@ export class Engine {
       const scale = this.scale!;
       await scale.writer.openPartitions(partitions);
       const metas = await this.dispatcher.readMetas(partitions);
-      for (const p of partitions) {
-        const outcome = await scale.restorer.restore(p, metas[p] ?? null, scale.writer.checkpoint[p], (reset, keys, values) => this.dispatcher.restoreChunk(p, reset, keys, values));
-        if (outcome.lastMetaOffset !== null) scale.writer.setCheckpoint(p, outcome.lastMetaOffset);
+      // Test-only control (RTA_TEST_SKIP_RESTORE=1): take the local store as it is, to show what a
+      // missing restore costs (test/scale/changelog-restore.test.ts).
+      const skip = process.env.RTA_TEST_SKIP_RESTORE === '1';
+      const requests = skip ? [] : partitions.map((p) => ({ partition: p, local: metas[p] ?? null, checkpoint: scale.writer.checkpoint[p] }));
+      const t0 = performance.now();
+      const outcomes = requests.length ? await scale.restorer.restore(requests, (p, reset, keys, values) => this.dispatcher.restoreChunk(p, reset, keys, values)) : [];
+      for (const outcome of outcomes) {
+        if (outcome.lastMetaOffset !== null) scale.writer.setCheckpoint(outcome.partition, outcome.lastMetaOffset);
         this.restores.push(outcome);
-        if (this.restores.length > 1000) this.restores.splice(0, 500);
+      }
+      if (this.restores.length > 1000) this.restores.splice(0, this.restores.length - 500);
+      if (outcomes.length) {
+        this.restoreBatches.push({ at: Date.now(), partitions: outcomes.length, records: outcomes.reduce((n, o) => n + o.records, 0), bytes: outcomes.reduce((n, o) => n + o.bytes, 0), ms: performance.now() - t0 });
+        if (this.restoreBatches.length > 1000) this.restoreBatches.splice(0, 500);
       }
       const { offsets, counters } = await this.dispatcher.loadPartitions(partitions);
       for (const p of partitions) {

@@ -266,25 +266,52 @@ export interface RestoreOutcome {
   records: number;
   bytes: number;
   ms: number;
+  /** Offset of the last meta record read (the new checkpoint), or null when none was read. */
+  lastMetaOffset: number | null;
 }
 
-/** Applies a chunk of records to the partition's store (reset: clear the partition first). */
-export type ApplyChunk = (reset: boolean, keys: string[], values: Array<Uint8Array | null>) => Promise<void>;
+/** Applies a chunk of records to a partition's store (reset: clear the partition first). */
+export type ApplyChunk = (partition: number, reset: boolean, keys: string[], values: Array<Uint8Array | null>) => Promise<void>;
+
+export interface RestoreRequest {
+  partition: number;
+  /** The local store's meta for the partition (null: nothing there). */
+  local: PartitionMeta | null;
+  /** Changelog offset of the local store's last acknowledged meta record (checkpoint file). */
+  checkpoint: number | undefined;
+}
 
 const CHUNK_RECORDS = 5000;
 
+interface Reading {
+  partition: number;
+  from: number;
+  localFp: string;
+  reset: boolean;
+  keys: string[];
+  values: Array<Uint8Array | null>;
+  first: boolean;
+  records: number;
+  bytes: number;
+  matched: boolean;
+  appliedAfterMatch: boolean;
+  lastMetaOffset: number | null;
+  done: boolean;
+  t0: number;
+}
+
 /**
- * Restores a partition's state from the changelog (read_committed: aborted transactions, i.e.
- * torn commits, are never seen). The local store is kept when it is current: its meta equals a
- * meta record at or after the checkpointed position, and only what follows is applied (records
- * are whole values, so re-applying a suffix is idempotent). A store whose meta is found nowhere
- * (it is ahead of the changelog: a commit whose transaction never completed, or it is new) is
- * cleared and rebuilt from the beginning.
+ * Restores partitions' state from the changelog (read_committed: aborted transactions, i.e. torn
+ * commits, are never seen), all partitions of an assignment at once on one consumer. A local store
+ * is kept when it is current: its meta equals a meta record at or after the checkpointed position,
+ * and only what follows is applied (records are whole values, so re-applying a suffix is
+ * idempotent). A store whose meta is found nowhere (ahead of the changelog: a commit whose
+ * transaction never completed; or a new store) is cleared and rebuilt from the beginning.
  */
 export class ChangelogRestorer {
   private consumer: Kafka.KafkaConsumer | null = null;
   private readonly topic: string;
-  private eof: { partition: number; offset: number } | null = null;
+  private readonly eof = new Set<number>();
   readonly stats = { restores: 0, records: 0, bytes: 0, ms: 0 };
 
   constructor(private readonly opts: ChangelogOptions) {
@@ -301,99 +328,107 @@ export class ChangelogRestorer {
       'enable.partition.eof': true,
       'isolation.level': 'read_committed',
       'fetch.max.bytes': 64 * 1024 * 1024,
-      ...Object.fromEntries(Object.entries(this.opts.kafkaConfig).filter(([k]) => !/^(partition\.assignment|isolation)/.test(k))),
+      // A restore reads to the end: do not let the broker hold a fetch at the end for 500 ms.
+      'fetch.wait.max.ms': 10,
+      ...Object.fromEntries(Object.entries(this.opts.kafkaConfig).filter(([k]) => !/^(partition\.assignment|isolation|group\.instance)/.test(k))),
     }, { 'auto.offset.reset': 'earliest' });
     c.on('partition.eof', (e) => {
-      this.eof = { partition: e.partition, offset: e.offset };
+      this.eof.add(e.partition);
     });
     await new Promise<void>((resolve, reject) => c.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-    c.setDefaultConsumeTimeout(200);
+    c.setDefaultConsumeTimeout(100);
     this.consumer = c;
     return c;
   }
 
-  async restore(partition: number, local: PartitionMeta | null, checkpointOffset: number | undefined, apply: ApplyChunk): Promise<RestoreOutcome & { lastMetaOffset: number | null }> {
+  async restore(requests: RestoreRequest[], apply: ApplyChunk): Promise<RestoreOutcome[]> {
     const t0 = performance.now();
-    const localFp = metaFingerprint(local);
-    let total = { records: 0, bytes: 0 };
-    let mode: RestoreOutcome['mode'] = 'full';
-    let lastMetaOffset: number | null = null;
-    if (local && checkpointOffset !== undefined) {
-      const r = await this.read(partition, checkpointOffset, localFp, apply, false);
-      total = { records: r.records, bytes: r.bytes };
-      lastMetaOffset = r.lastMetaOffset;
-      if (r.matched) mode = r.appliedAfterMatch ? 'incremental' : 'current';
+    const outcomes = new Map<number, RestoreOutcome>();
+    // Pass 1: incremental from the checkpoint where the local store has one; full elsewhere.
+    const first = requests.map((r) => (r.local && r.checkpoint !== undefined
+      ? { partition: r.partition, from: r.checkpoint, localFp: metaFingerprint(r.local), reset: false }
+      : { partition: r.partition, from: -2, localFp: '', reset: true }));
+    const done1 = await this.read(first, apply);
+    const again: typeof first = [];
+    for (const x of done1) {
+      if (x.reset) outcomes.set(x.partition, this.outcome(x, 'full', t0));
+      else if (x.matched) outcomes.set(x.partition, this.outcome(x, x.appliedAfterMatch ? 'incremental' : 'current', t0));
+      else again.push({ partition: x.partition, from: -2, localFp: '', reset: true });
     }
-    if (mode === 'full') {
-      const r = await this.read(partition, -2, '', apply, true);
-      total.records += r.records;
-      total.bytes += r.bytes;
-      lastMetaOffset = r.lastMetaOffset;
+    // Pass 2: the local stores that matched nothing are rebuilt from the beginning.
+    if (again.length) {
+      for (const x of await this.read(again, apply)) {
+        const before = done1.find((y) => y.partition === x.partition)!;
+        x.records += before.records;
+        x.bytes += before.bytes;
+        outcomes.set(x.partition, this.outcome(x, 'full', t0));
+      }
     }
-    const ms = performance.now() - t0;
-    this.stats.restores++;
-    this.stats.records += total.records;
-    this.stats.bytes += total.bytes;
-    this.stats.ms += ms;
-    return { partition, mode, ...total, ms, lastMetaOffset };
+    return requests.map((r) => outcomes.get(r.partition)!);
   }
 
-  /**
-   * Reads the partition from `from` to its end (the last stable offset), applying records in chunks.
-   * matched: a meta record equal to the local fingerprint was seen (and so the applied suffix is valid).
-   */
-  private async read(partition: number, from: number, localFp: string, apply: ApplyChunk, reset: boolean) {
+  private outcome(x: Reading, mode: RestoreOutcome['mode'], t0: number): RestoreOutcome {
+    const ms = performance.now() - t0;
+    this.stats.restores++;
+    this.stats.records += x.records;
+    this.stats.bytes += x.bytes;
+    this.stats.ms += ms;
+    return { partition: x.partition, mode, records: x.records, bytes: x.bytes, ms, lastMetaOffset: x.lastMetaOffset };
+  }
+
+  /** Reads each partition from its `from` to its end (the last stable offset), applying records in chunks. */
+  private async read(parts: Array<{ partition: number; from: number; localFp: string; reset: boolean }>, apply: ApplyChunk): Promise<Reading[]> {
     const c = await this.client();
-    this.eof = null;
-    c.assign([{ topic: this.topic, partition, offset: from < 0 ? -2 : from }]);
-    let keys: string[] = [];
-    let values: Array<Uint8Array | null> = [];
-    let first = reset;
-    let records = 0;
-    let bytes = 0;
-    let matched = false;
-    let appliedAfterMatch = false;
-    let lastMetaOffset: number | null = null;
-    const flush = async () => {
-      if (!keys.length && !first) return;
-      await apply(first, keys, values);
-      first = false;
-      keys = [];
-      values = [];
+    const readings = new Map<number, Reading>(parts.map((x) => [x.partition, {
+      ...x, keys: [], values: [], first: x.reset, records: 0, bytes: 0, matched: false, appliedAfterMatch: false, lastMetaOffset: null, done: false, t0: performance.now(),
+    }]));
+    for (const p of readings.keys()) this.eof.delete(p);
+    const flush = async (r: Reading) => {
+      if (!r.keys.length && !r.first) return;
+      await apply(r.partition, r.first, r.keys, r.values);
+      r.first = false;
+      r.keys = [];
+      r.values = [];
     };
+    c.assign(parts.map((x) => ({ topic: this.topic, partition: x.partition, offset: x.from < 0 ? -2 : x.from })));
     try {
       const deadline = Date.now() + 10 * 60_000;
-      for (;;) {
+      while ([...readings.values()].some((r) => !r.done)) {
         const msgs = await new Promise<Kafka.Message[]>((resolve, reject) => c.consume(5000, (err, m) => (err ? reject(err) : resolve(m))));
         for (const m of msgs) {
-          if (m.partition !== partition || m.topic !== this.topic) continue;
+          const r = readings.get(m.partition);
+          if (!r || r.done || m.topic !== this.topic) continue;
           const key = m.key ? (typeof m.key === 'string' ? m.key : m.key.toString()) : '';
           if (!key) continue;
-          records++;
-          bytes += key.length + (m.value?.length ?? 0);
+          r.records++;
+          r.bytes += key.length + (m.value?.length ?? 0);
           if (key === META_KEY) {
-            lastMetaOffset = m.offset;
-            if (localFp && m.value && metaFingerprint(decodeValue(m.value) as PartitionMeta) === localFp) {
-              matched = true;
-              appliedAfterMatch = false;
+            r.lastMetaOffset = m.offset;
+            if (r.localFp && m.value && metaFingerprint(decodeValue(m.value) as PartitionMeta) === r.localFp) {
+              r.matched = true;
+              r.appliedAfterMatch = false;
               continue;
             }
           }
-          if (matched) appliedAfterMatch = true;
-          keys.push(key);
-          values.push(m.value ? new Uint8Array(m.value) : null);
-          if (keys.length >= CHUNK_RECORDS) await flush();
+          if (r.matched) r.appliedAfterMatch = true;
+          r.keys.push(key);
+          r.values.push(m.value ? new Uint8Array(m.value) : null);
+          // Records read before the matching meta were already in the local state: applying them
+          // again is harmless (whole values); a store that matches nothing is rebuilt in pass 2.
+          if (r.keys.length >= CHUNK_RECORDS) await flush(r);
         }
-        if ((this.eof as { partition: number } | null)?.partition === partition) break;
-        if (Date.now() > deadline) throw new ChangelogError('ERR_CHANGELOG_RESTORE_TIMEOUT', `restoring partition ${partition} from ${this.topic} did not reach the end within 10 minutes; check the broker and retry`, true);
+        for (const r of readings.values()) {
+          if (!r.done && this.eof.has(r.partition)) {
+            r.done = true;
+            if (!r.localFp || r.matched || r.reset) await flush(r);
+          }
+        }
+        if (Date.now() > deadline) throw new ChangelogError('ERR_CHANGELOG_RESTORE_TIMEOUT', `restoring partitions ${parts.map((x) => x.partition).join(',')} from ${this.topic} did not reach the end within 10 minutes; check the broker and retry`, true);
       }
-      // Records read before the matching meta were already in the local state: applying them again
-      // is harmless (whole values), and keeps the last meta's state exact when the match came late.
-      if (!localFp || matched || reset) await flush();
     } finally {
       c.unassign();
     }
-    return { records, bytes, matched, appliedAfterMatch, lastMetaOffset };
+    return [...readings.values()];
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import Kafka from 'node-rdkafka';
 import { Engine, MemorySink, ReferenceStore } from '../../engine/index.js';
-import { CHANGELOG_TOPIC, ensureTopics } from '../../engine/kafka/topics.js';
+import { CHANGELOG_TOPIC, INPUT_TOPICS, ensureTopics } from '../../engine/kafka/topics.js';
 import { KafkaSource } from '../../engine/source/kafka.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
 import { ChangelogRestorer, ChangelogWriter } from '../../engine/kafka/changelog.js';
@@ -59,7 +61,7 @@ async function dump(dataDir: string): Promise<Map<string, unknown>> {
 const totalCommitted = (e: Engine) => Object.values(e.committedCounters).reduce((n, c) => n + c.events, 0);
 
 describe('changelog: a partition restored on another machine', () => {
-  it('a new instance restores every partition from the changelog (nothing reprocessed), its store equals the old owner\'s and the reference; the old store, when current, is kept without a restore', async () => {
+  it('a new instance restores every partition from the changelog (nothing reprocessed), its store equals the old owner\'s and the reference; the old store, when current, is kept without a restore; with the input deleted, a restore is exact and the control without one is not', async () => {
     const prefix = `cl${Date.now()}-`;
     const groupId = `${prefix}engine`;
     await ensureTopics(BROKERS, prefix, PARTITIONS, {}, { changelog: true });
@@ -103,6 +105,30 @@ describe('changelog: a partition restored on another machine', () => {
     expect(totalCommitted(a2.engine)).toBe(N);
     expect(a2.engine.metrics.events).toBe(0);
     await a2.stop();
+
+    // The input's records are deleted (retention): state can come only from the changelog.
+    await truncateInput(prefix);
+    const dirC = tempDir('changelog-c');
+    dirs.push(dirC);
+    const c = await startEngine(dirC, prefix, groupId);
+    await until(() => c.engine.ownedPartitions().length === PARTITIONS && totalCommitted(c.engine) === N, 120_000, 'instance C to restore every partition with the input gone');
+    expectCoreNumbers(c.engine.query, model);
+    await c.stop();
+    // Control: the same take-over without the restore loses everything the input no longer holds.
+    const dirD = tempDir('changelog-d');
+    dirs.push(dirD);
+    process.env.RTA_TEST_SKIP_RESTORE = '1';
+    try {
+      const d = await startEngine(dirD, prefix, groupId);
+      await until(() => d.engine.ownedPartitions().length === PARTITIONS, 60_000, 'instance D to own every partition');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(totalCommitted(d.engine)).toBe(0);
+      expect(() => expectCoreNumbers(d.engine.query, model)).toThrow();
+      await d.stop();
+    } finally {
+      delete process.env.RTA_TEST_SKIP_RESTORE;
+    }
+
   }, 300_000);
 
   it('a torn commit (a transaction left open by a killed owner) is never applied by a restore, though it is on the log', async () => {
@@ -160,6 +186,25 @@ describe('changelog: a partition restored on another machine', () => {
     torn.disconnect();
   }, 300_000);
 });
+
+/**
+ * Deletes every record of the input topics (as their retention would, in time): from then on a
+ * partition's state can only come from the changelog.
+ */
+async function truncateInput(prefix: string): Promise<void> {
+  const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': BROKERS, 'group.id': `trunc-${Date.now()}` }, {});
+  await new Promise<void>((r, j) => c.connect({ timeout: 20_000 }, (e) => (e ? j(e) : r())));
+  const args: string[] = [];
+  for (const t of INPUT_TOPICS) {
+    for (let p = 0; p < PARTITIONS; p++) {
+      const w = await new Promise<Kafka.WatermarkOffsets>((r, j) => c.queryWatermarkOffsets(prefix + t, p, 10_000, (e, o) => (e ? j(e) : r(o))));
+      if (w.highOffset > 0) args.push(`${prefix}${t}:${p}:${w.highOffset}`);
+    }
+  }
+  await new Promise<void>((r) => c.disconnect(() => r()));
+  const libs = path.resolve(process.env.KAFKA_CACHE_DIR ?? '.cache/kafka', 'libs');
+  execFileSync('java', ['-cp', `${libs}/*`, path.resolve('test/scale/DeleteRecords.java'), BROKERS, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
 
 /** Records on the changelog whose value claims 1,000,000 events in a window or 9,999,999 in a partition. */
 async function countTorn(topic: string, isolation: 'read_committed' | 'read_uncommitted'): Promise<number> {
