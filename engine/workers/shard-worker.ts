@@ -129,6 +129,9 @@ async function runTask(task: ShardTask): Promise<RunResult> {
     }
     case 'load': {
       const rt = current(task.shard, task.gen);
+      // The thread's per-user columns may hold facts about this partition's users from before it
+      // went away (state since replaced by the restore): forget them, as a shard open does.
+      vocab.resetColumns();
       rt.load(task.partitions);
       const offsets = rt.restoredOffsets();
       const counters = rt.restoredCounters();
