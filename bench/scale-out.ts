@@ -31,7 +31,8 @@ const { values: a } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
     users: { type: 'string', default: '100000' },
-    instances: { type: 'string', default: '1,2,3' },
+    /** 0: one instance without --changelog (the baseline: what the changelog costs). */
+    instances: { type: 'string', default: '0,1,2,3' },
     workers: { type: 'string', default: '1' },
     partitions: { type: 'string', default: '8' },
     brokers: { type: 'string', default: '127.0.0.1:9092' },
@@ -53,11 +54,11 @@ function log(msg: string): void {
 
 interface Proc { name: string; child: ChildProcess; url: Promise<string>; dataDir: string }
 
-function startInstance(prefix: string, groupId: string, name: string): Proc {
+function startInstance(prefix: string, groupId: string, name: string, changelog = true): Proc {
   const dataDir = path.join(work, `${prefix}${name}`);
   const child = spawn(process.execPath, [ENGINE, '--source', 'kafka', '--brokers', brokers, '--topic-prefix', prefix, '--group-id', groupId, '--data-dir', dataDir,
     '--port', '0', '--partitions', String(partitions), '--shards', '4', '--workers', a.workers!, '--status-interval-ms', '600000', '--instance-id', name,
-    '--changelog', '--kafka', 'session.timeout.ms=6000', '--kafka', 'heartbeat.interval.ms=1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ...(changelog ? ['--changelog'] : []), '--kafka', 'session.timeout.ms=6000', '--kafka', 'heartbeat.interval.ms=1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let resolveUrl: (u: string) => void = () => undefined;
   const url = new Promise<string>((r) => (resolveUrl = r));
   let buf = '';
@@ -90,7 +91,9 @@ interface Health { committedEvents: number; owned: number[]; restoring: number; 
 async function health(p: Proc): Promise<Health | null> {
   try {
     const r = await fetch(`${await p.url}/api/dashboard/health`, { signal: AbortSignal.timeout(3000) });
-    const h = (await r.json()) as { stream: { committedEvents: number }; scale: { ownedPartitions: number[]; restoring: number; restores: Health['restores'] } };
+    const h = (await r.json()) as { stream: { committedEvents: number }; scale?: { ownedPartitions: number[]; restoring: number; restores: Health['restores'] } };
+    // Without --changelog (the baseline) an instance holds every partition.
+    if (!h.scale) return { committedEvents: h.stream.committedEvents, owned: Array.from({ length: partitions }, (_, i) => i), restoring: 0, restores: { records: 0, bytes: 0, ms: 0, count: 0, byMode: {} } };
     return { committedEvents: h.stream.committedEvents, owned: h.scale.ownedPartitions, restoring: h.scale.restoring, restores: h.scale.restores };
   } catch {
     return null;
@@ -117,6 +120,23 @@ async function until<T>(f: () => Promise<T | null | false>, timeoutMs: number, w
   }
 }
 
+/** 40 revenue and active-users queries over distinct ranges (each misses the REST cache) on one instance. */
+async function queryLatency(p: Proc): Promise<{ p50: number; p99: number; mean: number }> {
+  const url = await p.url;
+  const ms: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const path = i % 2 ? `/api/dashboard/metrics/revenue?hours=${(24 + i / 100).toFixed(2)}` : `/api/dashboard/metrics/active-users?hours=${(24 + i / 100).toFixed(2)}`;
+    const t = performance.now();
+    const r = await fetch(url + path);
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`${path}: ${r.status}`);
+    ms.push(performance.now() - t);
+  }
+  ms.sort((x, y) => x - y);
+  const round = (x: number) => Math.round(x * 10) / 10;
+  return { p50: round(ms[Math.floor(ms.length / 2)]), p99: round(ms[Math.ceil(ms.length * 0.99) - 1]), mean: round(ms.reduce((x, y) => x + y, 0) / ms.length) };
+}
+
 const cpuOf = (procs: Proc[]) => procs.reduce((s, p) => s + (procSample(p.child.pid!)?.cpuSeconds ?? 0), 0);
 
 async function deleteTopics(prefix: string): Promise<void> {
@@ -138,15 +158,15 @@ try {
     prefixes.push(prefix);
     const groupId = `${prefix}engine`;
     await ensureTopics(brokers, prefix, partitions, {}, { changelog: true });
-    log(`[${k} instance(s)] producing ${total} events (${a.users} users) to ${prefix}* ...`);
+    log(`[${k === 0 ? 'baseline: 1 instance without changelog' : `${k} instance(s)`}] producing ${total} events (${a.users} users) to ${prefix}* ...`);
     execFileSync(process.execPath, [path.join(ROOT, 'dist/loadgen/loadgen.js'), '--bootstrap-server', brokers, '--topic-prefix', prefix,
       '--throughput', '-1', '--num-records', String(total), '--users', a.users!, '--partitions', String(partitions)], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const procs = Array.from({ length: k }, (_, i) => startInstance(prefix, groupId, `i${i}`));
+    const procs = k === 0 ? [startInstance(prefix, groupId, 'baseline', false)] : Array.from({ length: k }, (_, i) => startInstance(prefix, groupId, `i${i}`));
     const t0 = performance.now();
     const atOwned = await until(async () => {
       const hs = await settled(procs);
       return hs && hs.every((h) => h.owned.length > 0) ? hs : null;
-    }, 180_000, `${k} instances to share the partitions`);
+    }, 180_000, `${procs.length} instance(s) to share the partitions`);
     const tOwned = performance.now();
     const cpuOwned = cpuOf(procs);
     const before = atOwned.reduce((n, h) => n + h.committedEvents, 0);
@@ -162,8 +182,11 @@ try {
       instances: k, events: total, committedBeforeSettled: before, settleMs: Math.round(tOwned - t0), seconds: Math.round(seconds * 100) / 100,
       eventsPerSec: Math.round((total - before) / seconds), cpuSeconds: Math.round(cpu * 10) / 10, eventsPerCpuSecond: Math.round((total - before) / cpu),
     };
-    log(`[${k}] ${JSON.stringify(r)} (load average ${loadAvg().join(' ')})`);
-    runs.push(r);
+    // Query fan-out cost: distinct REST queries (no cache hit) on one instance, sequentially.
+    const q = await queryLatency(procs[0]);
+    const r2 = { ...r, queryP50Ms: q.p50, queryP99Ms: q.p99, queryMeanMs: q.mean };
+    log(`[${k}] ${JSON.stringify(r2)} (load average ${loadAvg().join(' ')})`);
+    runs.push(r2);
 
     if (k === 1) {
       // Restore: the instance leaves; an empty one takes everything from the changelog.
@@ -208,6 +231,6 @@ try {
   fs.rmSync(work, { recursive: true, force: true });
 }
 const one = runs.find((r) => r.instances === 1);
-console.log(`\n${runs.map((r) => `${r.instances} instance(s): ${r.eventsPerSec} events/s, ${r.eventsPerCpuSecond} events per CPU-second${one ? ` (x${(r.eventsPerSec / one.eventsPerSec).toFixed(2)} of 1 instance)` : ''}`).join('\n')}`);
+console.log(`\n${runs.map((r) => `${r.instances === 0 ? 'baseline (1 instance, no changelog)' : `${r.instances} instance(s)`}: ${r.eventsPerSec} events/s, ${r.eventsPerCpuSecond} events per CPU-second${one ? ` (x${(r.eventsPerSec / one.eventsPerSec).toFixed(2)} of 1 instance)` : ''}`).join('\n')}`);
 console.log(JSON.stringify({ bench: 'scaleout', cores: os.availableParallelism(), loadAverage: loadAvg(), partitions, workersPerInstance: Number(a.workers), runs, restore, pauses }));
 setTimeout(() => process.exit(0), 200).unref();

@@ -99,16 +99,16 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  if (o.changelog && o.source !== 'kafka') {
+    log.error({ code: 'ERR_ENGINE_CONFIG' }, '--changelog needs --source kafka: scaling out is several processes in one Kafka consumer group');
+    process.exit(2);
+  }
   fs.mkdirSync(o.dataDir, { recursive: true });
   const ref = ReferenceStore.open(o.dataDir);
   let source: EventSource;
   let sink: OutputSink;
   let loader: ReferenceLoader | null = null;
   let scale: ScaleOut | null = null;
-  if (o.changelog && o.source !== 'kafka') {
-    log.error({ code: 'ERR_ENGINE_CONFIG' }, '--changelog needs --source kafka: scaling out is several processes in one Kafka consumer group');
-    process.exit(2);
-  }
   if (o.source === 'kafka') {
     const kafkaConfig = { ...kafkaEnv(), ...o.kafka };
     const topics = await ensureTopics(o.brokers, o.topicPrefix, o.partitions, kafkaConfig, { changelog: Boolean(o.changelog) });

@@ -17,6 +17,7 @@ describe('engine option validation', () => {
     [{ commitIntervalMs: 1 }, 'options.commitIntervalMs'],
     [{ alerts: { errorRate: 2 } }, 'options.alerts.errorRate'],
     [{ webhookUrl: 'not a url' }, 'options.webhookUrl'],
+    [{ changelog: 'yes' }, 'options.changelog'],
   ])('%j is rejected naming %s', (opts, name) => {
     expect(() => parseEngineConfig(opts as never)).toThrowError(ConfigError);
     expect(() => parseEngineConfig(opts as never)).toThrowError(name);
