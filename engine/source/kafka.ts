@@ -142,7 +142,8 @@ export class KafkaSource implements EventSource {
           if (this.cooperative(c)) c.incrementalAssign(withOffsets);
           else c.assign(withOffsets);
         };
-        const restore = this.stopped ? undefined : this.handler?.onPartitionsAssigned?.([...new Set(assignment.map((a) => a.partition))]);
+        const partitions = [...new Set(assignment.map((a) => a.partition))];
+        const restore = this.stopped ? undefined : this.handler?.onPartitionsAssigned?.(partitions);
         if (!restore) {
           assignNow();
           return;
@@ -152,25 +153,34 @@ export class KafkaSource implements EventSource {
         // Until then the partitions are not `assigned` here, so nothing of them is handed over.
         for (const a of assignment) this.assigned.delete(`${a.topic}:${a.partition}`);
         this.stats.restoring += assignment.length;
-        restore.then((offsets) => {
-          if (gen !== this.assignGen || this.stopped) return;
-          for (const x of withOffsets) {
-            const code = String(this.codeOf.get(x.topic));
-            const done = offsets[x.partition]?.[code];
-            const r = (this.resumeAfter[x.partition] ??= {});
-            if (done === undefined) delete r[code];
-            else r[code] = done;
-            x.offset = done === undefined ? OFFSET_BEGINNING : done + 1;
-            this.assigned.add(`${x.topic}:${x.partition}`);
-          }
-          assignNow();
-        }, (e: Error) => {
-          // The partitions stay unassigned here: say so (health) and leave the group to reassign them.
-          this.stats.lastError = `restore: ${e.message}`;
-          this.handler?.onError(new Error(`changelog restore failed: ${e.message}`, { cause: e }));
-        }).finally(() => {
-          this.stats.restoring -= assignment.length;
-        });
+        const attempt = (p: Promise<OffsetMap>, tries: number): void => {
+          p.then((offsets) => {
+            this.stats.restoring -= assignment.length;
+            if (gen !== this.assignGen || this.stopped) return;
+            for (const x of withOffsets) {
+              const code = String(this.codeOf.get(x.topic));
+              const done = offsets[x.partition]?.[code];
+              const r = (this.resumeAfter[x.partition] ??= {});
+              if (done === undefined) delete r[code];
+              else r[code] = done;
+              x.offset = done === undefined ? OFFSET_BEGINNING : done + 1;
+              this.assigned.add(`${x.topic}:${x.partition}`);
+            }
+            assignNow();
+          }, (e: Error) => {
+            // Say so (health) and try again: the partitions stay unprocessed (not lost) meanwhile.
+            this.stats.lastError = `restore: ${e.message}`;
+            this.handler?.onError(new Error(`changelog restore of partitions ${partitions.join(',')} failed (attempt ${tries}): ${e.message}; retrying`, { cause: e }));
+            setTimeout(() => {
+              if (gen !== this.assignGen || this.stopped || !this.handler?.onPartitionsAssigned) {
+                this.stats.restoring -= assignment.length;
+                return;
+              }
+              attempt(this.handler.onPartitionsAssigned(partitions), tries + 1);
+            }, Math.min(30_000, 1000 * 2 ** Math.min(tries, 5))).unref();
+          });
+        };
+        attempt(restore, 1);
       } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
         // An assignment whose restore is still running is cancelled (never handed to librdkafka).
         this.assignGen++;
