@@ -46,6 +46,7 @@ export class ShardRuntime {
   /** Builds the in-memory state of these partitions from the store (at open, or when assigned). */
   load(partitionIds: number[]): void {
     for (const p of partitionIds) {
+      this.partitions.get(p)?.dispose(); // loaded again (a retried assignment): the new state replaces it
       const rt = new PartitionRuntime(p, this.config, this.vocab, this.profiles, this.sinks, (key) => this.store.state.get(key));
       const meta = this.store.readMeta(p);
       rt.restore(meta, (name) => this.store.scan(p, name));
@@ -60,6 +61,8 @@ export class ShardRuntime {
    */
   release(partitionIds: number[]): void {
     for (const p of partitionIds) {
+      // Its pipelines give up what they hold in the thread's shared per-user records.
+      this.partitions.get(p)?.dispose();
       this.partitions.delete(p);
       this.retainedAt.delete(p);
       this.sentMeta.delete(p);
