@@ -59,6 +59,12 @@ export const EngineConfigSchema = z.strictObject({
   alerts: AlertThresholdsSchema.default(AlertThresholdsSchema.parse({})),
   /** CRITICAL alerts are POSTed here (retried with backoff; never blocks processing). */
   webhookUrl: z.string().url().optional(),
+  /**
+   * Stores, per user, the sequence numbers of the events counted (pipelines/sequence-audit.ts) so
+   * that a verification run can prove per key that nothing was lost or counted twice. Off: the
+   * pipeline is not built and no event's seq is read.
+   */
+  auditSequences: z.boolean().default(false),
   /** LMDB map size per environment; it grows when full. */
   mapSizeBytes: z.number().int().positive().default(256 * 1024 * 1024),
   /**

@@ -81,6 +81,7 @@ const program = new Command()
   .addOption(new Option('--ws-compression <mode>', 'live delta compression (see bench:fanout for the measurements)').choices([...WS_COMPRESSION]).default('shared').env('RTA_WS_COMPRESSION'))
   .addOption(new Option('--rest-cache-ms <ms>', 'REST dashboard queries: reuse an answer this long while the state changes').argParser(int('--rest-cache-ms')).default(1000).env('RTA_REST_CACHE_MS'))
   .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
+  .addOption(new Option('--audit-sequences', 'store per user the sequence numbers of the events counted, to verify per key that nothing is lost or counted twice (tests; off by default)').default(false).env('RTA_AUDIT_SEQUENCES'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
   .allowExcessArguments(false)
   .showHelpAfterError();
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
-      commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog),
+      commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true,
     }, source, sink, scale);
   } catch (e) {
     if (e instanceof ConfigError) {

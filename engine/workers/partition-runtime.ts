@@ -8,6 +8,7 @@ import { GeoPipeline } from '../operators/pipelines/geo.js';
 import { IotPipeline, PerformancePipeline } from '../operators/pipelines/performance.js';
 import { SessionsPipeline } from '../operators/pipelines/sessions.js';
 import { AccountSharingPipeline, IotThresholdPipeline, LoginFailuresPipeline, TransactionAnomalyPipeline } from '../operators/pipelines/alerts.js';
+import { SequenceAuditPipeline } from '../operators/pipelines/sequence-audit.js';
 import type { ScratchEvent } from './scratch.js';
 import type { Vocabulary } from './symbols.js';
 import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
@@ -90,6 +91,7 @@ export class PartitionRuntime {
       (this.sessions = new SessionsPipeline(c)), (this.loginFailures = new LoginFailuresPipeline(c)), (this.accountSharing = new AccountSharingPipeline(c)),
       (this.iotThreshold = new IotThresholdPipeline(c)), (this.transactionAnomaly = new TransactionAnomalyPipeline(c)),
     ];
+    if (config.auditSequences) this.pipelines.push(new SequenceAuditPipeline(c));
   }
 
   private readonly activeUsers: ActiveUsersPipeline;

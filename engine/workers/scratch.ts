@@ -22,6 +22,9 @@ export class ScratchEvent {
   location = 0;
   device = -1;
   value = 0;
+  /** Per-key sequence number (0: not stamped); read only when `readSeq` (--audit-sequences). */
+  seq = 0;
+  readSeq = false;
 }
 
 const W = Slots.WebEventSlot, M = Slots.MobileEventSlot, T = Slots.TransactionEventSlot;
@@ -40,6 +43,7 @@ function sym(r: EventBatchReader, v: Vocabulary, slot: number): number {
 export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, kind: number): string | null {
   e.kind = kind;
   e.ts = r.timestamp();
+  if (e.readSeq) e.seq = r.seq;
   if (!Number.isFinite(e.ts) || e.ts <= 0) return 'timestamp missing or not a positive number';
   if (r.userId() && r.strLen > 0) {
     e.user = v.users.intern(r.bytes, r.strPos, r.strLen, r.strHash());

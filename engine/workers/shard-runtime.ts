@@ -40,6 +40,7 @@ export class ShardRuntime {
   ) {
     this.profiles = profiles;
     this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes);
+    this.scratch.readSeq = config.auditSequences;
     this.load(partitionIds);
   }
 

@@ -45,10 +45,12 @@ export function startEngine(opts: {
   nodeArgs?: string[]; env?: Record<string, string>;
   /** Another broker than BROKERS (scenario 3 runs its own). */
   brokers?: string;
+  /** --audit-sequences (the reconciler's per-key sequence check needs it); default on. */
+  audit?: boolean;
 }): EngineProcess {
   const args = [...(opts.nodeArgs ?? []), ENGINE, '--source', 'kafka', '--brokers', opts.brokers ?? BROKERS, '--topic-prefix', opts.prefix, '--group-id', opts.groupId, '--data-dir', opts.dataDir,
     '--port', '0', '--partitions', String(PARTITIONS), '--shards', String(SHARDS), '--workers', String(opts.workers ?? 1), '--commit-interval-ms', '500',
-    '--status-interval-ms', '60000', ...(opts.extra ?? [])];
+    '--status-interval-ms', '60000', ...(opts.audit === false ? [] : ['--audit-sequences']), ...(opts.extra ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const logs: string[] = [];
   let resolveUrl: (u: string) => void = () => undefined;

@@ -13,9 +13,10 @@
  * compared cell by cell with what the engine committed, together with its exactly-once counters
  * (events, dead letters, late drops) and the offsets it committed.
  *
- * Limit (see RELIABILITY.md): the engine stores counts, not sequence numbers, so a key's sequence is
- * checked for gaps and duplicates on the acknowledged side (loadgen + broker), and the engine's side
- * is judged by exact per-key and per-window counts.
+ * Per key, sequence numbers: a key's acknowledged sequence is checked for gaps and duplicates
+ * (loadgen + broker); and when the engine ran with `--audit-sequences` (the harness always turns it
+ * on), the sequence numbers it committed per user (pipelines/sequence-audit.ts) must be exactly the
+ * acknowledged ones: no gap, no duplicate, every acknowledged seq counted, nothing else counted.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,7 @@ import { EventBatchReader, decodeUserProfile, type EventRecord } from '../../eng
 import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type PartitionMeta, type StoreKey } from '../../engine/state/shard-store.js';
+import { UNKEYED, type SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -55,6 +57,10 @@ export interface Expected {
   sessionEvents: Map<string, number>;
   /** Per "partition:topicCode": highest offset on the broker (what the engine must have committed). */
   lastOffsets: Map<string, number>;
+  /** Per user: the sequence numbers the engine must have counted (acknowledged + injected valid events). */
+  seqs: SeqBook;
+  /** Counted events without a user or a seq (the sequence audit counts them, per partition). */
+  unkeyed: number;
 }
 
 export interface AckSummary {
@@ -87,6 +93,13 @@ export interface ReconcileResult {
   duplicatedPerKey: number;
   cellsChecked: number;
   keysChecked: number;
+  /**
+   * Per-key sequence check against the engine's sequence audit (null when it was not required).
+   * notCounted: acknowledged seqs missing from the state; duplicates: seqs the engine counted twice
+   * (within a partition, or in two partitions); gaps: seqs missing below a key's highest counted one;
+   * unexpected: seqs counted that were never acknowledged.
+   */
+  sequences: { keys: number; seqsChecked: number; notCounted: number; duplicates: number; gaps: number; unexpected: number; unkeyed: number; expectedUnkeyed: number } | null;
   /** The first differences, human readable; empty when everything reconciles. */
   mismatches: string[];
 }
@@ -163,7 +176,7 @@ function addTo(m: Map<string, Set<string>>, k: string, v: string): void {
 }
 
 /** Per key, which sequence numbers were acknowledged (a growable bitmap: one byte per seq). */
-class SeqBook {
+export class SeqBook {
   private readonly byKey = new Map<string, Uint8Array>();
   private readonly max = new Map<string, number>();
   duplicates = 0;
@@ -182,6 +195,18 @@ class SeqBook {
 
   get keys(): number {
     return this.byKey.size;
+  }
+
+  keyList(): IterableIterator<string> {
+    return this.byKey.keys();
+  }
+
+  has(key: string, seq: number): boolean {
+    return (this.byKey.get(key)?.[seq] ?? 0) === 1;
+  }
+
+  maxOf(key: string): number {
+    return this.max.get(key) ?? 0;
   }
 
   gaps(): number {
@@ -217,7 +242,7 @@ export async function expectedFromBroker(opts: {
   });
   const x: Expected = {
     events: 0, deadLetters: 0, late: 0, lateUserActivity: 0, platformEvents: new Map(), activeUsers: new Map(), userActions: new Map(),
-    geoEvents: new Map(), geoUsers: new Map(), sessionEvents: new Map(), lastOffsets: new Map(),
+    geoEvents: new Map(), geoUsers: new Map(), sessionEvents: new Map(), lastOffsets: new Map(), seqs: new SeqBook(), unkeyed: 0,
   };
   const ack: AckSummary = { acknowledgedMessages: acks.size, acknowledgedEvents: 0, keys: 0, duplicateSeqs: 0, seqGaps: 0, missingOnBroker: 0, unaccounted: 0, contentMismatches: 0 };
   const seqs = new SeqBook();
@@ -227,6 +252,8 @@ export async function expectedFromBroker(opts: {
 
   const count = (e: EventRecord, p: number, late: boolean) => {
     x.events++;
+    if (e.userId !== '' && (e.seq ?? 0) > 0) x.seqs.add(e.userId, e.seq!);
+    else x.unkeyed++;
     const activity = e.userId !== '' && e.source !== 'IOT';
     if (late) {
       x.late++;
@@ -313,6 +340,10 @@ export async function committedState(dataDir: string, partitions: number, shards
     platformEvents: new Map<string, number>(), activeUsers: new Map<string, Set<string>>(), userActions: new Map<string, number>(),
     geoEvents: new Map<string, number>(), geoUsers: new Map<string, Set<string>>(), sessionEvents: new Map<string, number>(),
     offsets: new Map<string, number>(),
+    /** Per user, the sequence ranges committed by the sequence audit (each partition's list separately). */
+    seqAudit: new Map<string, SequenceAudit[]>(),
+    seqAuditUnkeyed: 0,
+    audited: false,
   };
   try {
     for (let p = 0; p < partitions; p++) {
@@ -336,6 +367,16 @@ export async function committedState(dataDir: string, partitions: number, shards
         inc(got.geoEvents, `${p}|${k[0]}|${k[1]}`, g.events);
         for (const u of g.users) addTo(got.geoUsers, `${p}|${k[0]}|${k[1]}`, u);
       }
+      for (const [k, v] of s.scan(p, 'sequence_audit')) {
+        got.audited = true;
+        const key = k[0] as string;
+        if (key === UNKEYED) got.seqAuditUnkeyed += v as number;
+        else {
+          const list = got.seqAudit.get(key) ?? [];
+          list.push(v as SequenceAudit);
+          got.seqAudit.set(key, list);
+        }
+      }
       for (const [k, v] of s.scan(p, 'sessions')) {
         const key = k as StoreKey;
         if (key[0] === 'open') for (const x of v as StoredSession[]) inc(got.sessionEvents, key[1] as string, x.events);
@@ -349,17 +390,61 @@ export async function committedState(dataDir: string, partitions: number, shards
 }
 
 /** Compares the engine's committed state with the expectation, cell by cell. */
-export async function reconcile(opts: { brokers: string; topicPrefix: string; partitions: number; shards: number; dataDir: string; ackLog: string; injected?: Map<string, Injected>; dataDirOf?: (partition: number) => string }): Promise<ReconcileResult> {
+export async function reconcile(opts: {
+  brokers: string; topicPrefix: string; partitions: number; shards: number; dataDir: string; ackLog: string; injected?: Map<string, Injected>; dataDirOf?: (partition: number) => string;
+  /** Require the engine's sequence audit (--audit-sequences) and check every key's sequence against it; default true. */
+  sequences?: boolean;
+}): Promise<ReconcileResult> {
   const { expected: x, ack } = await expectedFromBroker(opts);
   const got = await committedState(opts.dataDir, opts.partitions, opts.shards, opts.dataDirOf);
+  return compare(x, ack, got, opts.sequences ?? true);
+}
+
+/** The per-key sequence check: the engine's committed ranges per user against the expected seqs. */
+export function checkSequences(x: Expected, got: Awaited<ReturnType<typeof committedState>>): NonNullable<ReconcileResult['sequences']> {
+  const r = { keys: 0, seqsChecked: 0, notCounted: 0, duplicates: 0, gaps: 0, unexpected: 0, unkeyed: got.seqAuditUnkeyed, expectedUnkeyed: x.unkeyed };
+  const keys = new Set<string>([...x.seqs.keyList(), ...got.seqAudit.keys()]);
+  for (const key of keys) {
+    r.keys++;
+    // Expand the engine's ranges (all partitions that hold the key) into counts per seq.
+    const counted = new Map<number, number>();
+    let top = 0;
+    for (const a of got.seqAudit.get(key) ?? []) {
+      r.duplicates += a.d;
+      for (let i = 0; i < a.r.length; i += 2) for (let s = a.r[i]; s <= a.r[i + 1]; s++) counted.set(s, (counted.get(s) ?? 0) + 1);
+      if (a.r.length) top = Math.max(top, a.r[a.r.length - 1]);
+    }
+    for (const n of counted.values()) if (n > 1) r.duplicates += n - 1;
+    for (let s = 1; s <= top; s++) if (!counted.has(s)) r.gaps++;
+    const want = x.seqs.maxOf(key);
+    for (let s = 1; s <= want; s++) {
+      if (!x.seqs.has(key, s)) continue;
+      r.seqsChecked++;
+      if (!counted.has(s)) r.notCounted++;
+    }
+    for (const s of counted.keys()) if (!x.seqs.has(key, s)) r.unexpected++;
+  }
+  return r;
+}
+
+function compare(x: Expected, ack: AckSummary, got: Awaited<ReturnType<typeof committedState>>, sequences: boolean): ReconcileResult {
   const mismatches: string[] = [];
   const note = (s: string) => {
     if (mismatches.length < 30) mismatches.push(s);
   };
   const r: ReconcileResult = {
     ack, expectedEvents: x.events, committedEvents: got.events, committedDeadLetters: got.deadLetters, committedLate: got.late,
-    lost: 0, duplicated: 0, lostPerKey: 0, duplicatedPerKey: 0, cellsChecked: 0, keysChecked: 0, mismatches,
+    lost: 0, duplicated: 0, lostPerKey: 0, duplicatedPerKey: 0, cellsChecked: 0, keysChecked: 0, mismatches, sequences: null,
   };
+  if (sequences) {
+    if (!got.audited) note('the state holds no sequence audit: run the engine with --audit-sequences');
+    const q = (r.sequences = checkSequences(x, got));
+    if (q.notCounted) note(`sequence audit: ${q.notCounted} acknowledged key:seq not counted by the engine`);
+    if (q.duplicates) note(`sequence audit: ${q.duplicates} key:seq counted more than once`);
+    if (q.gaps) note(`sequence audit: ${q.gaps} gaps in the counted sequences`);
+    if (q.unexpected) note(`sequence audit: ${q.unexpected} counted key:seq never acknowledged`);
+    if (q.unkeyed !== q.expectedUnkeyed) note(`sequence audit: ${q.unkeyed} events counted without a key or seq, expected ${q.expectedUnkeyed}`);
+  }
   if (ack.contentMismatches) note(`${ack.contentMismatches} acknowledged events differ from what is on the broker`);
   if (ack.duplicateSeqs) note(`${ack.duplicateSeqs} key:seq acknowledged twice`);
   if (ack.missingOnBroker) note(`${ack.missingOnBroker} acknowledged or injected messages are not on the broker`);

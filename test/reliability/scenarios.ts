@@ -30,7 +30,8 @@ export async function startAckedLoad(prefix: string, load: LoadOptions, ackLog: 
     '--events-per-batch', String(load.eventsPerBatch ?? 500), '--timestamps', 'wall', '--ack-log', ackLog], brokers);
   let finished = false;
   run.done.then(() => (finished = true), () => (finished = true));
-  return Object.assign(run, { get finished() { return finished; } });
+  // Object.assign would copy the getter's value (false) once: define the getter itself.
+  return Object.defineProperty(run, 'finished', { get: () => finished, enumerable: true }) as LoadgenRun & { readonly finished: boolean };
 }
 
 /** Librdkafka settings for the engine in these runs (see RELIABILITY.md: why static membership). */

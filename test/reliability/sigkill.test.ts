@@ -4,6 +4,7 @@ import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
 import { BROKERS, PARTITIONS, SHARDS } from './harness.js';
 import { reconcile } from './reconcile.js';
+import type { SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
 import { killUnderLoad } from './scenarios.js';
 
 /** The reconciler must be able to fail: one event counted twice, one user's event lost, one acknowledged message forgotten. */
@@ -16,14 +17,29 @@ async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; pre
     const sessions = open.value as Array<{ events: number }>;
     store.state.putSync(open.key as StoreKey, [{ ...sessions[0], events: sessions[0].events - 1 }, ...sessions.slice(1)]);
   });
+  // The sequence audit: one user's seq 2 taken out of its counted range (lost, a gap), another user's
+  // seq 1 counted a second time.
+  const audit = [...store.state.getRange({ start: [0, 'sequence_audit'], end: [0, 'sequence_audit\u0000'] })]
+    .filter((e) => (e.key as StoreKey)[2] !== '~' && (e.value as SequenceAudit).r[0] === 1 && (e.value as SequenceAudit).r[1] >= 3);
+  expect(audit.length).toBeGreaterThanOrEqual(2);
+  const [holed, twice] = audit.map((e) => ({ key: e.key as StoreKey, value: e.value as SequenceAudit }));
+  await store.env.transactionSync(() => {
+    store.state.putSync(holed.key, { ...holed.value, r: [1, 1, 3, holed.value.r[1], ...holed.value.r.slice(2)] });
+    store.state.putSync(twice.key, { ...twice.value, d: twice.value.d + 1 });
+  });
   await store.close();
   const lines = fs.readFileSync(run.ackLog, 'utf8').trimEnd().split('\n');
   fs.writeFileSync(run.ackLog, lines.slice(1).join('\n') + '\n');
+  const forgotten = lines[0].split('\t')[4].split(',').filter((k) => !k.startsWith('~')).length;
   const r = await reconcile({ brokers: BROKERS, topicPrefix: run.prefix, partitions: PARTITIONS, shards: SHARDS, dataDir: run.dataDir, ackLog: run.ackLog });
   expect(r.duplicated).toBeGreaterThanOrEqual(1);
   expect(r.lostPerKey).toBeGreaterThanOrEqual(1);
   expect(r.ack.unaccounted).toBe(1);
   expect(r.mismatches.length).toBeGreaterThanOrEqual(3);
+  // Per key, from the sequence audit: the hole is a seq not counted and a gap, the doubled seq a
+  // duplicate, and the forgotten message's events are counted but no longer acknowledged.
+  expect(r.sequences).toMatchObject({ notCounted: 1, gaps: 1, duplicates: 1, unexpected: forgotten });
+  expect(r.mismatches.filter((m) => m.startsWith('sequence audit')).length).toBeGreaterThanOrEqual(4);
 }
 
 // Scenario 1, quick: 3 SIGKILLs at random moments during a load through the real broker.
@@ -38,6 +54,10 @@ describe('SIGKILL during load (scenario 1, quick)', () => {
     expect(r.reconciled.ack).toMatchObject({ acknowledgedEvents: 300_000, duplicateSeqs: 0, seqGaps: 0, unaccounted: 0, missingOnBroker: 0, contentMismatches: 0 });
     expect([r.reconciled.lost, r.reconciled.duplicated, r.reconciled.lostPerKey, r.reconciled.duplicatedPerKey]).toEqual([0, 0, 0, 0]);
     expect(r.reconciled.keysChecked).toBeGreaterThan(1000);
+    // Per key from the engine's sequence audit: every acknowledged event's key:seq counted once, no gap.
+    expect(r.reconciled.sequences).toMatchObject({ notCounted: 0, duplicates: 0, gaps: 0, unexpected: 0 });
+    expect(r.reconciled.sequences!.seqsChecked + r.reconciled.sequences!.expectedUnkeyed).toBe(300_000);
+    expect(r.reconciled.sequences!.keys).toBeGreaterThan(1000);
     expect(r.stop).toMatchObject({ code: 0 });
   }, 240_000);
 });
