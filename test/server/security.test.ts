@@ -108,10 +108,11 @@ describe('access policy', () => {
 });
 
 describe('tokens never appear in logs', () => {
-  it('the engine process, served with a token and asked with right, wrong and forged ones, never prints it', async () => {
+  // The token given as a flag or in the environment; asked over REST, /metrics and the WebSocket upgrade.
+  it.each(['flag', 'environment'])('the engine process, given the token as %s and asked with right, wrong and forged ones, never prints it', async (how) => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['dist/engine/main.js', '--data-dir', dir + '/logs', '--port', '0', '--rate', '20000', '--status-interval-ms', '300', '--access-token', TOKEN],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RTA_ACCESS_TOKEN: '' } });
+    const child = spawn(process.execPath, ['dist/engine/main.js', '--data-dir', `${dir}/logs-${how}`, '--port', '0', '--rate', '20000', '--status-interval-ms', '300', ...(how === 'flag' ? ['--access-token', TOKEN] : [])],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RTA_ACCESS_TOKEN: how === 'flag' ? '' : TOKEN } });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -121,10 +122,30 @@ describe('tokens never appear in logs', () => {
       let base: string | undefined;
       while (!(base = /Dashboard API: (http:\/\/[\d.]+:\d+)/.exec(out)?.[1]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(base).toBeDefined();
+      const bodies: string[] = [];
       for (const auth of [`Bearer ${TOKEN}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer ', `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}`]) {
-        await fetch(`${base}/api/dashboard/health`, { headers: { authorization: auth } });
-        await fetch(`${base}/metrics?access_token=${encodeURIComponent(TOKEN)}`);
+        bodies.push(await (await fetch(`${base}/api/dashboard/health`, { headers: { authorization: auth } })).text());
+        bodies.push(await (await fetch(`${base}/metrics?access_token=${encodeURIComponent(TOKEN)}`)).text());
+        bodies.push(await (await fetch(`${base}/api/dashboard/users/%zz?access_token=${encodeURIComponent(TOKEN)}`)).text()); // an error answer
       }
+      const wsBase = base!.replace('http:', 'ws:') + '/dashboard-ws';
+      for (const q of [`?access_token=${TOKEN}`, `?access_token=${TOKEN}x`, `?access_token=${TOKEN.slice(0, -1)}`]) {
+        await new Promise<void>((resolve) => {
+          const ws = new WebSocket(wsBase + q);
+          ws.once('message', (d) => {
+            bodies.push(d.toString());
+            ws.close();
+            resolve();
+          });
+          ws.once('unexpected-response', (_req, res) => {
+            res.resume();
+            resolve();
+          });
+          ws.once('error', () => resolve());
+        });
+      }
+      expect(bodies.some((b) => b.includes('"SNAPSHOT"'))).toBe(true); // the right token was accepted
+      for (const b of bodies) expect(b).not.toContain(TOKEN.slice(0, 12)); // nor is it echoed in any answer
       await new Promise((r) => setTimeout(r, 700)); // a few progress lines
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
@@ -153,6 +174,11 @@ describe('server with an access token', () => {
 
   it('WebSocket: the upgrade needs the token and an allowed Origin', async () => {
     await expect(connect('')).rejects.toMatchObject({ status: 401 });
+    // Wrong, truncated and forged (Basic, a token with a suffix) tokens are refused before the socket opens.
+    await expect(connect('?access_token=wrong-token-0123456789', { origin: 'https://dash.example.com' })).rejects.toMatchObject({ status: 401 });
+    await expect(connect(`?access_token=${TOKEN.slice(0, -1)}`, { origin: 'https://dash.example.com' })).rejects.toMatchObject({ status: 401 });
+    await expect(connect(`?access_token=${TOKEN}x`, { origin: 'https://dash.example.com' })).rejects.toMatchObject({ status: 401 });
+    await expect(connect('', { origin: 'https://dash.example.com', authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` })).rejects.toMatchObject({ status: 401 });
     await expect(connect(`?access_token=${TOKEN}`, { origin: 'https://evil.example' })).rejects.toMatchObject({ status: 403 });
     const ok = await connect(`?access_token=${TOKEN}`, { origin: 'https://dash.example.com' });
     expect(ok.first.type).toBe('SNAPSHOT');
