@@ -474,7 +474,7 @@ export class DashboardServer {
     const storesDown = stores.filter((s) => !s.available).length;
     const anyFailed = shards.some((s) => (s as { failed?: boolean }).failed);
     // The source cannot reach its brokers (Kafka): the dashboard is served but nothing new arrives.
-    const sourceDown = Number(sourceStats?.brokersDownSince ?? 0) > 0;
+    const sourceDown = Number(sourceStats?.brokersDownSince ?? 0) > 0 || Number(sourceStats?.consumerFailedSince ?? 0) > 0;
     const overallStatus = storesDown === stores.length || anyFailed ? 'DOWN'
       : anyRecovering || sourceDown || storesDown > 0 || (notif.enabled && notif.failed > 0) || (outputs?.failed ?? 0) > 0 ? 'DEGRADED' : 'UP';
     return {

@@ -23,6 +23,17 @@ const EMPTY = Buffer.alloc(0);
 /** librdkafka's RD_KAFKA_OFFSET_BEGINNING. */
 const OFFSET_BEGINNING = -2;
 
+/**
+ * A consumer error after which librdkafka's consumer is unusable and must be replaced: a fatal
+ * error (RD_KAFKA_RESP_ERR__FATAL, e.g. a static member fenced by "another" member with its own
+ * group.instance.id, which librdkafka does to itself when it rejoins after a coordinator restart),
+ * or FENCED_INSTANCE_ID on a commit. node-rdkafka 3.6 reports error callbacks with code -1, so the
+ * message is matched too.
+ */
+function isFatalConsumerError(err: { code?: number; message: string }): boolean {
+  return err.code === Kafka.CODES.ERRORS.ERR__FATAL || err.code === 82 /* FENCED_INSTANCE_ID */ || /fatal error|fatal consumer error|fenced by other consumer/i.test(err.message);
+}
+
 interface Queued {
   raw: RawMessage;
   ts: number;
@@ -56,9 +67,11 @@ export class KafkaSource implements EventSource {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly topicOf = new Map<number, string>();
   /** brokersDownSince: when librdkafka reported every broker connection down (ms since epoch); 0 while connected. */
-  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0, brokersDownSince: 0, restoring: 0 };
+  readonly stats = { consumed: 0, commits: 0, commitErrors: 0, rebalances: 0, revokeDrains: 0, lastError: '', lag: 0, brokersDownSince: 0, restoring: 0, consumerFailedSince: 0, consumerReplacements: 0 };
   /** Bumped by every assignment and revocation: a restore that finishes after a newer one is dropped. */
   private assignGen = 0;
+  /** consumerFailedSince: when the consumer hit a fatal error (ms since epoch); 0 once its replacement has its partitions. */
+  private replacing = false;
   private brokerProbe: NodeJS.Timeout | null = null;
   /** Partitions currently assigned, as "topic:partition". */
   readonly assigned = new Set<string>();
@@ -77,6 +90,14 @@ export class KafkaSource implements EventSource {
   async start(handler: SourceHandler, resumeAfter: OffsetMap): Promise<void> {
     this.handler = handler;
     this.resumeAfter = resumeAfter;
+    await this.connectConsumer();
+  }
+
+  private async connectConsumer(): Promise<void> {
+    const handler = this.handler!;
+    // Callbacks of a consumer that has been replaced (it still fires a revoke while it closes) act on it alone.
+    let self: Kafka.KafkaConsumer | null = null;
+    const current = () => self !== null && self === this.client;
     const consumer = new Kafka.KafkaConsumer({
       'metadata.broker.list': this.opts.brokers,
       'group.id': this.opts.groupId,
@@ -93,19 +114,28 @@ export class KafkaSource implements EventSource {
       // soon as it has caught up, with what it has.
       'enable.partition.eof': true,
       'socket.keepalive.enable': true,
-      rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => this.onRebalance(err, assignment),
+      rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
+        if (current()) return this.onRebalance(err, assignment);
+        try {
+          if (self && err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) self.unassign();
+        } catch { /* closing */ }
+      },
       offset_commit_cb: (err: Kafka.LibrdKafkaError | null) => {
         if (err) {
           this.stats.commitErrors++;
           this.stats.lastError = err.message;
+          if (current() && isFatalConsumerError(err)) this.replaceConsumer(err.message);
         } else this.stats.commits++;
       },
       ...this.opts.kafkaConfig,
     }, { 'auto.offset.reset': 'earliest' });
+    self = consumer;
     this.consumer = consumer;
     this.client = consumer;
     consumer.on('event.error', (err) => {
+      if (!current()) return;
       this.stats.lastError = err.message;
+      if (isFatalConsumerError(err)) this.replaceConsumer(err.message);
       // node-rdkafka 3.6 reports librdkafka's error callbacks with code -1 (ERR_UNKNOWN), so the
       // message is matched too (librdkafka's text for RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN).
       if (err.code === Kafka.CODES.ERRORS.ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message)) this.watchBrokers(consumer);
@@ -117,6 +147,45 @@ export class KafkaSource implements EventSource {
     this.loop();
   }
 
+  /**
+   * librdkafka says a fatal consumer error leaves the consumer unusable: without this the engine
+   * kept serving with no partition and a lag of 0, consuming nothing, until restarted (found by
+   * reliability scenario 3, the broker SIGKILLed under load with static membership). What was
+   * handed over is drained and committed as on a revoke; the old consumer is closed without
+   * committing (it is fenced); a new one joins the group and resumes every partition after the
+   * offsets in LMDB. Health is DEGRADED until the new consumer has its partitions.
+   */
+  private replaceConsumer(reason: string): void {
+    if (this.replacing || this.stopped) return;
+    this.replacing = true;
+    this.stats.consumerFailedSince = Date.now();
+    this.handler?.onError(new Error(`kafka consumer failed (${reason}); replacing it`));
+    const old = this.consumer;
+    this.consumer = null;
+    void (async () => {
+      const partitions = [...new Set([...this.assigned].map((k) => Number(k.slice(k.lastIndexOf(':') + 1))))];
+      this.assigned.clear();
+      this.queues.clear();
+      this.fetched.clear();
+      this.emptySince.clear();
+      this.pendingCommit.clear();
+      if (partitions.length) await this.handler?.onPartitionsRevoked?.(partitions)?.catch((e: Error) => (this.stats.lastError = `drain before replacing the consumer: ${e.message}`));
+      this.client = null;
+      if (old) await Promise.race([new Promise<void>((r) => old.disconnect(() => r())), new Promise((r) => setTimeout(r, 10_000))]);
+      for (let wait = 1000; !this.stopped; wait = Math.min(wait * 2, 30_000)) {
+        try {
+          await this.connectConsumer();
+          this.stats.consumerReplacements++;
+          break;
+        } catch (e) {
+          this.stats.lastError = `replacing the consumer: ${(e as Error).message}`;
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+      this.replacing = false;
+    })();
+  }
+
   private onRebalance(err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]): void {
     // Uses the client even while it disconnects: leaving the group fires a last revoke, and
     // librdkafka waits for its incremental unassign (a known hang when it is skipped).
@@ -124,6 +193,7 @@ export class KafkaSource implements EventSource {
     this.stats.rebalances++;
     try {
       if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
+        this.stats.consumerFailedSince = 0;
         // Resume each partition right after what the state has already counted.
         const withOffsets = assignment.map((a) => {
           const done = this.resumeAfter[a.partition]?.[String(this.codeOf.get(a.topic))];
@@ -237,11 +307,18 @@ export class KafkaSource implements EventSource {
   private loop(): void {
     if (this.stopped || this.paused || this.consuming || !this.consumer) return;
     this.consuming = true;
-    this.consumer.consume(this.opts.batchSize, (err, messages) => {
+    const c = this.consumer;
+    c.consume(this.opts.batchSize, (err, messages) => {
       this.consuming = false;
       if (this.stopped) return;
+      // A replaced consumer's last batch is dropped: its replacement fetches from the stored offsets.
+      if (c !== this.consumer) {
+        this.loop();
+        return;
+      }
       if (err) {
         this.stats.lastError = err.message;
+        if (isFatalConsumerError(err)) this.replaceConsumer(err.message);
         setTimeout(() => this.loop(), 100);
         return;
       }

@@ -85,7 +85,7 @@ export function startEngine(opts: {
 export interface Health {
   overallStatus: string;
   stream: { committedEvents: number; eventsProcessed: number; lastError: string | null };
-  freshness: { ageOfNewestEventMs: number | null; consumerLagMessages: number | null };
+  freshness: { ageOfNewestEventMs: number | null; consumerLagMessages: number | null; slabsInFlight?: number };
 }
 
 export async function health(url: string): Promise<Health | null> {

@@ -90,7 +90,25 @@ const throttled = [];
 if (kinds.has('throttled')) for (let i = 0; i < o.throttledReaders; i++) throttled.push(throttledReader(o.url, o.throttleBytesPerSec, o.throttledRequestsPerSec ?? 0));
 const deadline = t0 + o.durationMs;
 
-// The one-shot offenders first, then churn until the deadline.
+// Churn runs until the deadline, alongside the one-shot offenders below.
+const churning = (async () => {
+  if (kinds.has('churn')) {
+    const c0 = Date.now();
+    let churned = 0;
+    for (let i = 0; Date.now() < deadline || churned < (o.churnMin ?? 0); i += o.churnParallel) {
+      await Promise.all(Array.from({ length: o.churnParallel }, async (_, j) => {
+        const ws = await open(o.url);
+        if ((i + j) % 3 === 0) await new Promise((r) => ws.once('message', r));
+        if ((i + j) % 2 === 0) ws.close();
+        else ws.terminate();
+        churned++;
+      }));
+    }
+    result.churned = churned;
+    result.churnSeconds = (Date.now() - c0) / 1000;
+  }
+})();
+
 if (kinds.has('oversized')) {
   const big = await open(o.url);
   const closed = closeCode(big, 10_000);
@@ -122,21 +140,7 @@ if (kinds.has('flood')) {
   result.floodSent = sent;
   result.floodErrorsBeforeClose = errors;
 }
-if (kinds.has('churn')) {
-  const c0 = Date.now();
-  let churned = 0;
-  for (let i = 0; Date.now() < deadline || churned < (o.churnMin ?? 0); i += o.churnParallel) {
-    await Promise.all(Array.from({ length: o.churnParallel }, async (_, j) => {
-      const ws = await open(o.url);
-      if ((i + j) % 3 === 0) await new Promise((r) => ws.once('message', r));
-      if ((i + j) % 2 === 0) ws.close();
-      else ws.terminate();
-      churned++;
-    }));
-  }
-  result.churned = churned;
-  result.churnSeconds = (Date.now() - c0) / 1000;
-}
+await churning;
 await sleep(Math.max(0, deadline - Date.now()));
 if (paused.length) {
   result.pausedStillOpen = paused.filter((ws) => ws.readyState === WebSocket.OPEN).length;
