@@ -91,8 +91,12 @@ export class PartitionRuntime {
       (this.sessions = new SessionsPipeline(c)), (this.loginFailures = new LoginFailuresPipeline(c)), (this.accountSharing = new AccountSharingPipeline(c)),
       (this.iotThreshold = new IotThresholdPipeline(c)), (this.transactionAnomaly = new TransactionAnomalyPipeline(c)),
     ];
-    if (config.auditSequences) this.pipelines.push(new SequenceAuditPipeline(c));
+    this.audit = config.auditSequences ? new SequenceAuditPipeline(c) : null;
+    if (this.audit) this.pipelines.push(this.audit);
   }
+
+  /** --audit-sequences only (null otherwise: one predictable branch per event). */
+  private readonly audit: SequenceAuditPipeline | null;
 
   private readonly activeUsers: ActiveUsersPipeline;
   private readonly platformEvents: PlatformEventsPipeline;
@@ -119,6 +123,7 @@ export class PartitionRuntime {
     if (e.ts > this.streamTime) this.streamTime = e.ts;
     const st = this.streamTime;
     const kind = e.kind;
+    if (this.audit !== null) this.audit.onEvent(e, st);
     this.platformEvents.onEvent(e, st);
     if (kind === EventKind.IOT) {
       this.iot.onEvent(e, st);
