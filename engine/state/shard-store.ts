@@ -72,10 +72,30 @@ export function checkDataFile(file: string): string | null {
   }
 }
 
+/**
+ * Whether a failed commit is a full disk or map (retriable: the shard waits for space). LMDB does
+ * not always say ENOSPC: on a full tmpfs a commit also failed with EIO ("Input/output error"; seen
+ * in reliability scenario 7), which counted as a write failure and made the shard give up (health
+ * DOWN until restarted). So an I/O error while the store's filesystem has (almost) no space left is
+ * a full disk too.
+ */
+export function isStoreFull(message: string, dir: string): boolean {
+  if (/MDB_MAP_FULL|ENOSPC|No space/i.test(message)) return true;
+  if (!/EIO|Input\/output error/i.test(message)) return false;
+  try {
+    const st = fs.statfsSync(dir);
+    const free = st.bavail * st.bsize;
+    return free < Math.max(1024 * 1024, st.blocks * st.bsize * 0.01);
+  } catch {
+    return false;
+  }
+}
+
 export class ShardStore {
   private constructor(
     readonly env: RootDatabase,
     readonly state: Database<unknown, StoreKey>,
+    private readonly dir: string = '',
   ) {}
 
   static open(dataDir: string, shard: number, mapSizeBytes: number, readOnly = false): ShardStore {
@@ -87,7 +107,7 @@ export class ShardStore {
     try {
       const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true });
       const state = env.openDB<unknown, StoreKey>({ name: 'state' });
-      return new ShardStore(env, state);
+      return new ShardStore(env, state, dir);
     } catch (cause) {
       throw new StoreError('ERR_STORE_OPEN', `cannot open shard store ${dir}: ${(cause as Error).message}. If it is corrupt, stop the engine, delete ${dir} and restart: the shard is rebuilt by replaying its partitions from the source.`, false, { cause });
     }
@@ -120,7 +140,7 @@ export class ShardStore {
       });
     } catch (cause) {
       const msg = (cause as Error).message ?? String(cause);
-      const full = /MDB_MAP_FULL|ENOSPC|No space/i.test(msg);
+      const full = isStoreFull(msg, this.dir);
       throw new StoreError(full ? 'ERR_STORE_FULL' : 'ERR_STORE_WRITE', `shard commit failed: ${msg}${full ? ' (free disk space; consumption pauses and resumes from the last commit)' : ''}`, full, { cause });
     }
   }
