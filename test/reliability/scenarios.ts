@@ -89,7 +89,8 @@ export async function killUnderLoad(name: string, load: LoadOptions, kills: numb
         await engine.url;
         await sleep(500 + Math.random() * 2500);
       } else {
-        const { at } = await waitHealth(engine, isCaughtUp, 120_000, `restart ${k} to catch up`);
+        const { at } = await waitHealth(engine, (h) => lg.finished || isCaughtUp(h), 120_000, `restart ${k} to catch up`);
+        if (lg.finished) throw new Error(`the load ended before kill ${k + 1} of ${kills}: make it longer`);
         result.recoveryMs.push(at - engine.startedAt);
         log(`restart ${k}: caught up after ${at - engine.startedAt} ms`);
         await sleep(500 + Math.random() * 2500);
