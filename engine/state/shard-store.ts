@@ -36,7 +36,7 @@ export function shardPath(dataDir: string, shard: number): string {
  * Checks a shard's data file before LMDB maps it. LMDB trusts its file: a truncated one or a
  * garbled header crashes the whole process (SIGBUS or SIGSEGV, no error to report) as soon as it
  * is opened. Detected here: a header that is not LMDB's (both meta pages must carry its magic and
- * data version) and a file cut short (the newest meta's tree roots must lie inside it). Damage
+ * data version) and a file cut short (the newest meta's tree roots and last used page must lie inside it). Damage
  * inside the trees is not detected. An empty or absent file is a new store. Layout: lmdb-js's
  * liblmdb, 64-bit (24-byte page header; MDB_meta after it).
  */
@@ -55,7 +55,7 @@ export function checkDataFile(file: string): string | null {
       const b = Buffer.alloc(160);
       if (fs.readSync(fd, b, 0, 160, at) < 160) return null;
       if (b.readUInt32LE(24) !== 0xbeefc0de || (b.readUInt32LE(28) & 0xffff) !== 2) return null;
-      return { psize: b.readUInt32LE(48), freeRoot: b.readBigUInt64LE(88), mainRoot: b.readBigUInt64LE(136), txnid: b.readBigUInt64LE(152) };
+      return { psize: b.readUInt32LE(48), freeRoot: b.readBigUInt64LE(88), mainRoot: b.readBigUInt64LE(136), lastPage: b.readBigUInt64LE(144), txnid: b.readBigUInt64LE(152) };
     };
     const m0 = meta(0);
     if (!m0 || m0.psize < 512 || m0.psize > 65536 || (m0.psize & (m0.psize - 1)) !== 0) return `${path.basename(file)} has no valid LMDB header (${size} bytes)`;
@@ -66,6 +66,10 @@ export function checkDataFile(file: string): string | null {
     for (const [name, root] of [['free-page', m.freeRoot], ['main', m.mainRoot]] as const) {
       if (root !== 0xffffffffffffffffn && root >= pages) return `${path.basename(file)} is cut short: ${size} bytes (${pages} pages) but its ${name} tree's root is page ${root}`;
     }
+    // Every page up to the newest meta's last used page must be in the file: roots inside it are not
+    // enough, a cut can still leave branch or leaf pages beyond the end (SIGBUS on the first read;
+    // seen in reliability scenario 7 once its stores held more data).
+    if (m.lastPage >= pages) return `${path.basename(file)} is cut short: ${size} bytes (${pages} pages) but its last used page is ${m.lastPage}`;
     return null;
   } finally {
     fs.closeSync(fd);

@@ -42,6 +42,34 @@ describe('shard store check before opening', () => {
     expect(() => ShardStore.open(dir, 0, 64 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT', message: expect.stringMatching(/cut short.*delete .*shard-0 and restart/) }));
   });
 
+  // Regression (reliability scenario 7, once its stores held more data): cut after both tree roots
+  // but before the last used page, the old check passed it and LMDB died of SIGBUS on a later read.
+  it('refuses a file cut after its tree roots but before its last used page', async () => {
+    const { dir, file } = await filled();
+    // Free most pages, then commit small changes: the new roots reuse freed low pages while the
+    // last used page stays high.
+    const s = ShardStore.open(dir, 0, 64 * 1024 * 1024);
+    const del: Array<[(string | number)[], unknown]> = [];
+    for (let j = 0; j < 18_000; j++) del.push([[0, 'x', j], undefined]);
+    s.commit(del, new Map([[0, { offsets: { 1: 10 }, streamTime: 0 }]]));
+    for (let k = 0; k < 3; k++) s.commit([[[0, 'y', k], { v: k }]], new Map([[0, { offsets: { 1: 11 + k }, streamTime: 0 }]]));
+    await s.close();
+    const fd = fs.openSync(file, 'r');
+    const meta = (at: number) => {
+      const b = Buffer.alloc(160);
+      fs.readSync(fd, b, 0, 160, at);
+      return { psize: b.readUInt32LE(48), roots: [b.readBigUInt64LE(88), b.readBigUInt64LE(136)], lastPage: b.readBigUInt64LE(144), txnid: b.readBigUInt64LE(152) };
+    };
+    const m0 = meta(0);
+    const m1 = meta(m0.psize);
+    fs.closeSync(fd);
+    const m = m1.txnid > m0.txnid ? m1 : m0;
+    const keep = m.roots.filter((r) => r !== 0xffffffffffffffffn).reduce((a, r) => (r > a ? r : a), 1n) + 1n;
+    expect(keep).toBeLessThanOrEqual(m.lastPage); // the layout allows the case (else this test would prove nothing)
+    fs.truncateSync(file, Number(keep) * m0.psize);
+    expect(() => ShardStore.open(dir, 0, 64 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT', message: expect.stringMatching(/last used page/) }));
+  });
+
   it('refuses a garbled header with ERR_STORE_CORRUPT', async () => {
     const { dir, file } = await filled();
     const fd = fs.openSync(file, 'r+');
