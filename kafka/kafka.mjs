@@ -7,7 +7,7 @@
 //   node kafka/kafka.mjs status   print whether it runs (exit 0 = running and answering, 3 = not)
 //
 // Env: KAFKA_CACHE_DIR (default <repo>/.cache/kafka), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-//      KAFKA_START_TIMEOUT (seconds, 90), KAFKA_HEAP_OPTS (default "-Xms256m -Xmx512m"),
+//      KAFKA_START_TIMEOUT (seconds, 90), KAFKA_HEAP_OPTS (default "-Xms256m -Xmx1g": Kafka's own default heap; 512 MB ran out after a day of test runs on one broker),
 //      KAFKA_LIBS_DIR (default <cache>/libs: where the jars are fetched to and read from).
 //
 // A second, private broker (e.g. one a test stops and restarts) is the same script with its own
@@ -44,7 +44,7 @@ const PORT = intEnv('KAFKA_PORT', 9092);
 const CONTROLLER_PORT = intEnv('KAFKA_CONTROLLER_PORT', 9093);
 const START_TIMEOUT_MS = intEnv('KAFKA_START_TIMEOUT', 90) * 1000;
 const STOP_GRACE_MS = 20_000;
-const HEAP_OPTS = (process.env.KAFKA_HEAP_OPTS || '-Xms256m -Xmx512m').split(/\s+/).filter(Boolean);
+const HEAP_OPTS = (process.env.KAFKA_HEAP_OPTS || '-Xms256m -Xmx1g').split(/\s+/).filter(Boolean);
 
 function intEnv(name, def) {
   const raw = process.env[name];
