@@ -611,12 +611,8 @@ export class DashboardServer {
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
     // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
-    // change get it as their snapshot. It must see the commits just announced.
-    this.engine.query.fresh();
-    const snap = this.snapshot();
-    this.snapshotObj = snap;
-    this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
-    this.snapshotAt = Date.now();
+    // change get it as their snapshot.
+    const snap = this.buildSnapshot();
     const changedSeries = new Map<LiveMetric, unknown[]>();
     for (const m of ALL_METRICS) {
       const starts = dirty.get(LIVE_METRICS[m]);
@@ -759,15 +755,19 @@ export class DashboardServer {
    * thousand dashboards reconnecting after a restart cost one set of queries, not a thousand.
    */
   private sendSnapshot(ws: uWS.WebSocket<Client>): void {
-    const now = Date.now();
-    if (this.snapshotText === null || now - this.snapshotAt > this.opts.tickMs) {
-      this.engine.query.fresh();
-      this.snapshotObj = this.snapshot();
-      this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...this.snapshotObj });
-      this.snapshotAt = now;
-    }
+    if (this.snapshotText === null || Date.now() - this.snapshotAt > this.opts.tickMs) this.buildSnapshot();
     this.wsStats.snapshots++;
-    this.sendText(ws, this.snapshotText);
+    this.sendText(ws, this.snapshotText!);
+  }
+
+  /** A fresh snapshot (it must see the commits just announced), kept with its JSON text for the clients that connect next. */
+  private buildSnapshot(): Record<string, unknown> {
+    this.engine.query.fresh();
+    const snap = this.snapshot();
+    this.snapshotObj = snap;
+    this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
+    this.snapshotAt = Date.now();
+    return snap;
   }
 
   private send(ws: uWS.WebSocket<Client>, msg: Record<string, unknown>): void {
