@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 
-/** Helpers the benches that start an engine process share. */
+/** Helpers the benches that start an engine process share (freePort also serves the tests' engine harnesses). */
 
 export function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
@@ -10,11 +10,11 @@ export function log(msg: string): void {
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
+    s.once('error', reject);
     s.listen(0, '127.0.0.1', () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
-    s.on('error', reject);
   });
 }
 
