@@ -172,7 +172,8 @@ describe('live deltas', () => {
       // (a busy user's analytics are a few KB: 20,000 of them overflow the kernel's socket buffers)
       for (let i = 0; i < 20_000; i++) ws.send(JSON.stringify({ type: 'GET_USER_ANALYTICS', requestId: `big${i}`, userId: 'user-1' }));
       await until(() => s2.wsStats.skippedSlow > 0, 'the server to mark the client slow', 20_000);
-      const slowSeenAt = Date.now();
+      // Same process and clock as the server: the poll above runs before the tick after the one that marked it.
+      const markedSlowAt = Date.now();
       const skipped = s2.wsStats.skippedSlow;
       await new Promise((r) => setTimeout(r, 300));
       expect(s2.wsStats.skippedSlow).toBeGreaterThan(skipped); // still skipped on later ticks, not queued
@@ -183,12 +184,11 @@ describe('live deltas', () => {
       await until(() => got.slice(before).some((m) => m.type === 'SNAPSHOT'), 'the snapshot after draining', 30_000);
       const after = got.slice(before);
       const snapAt = after.findIndex((m) => m.type === 'SNAPSHOT');
-      // Everything buffered before the snapshot is the backlog of responses (and deltas sent before
-      // the client was marked slow: the requests are answered from the query thread, so a few ticks
-      // can go out before the responses fill the buffer), never deltas queued while slow.
-      const deltasBefore = after.slice(0, snapAt).filter((m) => m.type === 'DELTA') as Array<Msg & { sentAt: number }>;
-      expect(deltasBefore.every((m) => m.sentAt <= slowSeenAt)).toBe(true);
-      expect(deltasBefore.length).toBeLessThanOrEqual(10);
+      // Everything buffered before the snapshot is the backlog of responses and of deltas sent before
+      // the client was marked slow, never deltas queued while slow. (How many ticks passed before the
+      // marking depends on the machine's load: a count of deltas made this test fail under load.)
+      const beforeSnapshot = after.slice(0, snapAt).filter((m) => m.type === 'DELTA');
+      expect(beforeSnapshot.filter((m) => m.sentAt > markedSlowAt).map((m) => m.sentAt - markedSlowAt)).toEqual([]);
       await until(() => got.slice(before + snapAt).some((m) => m.type === 'DELTA'), 'deltas again after the snapshot');
       ws.close();
     } finally {
