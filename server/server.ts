@@ -5,7 +5,7 @@ import { deflateRawSync } from 'node:zlib';
 import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
 import { MINUTE } from '../engine/operators/windows.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
 import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
 import { QueryClient } from './query-client.js';
@@ -144,7 +144,8 @@ export class DashboardServer {
   private routingTimer: NodeJS.Timeout | null = null;
   private routingText = '';
   private readonly unsubscribers: Array<() => void> = [];
-  private readonly registry;
+  private readonly registry: ServerMetrics['registry'];
+  private readonly tickSeconds: ServerMetrics['tickSeconds'];
   readonly assets: StaticAssets;
   private readonly access: AccessPolicy;
   readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0, rateLimited: 0 };
@@ -155,7 +156,7 @@ export class DashboardServer {
     readonly engine: Engine,
     readonly opts: DashboardServerOptions,
   ) {
-    this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
+    ({ registry: this.registry, tickSeconds: this.tickSeconds } = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats }));
     this.assets = new StaticAssets(opts.uiDir);
     this.access = new AccessPolicy(opts);
     this.queries = new QueryClient(engine.config);
@@ -610,6 +611,7 @@ export class DashboardServer {
     const dirty = this.dirty;
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
+    const t0 = performance.now();
     // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
     // change get it as their snapshot.
     const snap = this.buildSnapshot();
@@ -623,6 +625,8 @@ export class DashboardServer {
     this.markSlowClients();
     const app = this.app;
     if (!app) return;
+    const t1 = performance.now();
+    this.tickSeconds.observe({ phase: 'snapshot' }, (t1 - t0) / 1000);
     for (const topic of this.topics) {
       const receivers = app.numSubscribers(topic);
       if (receivers === 0) {
@@ -639,6 +643,7 @@ export class DashboardServer {
       }
       this.publish(topic, JSON.stringify(delta), receivers, topic[7] === 'z');
     }
+    this.tickSeconds.observe({ phase: 'publish' }, (performance.now() - t1) / 1000);
   }
 
   /** Bytes waiting in the server's send buffers, over all clients (bounded by maxBackpressure per client). */
