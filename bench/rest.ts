@@ -3,7 +3,11 @@
  * `--rate` requests/s over `--connections`), against an engine fed by the embedded source, so the
  * queries read a live, growing LMDB state while the workers write it.
  *
- *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20]
+ *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20] [--source embedded|kafka] [--only geo,health]
+ *
+ * --source embedded (the default) generates the input on the engine's own event loop, so the tail
+ * includes that work; --source kafka is production's shape: loadgen, in its own process, writes to
+ * the broker at --engine-rate and the engine consumes it (with event time = wall time, not 10x).
  *
  * Last line: {"bench":"rest","ratePerSec":N,"routes":[{"route":..,"p50Ms":..,"p99Ms":..,...}],"worstP99Ms":N}
  */
@@ -14,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { freePort, log, stopChild } from './child.js';
+import { freePort, log, prepareKafkaFeed, stopChild } from './child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -23,6 +27,9 @@ const { values: a } = parseArgs({
     connections: { type: 'string', default: '10' },
     'warmup-s': { type: 'string', default: '20' },
     'engine-rate': { type: 'string', default: '20000' },
+    source: { type: 'string', default: 'embedded' },
+    // Comma-separated substrings: measure only the routes that contain one of them.
+    only: { type: 'string' },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,9 +38,21 @@ const root = path.resolve(here, '..', '..');
 
 
 
+if (a.source !== 'embedded' && a.source !== 'kafka') throw new Error(`--source must be embedded or kafka, got ${a.source}`);
+/** The server's event-loop delay since the previous scrape (prom-client resets its histogram on each), ms. */
+async function loopDelay(): Promise<{ p99Ms: number; maxMs: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const read = (name: string) => Math.round(Number(new RegExp(`^rta_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 10_000) / 10;
+  return { p99Ms: read('p99'), maxMs: read('max') };
+}
+
 const port = await freePort();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-rest-'));
-const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), '--source', 'embedded', '--rate', a['engine-rate']!, '--time-scale', '10',
+const feed = a.source === 'kafka'
+  ? await prepareKafkaFeed({ root, run: 'rest', rate: Number(a['engine-rate']), users: 100_000, seconds: Number(a['warmup-s']) + 10 * (Number(a.duration) + 5) + 60 })
+  : null;
+const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a['engine-rate']!, '--time-scale', '10'];
+const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), ...sourceArgs,
   '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 try {
@@ -46,7 +65,8 @@ try {
     if (i > 300) throw new Error('engine not ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  log(`engine ready; ${a['warmup-s']} s of input (at 10x event time) before measuring`);
+  feed?.start();
+  log(`engine ready; ${a['warmup-s']} s of input (${feed ? `loadgen into Kafka at ${a['engine-rate']} events/s` : 'embedded source, at 10x event time'}) before measuring`);
   await new Promise((r) => setTimeout(r, Number(a['warmup-s']) * 1000));
   // Real ids for the drill-downs: the top product and a user from it.
   const top = (await (await fetch(`${base}/api/dashboard/products/top?hours=1&limit=1`)).json()) as { products: Array<{ productId: string }> };
@@ -63,28 +83,33 @@ try {
     '/api/dashboard/alerts?hours=1',
     '/api/dashboard/health',
   ];
+  const only = a.only?.split(',').filter(Boolean);
   const results: Array<Record<string, unknown>> = [];
-  for (const route of routes) {
+  for (const route of only ? routes.filter((r) => only.some((o) => r.includes(o))) : routes) {
     // One request first: the measured figure is the steady state of a route people keep asking
     // (cache warm), not the first computation, which is reported separately.
     const t0 = performance.now();
     await (await fetch(base + route)).arrayBuffer();
     const firstMs = Math.round(performance.now() - t0);
+    await loopDelay(); // resets the server's event-loop delay histogram: the next reading covers this route's run
     const r = await autocannon({
       url: base + route, connections: Number(a.connections), overallRate: Number(a.rate), duration: Number(a.duration),
     });
+    const loop = await loopDelay();
     const row = {
       route, firstMs, requestsPerSec: Math.round(r.requests.average), non2xx: r.non2xx, errors: r.errors,
       p50Ms: r.latency.p50, p90Ms: r.latency.p90, p99Ms: r.latency.p99, p999Ms: r.latency.p99_9, maxMs: r.latency.max, bytesPerReq: Math.round(r.throughput.average / Math.max(1, r.requests.average)),
+      serverLoopDelayP99Ms: loop.p99Ms, serverLoopDelayMaxMs: loop.maxMs,
     };
-    log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}`);
+    log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}; server event-loop delay p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms; load average ${os.loadavg()[0]!.toFixed(2)}`);
     results.push(row);
   }
-  console.log('\n| route | first request ms | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} |`);
-  console.log(JSON.stringify({ bench: 'rest', ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
+  console.log('\n| route | first request ms | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx | server loop delay p99 / max ms |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} | ${r.serverLoopDelayP99Ms} / ${r.serverLoopDelayMaxMs} |`);
+  console.log(JSON.stringify({ bench: 'rest', source: a.source, loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100), ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
 } finally {
   await stopChild(engine);
+  await feed?.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
