@@ -6,6 +6,10 @@
  *
  *   npm run bench:fanout -- [--clients 5000] [--duration 20] [--rate 20000] [--tick-ms 250]
  *                           [--modes precompressed,shared,dedicated-4kb,off] [--client-inflate payload|frame]
+ *                           [--source embedded|kafka]
+ *
+ * --source embedded (the default) generates the input on the engine's own event loop; --source
+ * kafka is production's shape: loadgen, in its own process, writes to the broker at --rate.
  *
  * Besides the per-client latency, each mode reports where it went: `firstMs` (the server's send
  * time to the first client's arrival, median over ticks) and `spreadMs` (first to last client of
@@ -21,7 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { procSample } from './proc.js';
-import { exited, freePort, log, stopChild, waitReady } from './child.js';
+import { exited, freePort, log, prepareKafkaFeed, stopChild, waitReady } from './child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -33,11 +37,13 @@ const { values: a } = parseArgs({
     users: { type: 'string', default: '100000' },
     // The client process: inflate each distinct payload once ('payload', the default) or every frame ('frame', as before 2026-11-30).
     'client-inflate': { type: 'string', default: 'payload' },
+    source: { type: 'string', default: 'embedded' },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const clients = Number(a.clients);
+if (a.source !== 'embedded' && a.source !== 'kafka') throw new Error(`--source must be embedded or kafka, got ${a.source}`);
 const tickMs = Number(a['tick-ms']);
 
 
@@ -77,11 +83,14 @@ function histMeanMs(text: string, name: string, labels: string): number | null {
 async function runMode(mode: string): Promise<ModeResult> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-fanout-'));
-  const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), '--source', 'embedded', '--rate', a.rate!, '--users', a.users!,
+  const feed = a.source === 'kafka' ? await prepareKafkaFeed({ root, run: 'fanout', rate: Number(a.rate), users: Number(a.users), seconds: Number(a.duration) + 120 }) : null;
+  const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a.rate!, '--users', a.users!];
+  const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), ...sourceArgs,
     '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(engine);
   try {
     await waitReady(port);
+    feed?.start();
     await new Promise((r) => setTimeout(r, 3000)); // some windows exist before clients arrive
     const driver = spawn(process.execPath, [path.join(here, 'fanout-clients.js'), '--url', `ws://127.0.0.1:${port}/dashboard-ws`,
       '--clients', String(clients), '--duration', a.duration!, '--tick-ms', String(tickMs), '--inflate', a['client-inflate']!], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -119,6 +128,7 @@ async function runMode(mode: string): Promise<ModeResult> {
     };
   } finally {
     await stopChild(engine);
+    await feed?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -146,4 +156,4 @@ for (const r of results) {
   console.log(`| ${r.mode} | ${r.clients} | ${r.deltasPerClientPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.firstMs} | ${r.spreadP50Ms} / ${r.spreadP90Ms} | ${r.bytesPerClientPerSec} | ${r.serverCpuPct} | ${r.serverRssMB} | ${r.clientCpuPct} | ${r.loadAverage[0]} |`);
 }
 const head = results[0]!;
-console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, tickMs, rate: Number(a.rate), clientInflate: a['client-inflate'], modes: results }));
+console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, source: a.source, tickMs, rate: Number(a.rate), clientInflate: a['client-inflate'], modes: results }));
