@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
 import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
-import { MINUTE } from '../engine/operators/windows.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
@@ -12,7 +11,7 @@ import { QueryClient } from './query-client.js';
 import type { InstanceRegistry } from '../engine/kafka/instances.js';
 import { QueryUnavailable } from '../engine/query/query.js';
 import { scanCodec, type ScanRequest } from '../engine/query/remote.js';
-import type { DashboardQuery } from './queries.js';
+import { DashboardSnapshots, type DashboardQuery, type LiveTiles } from './queries.js';
 import type { QueryResponse } from './query-worker.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
 
@@ -124,8 +123,7 @@ export class DashboardServer {
   private app: uWS.TemplatedApp | null = null;
   private snapshotText: string | null = null;
   private snapshotObj: Record<string, unknown> | null = null;
-  /** Per-minute load-time percentiles of closed minutes (null: no data in that minute). */
-  private readonly latencyCache = new Map<number, { windowStart: number; count: number; p50: number; p90: number; p99: number } | null>();
+  private readonly snapshots: DashboardSnapshots;
   /** Bumped whenever committed state or alerts change: cached REST answers from before are stale. */
   private stateVersion = 0;
   private readonly responseCache = new Map<string, { version: number; at: number; body: string }>();
@@ -163,6 +161,7 @@ export class DashboardServer {
     this.assets = new StaticAssets(opts.uiDir);
     this.access = new AccessPolicy(opts);
     this.queries = new QueryClient(engine.config);
+    this.snapshots = new DashboardSnapshots(engine.config);
   }
 
   static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
@@ -554,68 +553,21 @@ export class DashboardServer {
     };
   }
 
-  /**
-   * The dashboard's tiles and recent series. latencyMinutes: how many minutes of load-time
-   * percentiles to include (each minute merges HDR histograms, so deltas ask for only the last two).
-   */
+  /** The dashboard's tiles and recent series, built on the event loop (see DashboardSnapshots). */
   snapshot(opts: { latencyMinutes?: number } = {}): Record<string, unknown> {
-    const q = this.engine.query;
-    const now = q.latestStreamTime() + 1;
-    const active = q.activeUsers({ from: now - 60 * MINUTE, to: now });
-    const revenue = q.revenue({ from: now - 60 * MINUTE, to: now });
-    const platforms = q.platformEvents({ from: now - 10 * MINUTE, to: now });
-    const errors = q.errorRate({ from: now - 10 * MINUTE, to: now });
-    const alerts = q.alerts({ limit: 20 });
-    const totals = this.engine.committedTotals();
-    const lastFullMinute = Math.floor((now - 1) / MINUTE) * MINUTE - MINUTE;
-    // The oldest partition's committed stream time (from the stores, so it holds after a restart):
-    // everything at or before it is on the dashboard. 0 until every partition has committed.
-    const progress = q.progress();
-    const watermark = progress.length === this.engine.config.partitions && progress.every((p) => p.streamTime > 0)
-      ? Math.min(...progress.map((p) => p.streamTime)) : 0;
-    const latency = this.latencySeries(lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE, now, watermark);
-    return {
-      streamTime: now - 1,
-      watermark: watermark || null,
-      tiles: {
-        activeUsersNow: active.at(-1)?.users ?? 0,
-        revenueUsdLast5Min: revenue.at(-1)?.usd ?? 0,
-        errorRate: errors.at(-1)?.rate ?? 0,
-        lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
-        deadLetters: totals.deadLetters,
-        slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
-        // Event-time rate of the last complete minute (the current minute is still filling).
-        eventsPerSecByPlatform: Object.fromEntries(platforms.filter((p) => p.windowStart === lastFullMinute).map((p) => [p.platform, Math.round((p.events / 60) * 10) / 10])),
-        consumerLag: this.consumerLag(),
-        // Processed events (wall clock): the UI derives the engine's throughput from successive values.
-        eventsProcessed: this.engine.metrics.events,
-      },
-      activeUsers: active,
-      revenue,
-      platformEvents: platforms,
-      latency,
-      alerts: { total: alerts.total, bySeverity: alerts.bySeverity, recent: alerts.alerts },
-    };
+    return this.snapshots.build(this.engine.query, this.liveTiles(), opts);
   }
 
-  /**
-   * Load-time percentiles per minute over all platforms and pages (histograms merged per minute:
-   * exact). A minute whose window has closed on every partition (watermark past its end + grace)
-   * never changes again, so it is read once and kept; each snapshot reads only the open minutes.
-   */
-  private latencySeries(from: number, to: number, watermark: number): Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> {
-    const final = (m: number) => m + MINUTE + this.engine.config.graceMs <= watermark;
-    let firstOpen = from;
-    while (firstOpen < to && final(firstOpen) && this.latencyCache.has(firstOpen)) firstOpen += MINUTE;
-    const fresh = firstOpen < to ? new Map(this.engine.query.latencyByWindow({ from: firstOpen, to }).map((r) => [r.windowStart, r])) : new Map();
-    for (let m = firstOpen; m < to; m += MINUTE) if (final(m)) this.latencyCache.set(m, fresh.get(m) ?? null);
-    const out = [];
-    for (let m = from; m < to; m += MINUTE) {
-      const row = m < firstOpen ? this.latencyCache.get(m) : fresh.get(m);
-      if (row) out.push(row);
-    }
-    for (const m of this.latencyCache.keys()) if (m < from - 60 * MINUTE) this.latencyCache.delete(m);
-    return out;
+  /** The snapshot's tiles that come from the engine's main thread. */
+  private liveTiles(): LiveTiles {
+    const totals = this.engine.committedTotals();
+    return {
+      lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
+      deadLetters: totals.deadLetters,
+      slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
+      consumerLag: this.consumerLag(),
+      eventsProcessed: this.engine.metrics.events,
+    };
   }
 
   private tick(): void {
