@@ -46,6 +46,8 @@ export interface DashboardServerOptions {
    * must inflate them: for non-browser consumers). bench:fanout measures them.
    */
   wsCompression: WsCompression;
+  /** Where the live-update tick builds its snapshot: on the query thread (default) or on the event loop (as before; for comparison). */
+  tickSnapshot: 'query-thread' | 'event-loop';
 }
 
 export const WS_COMPRESSION = ['shared', 'dedicated-4kb', 'dedicated-32kb', 'off', 'precompressed'] as const;
@@ -78,7 +80,7 @@ function topicOf(subscriptions: Set<string>, deflate: boolean): string {
 }
 
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
-  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared', restCacheMs: 1000 };
+  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared', restCacheMs: 1000, tickSnapshot: 'query-thread' };
 
 /** Distinct cached REST answers (oldest evicted first). */
 const MAX_CACHED_RESPONSES = 1000;
@@ -133,6 +135,11 @@ export class DashboardServer {
   private cacheEpoch = 0;
   private readonly queries: QueryClient;
   private snapshotAt = 0;
+  /** The tick's snapshot is being built on the query thread. */
+  private snapshotInFlight = false;
+  /** New clients waiting for the delta in flight to be sent before they subscribe. */
+  private deferredSubscriptions: Array<uWS.WebSocket<Client>> = [];
+  private closed = false;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
   /** Pipeline -> window starts announced (committed) since the last tick. */
@@ -577,13 +584,52 @@ export class DashboardServer {
       return;
     }
     if (this.dirty.size === 0 && this.pendingAlerts.length === 0) return;
+    // One snapshot at a time: changes announced meanwhile wait for the next tick.
+    if (this.snapshotInFlight) return;
     const dirty = this.dirty;
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
-    const t0 = performance.now();
-    // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
-    // change get it as their snapshot.
-    const snap = this.buildSnapshot();
+    // Scaled out, the snapshot shows this instance's partitions (the event loop's view), not the query thread's routed one.
+    if (this.opts.tickSnapshot === 'event-loop' || this.registry_) {
+      const t0 = performance.now();
+      const snap = this.buildSnapshot();
+      this.tickSeconds.observe({ phase: 'snapshot' }, (performance.now() - t0) / 1000);
+      this.publishDeltas(snap, dirty, alerts);
+      return;
+    }
+    // The snapshot is built on the query thread: its queries and histogram merges (10-50 ms) would
+    // otherwise hold up every request and socket on this loop once per tick.
+    const version = this.stateVersion;
+    const epoch = this.cacheEpoch;
+    this.snapshotInFlight = true;
+    void this.queries.run('snapshot', { live: this.liveTiles() }).then((r) => {
+      if (this.closed) return;
+      const t0 = performance.now();
+      let snap: Record<string, unknown>;
+      if (r.ok) {
+        snap = JSON.parse(r.body) as Record<string, unknown>;
+        // Kept for connecting clients only while it is the newest state (nothing announced since the request).
+        if (version === this.stateVersion && epoch === this.cacheEpoch) {
+          this.snapshotObj = snap;
+          this.snapshotText = `{"type":"SNAPSHOT",${r.body.slice(1)}`;
+          this.snapshotAt = Date.now();
+        }
+      } else snap = this.buildSnapshot(); // the query thread is busy or restarting
+      this.tickSeconds.observe({ phase: 'snapshot' }, (performance.now() - t0) / 1000);
+      this.publishDeltas(snap, dirty, alerts);
+    }).catch(() => {
+      // a failed tick: the next snapshot a client gets is complete anyway
+    }).finally(() => {
+      this.snapshotInFlight = false;
+      for (const ws of this.deferredSubscriptions.splice(0)) {
+        const c = this.clients.get(ws);
+        if (c && !c.slow && !c.topic) this.subscribe(ws, c);
+      }
+    });
+  }
+
+  /** One delta per topic, cut from the tick's snapshot: the windows announced since the previous tick. */
+  private publishDeltas(snap: Record<string, unknown>, dirty: Map<string, Set<number>>, alerts: unknown[]): void {
     const changedSeries = new Map<LiveMetric, unknown[]>();
     for (const m of ALL_METRICS) {
       const starts = dirty.get(LIVE_METRICS[m]);
@@ -595,7 +641,6 @@ export class DashboardServer {
     const app = this.app;
     if (!app) return;
     const t1 = performance.now();
-    this.tickSeconds.observe({ phase: 'snapshot' }, (t1 - t0) / 1000);
     for (const topic of this.topics) {
       const receivers = app.numSubscribers(topic);
       if (receivers === 0) {
@@ -626,6 +671,12 @@ export class DashboardServer {
   private readonly topics = new Set<string>();
 
   private subscribe(ws: uWS.WebSocket<Client>, c: Client): void {
+    // A client that just got a snapshot joins after the delta being built is sent: that delta was
+    // read before the snapshot it has, and could only take a window back to an older value.
+    if (!c.topic && this.snapshotInFlight) {
+      this.deferredSubscriptions.push(ws);
+      return;
+    }
     if (c.topic) ws.unsubscribe(c.topic);
     c.topic = topicOf(c.subscriptions, c.deflate);
     this.topics.add(c.topic);
@@ -799,6 +850,7 @@ export class DashboardServer {
 
   async close(): Promise<void> {
     this.ready = false;
+    this.closed = true;
     if (this.routingTimer) clearInterval(this.routingTimer);
     for (const u of this.unsubscribers.splice(0)) u();
     if (this.tickTimer) clearInterval(this.tickTimer);
