@@ -38,6 +38,8 @@ const { values: a } = parseArgs({
     // The client process: inflate each distinct payload once ('payload', the default) or every frame ('frame', as before 2026-11-30).
     'client-inflate': { type: 'string', default: 'payload' },
     source: { type: 'string', default: 'embedded' },
+    // Passed to the engine (repeatable), e.g. --engine-arg=--tick-snapshot --engine-arg=event-loop for a baseline.
+    'engine-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -86,7 +88,7 @@ async function runMode(mode: string): Promise<ModeResult> {
   const feed = a.source === 'kafka' ? await prepareKafkaFeed({ root, run: 'fanout', rate: Number(a.rate), users: Number(a.users), seconds: Number(a.duration) + 120 }) : null;
   const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a.rate!, '--users', a.users!];
   const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), ...sourceArgs,
-    '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000', ...a['engine-arg']!], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(engine);
   try {
     await waitReady(port);
@@ -156,4 +158,4 @@ for (const r of results) {
   console.log(`| ${r.mode} | ${r.clients} | ${r.deltasPerClientPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.firstMs} | ${r.spreadP50Ms} / ${r.spreadP90Ms} | ${r.bytesPerClientPerSec} | ${r.serverCpuPct} | ${r.serverRssMB} | ${r.clientCpuPct} | ${r.loadAverage[0]} |`);
 }
 const head = results[0]!;
-console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, source: a.source, tickMs, rate: Number(a.rate), clientInflate: a['client-inflate'], modes: results }));
+console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, source: a.source, engineArgs: a['engine-arg'], tickMs, rate: Number(a.rate), clientInflate: a['client-inflate'], modes: results }));

@@ -3,7 +3,7 @@
  * `--rate` requests/s over `--connections`), against an engine fed by the embedded source, so the
  * queries read a live, growing LMDB state while the workers write it.
  *
- *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20] [--source embedded|kafka] [--only geo,health]
+ *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20] [--source embedded|kafka] [--only geo,health] [--cpu-prof-dir d] [--dashboards 0]
  *
  * --source embedded (the default) generates the input on the engine's own event loop, so the tail
  * includes that work; --source kafka is production's shape: loadgen, in its own process, writes to
@@ -18,6 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import WebSocket from 'ws';
 import { freePort, log, prepareKafkaFeed, stopChild } from './child.js';
 
 const { values: a } = parseArgs({
@@ -28,6 +29,13 @@ const { values: a } = parseArgs({
     'warmup-s': { type: 'string', default: '20' },
     'engine-rate': { type: 'string', default: '20000' },
     source: { type: 'string', default: 'embedded' },
+    // Writes CPU profiles of the engine's threads here (node --cpu-prof), to see what holds its event loop.
+    'cpu-prof-dir': { type: 'string' },
+    // Open dashboards while the queries run (WebSocket clients on /dashboard-ws): production has some,
+    // and each live-update tick builds a snapshot on the server.
+    dashboards: { type: 'string', default: '0' },
+    // Passed to the engine (repeatable), e.g. --engine-arg=--tick-snapshot --engine-arg=event-loop for a baseline.
+    'engine-arg': { type: 'string', multiple: true, default: [] },
     // Comma-separated substrings: measure only the routes that contain one of them.
     only: { type: 'string' },
   },
@@ -52,8 +60,9 @@ const feed = a.source === 'kafka'
   ? await prepareKafkaFeed({ root, run: 'rest', rate: Number(a['engine-rate']), users: 100_000, seconds: Number(a['warmup-s']) + 10 * (Number(a.duration) + 5) + 60 })
   : null;
 const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a['engine-rate']!, '--time-scale', '10'];
-const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), ...sourceArgs,
-  '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const profile = a['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof-dir']] : [];
+const engine = spawn(process.execPath, [...profile, path.join(root, 'dist/engine/main.js'), ...sourceArgs,
+  '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '600000', ...a['engine-arg']!], { stdio: ['ignore', 'ignore', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 try {
   for (let i = 0; ; i++) {
@@ -68,6 +77,12 @@ try {
   feed?.start();
   log(`engine ready; ${a['warmup-s']} s of input (${feed ? `loadgen into Kafka at ${a['engine-rate']} events/s` : 'embedded source, at 10x event time'}) before measuring`);
   await new Promise((r) => setTimeout(r, Number(a['warmup-s']) * 1000));
+  const dashboards: WebSocket[] = [];
+  for (let i = 0; i < Number(a.dashboards); i++) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/dashboard-ws`);
+    ws.on('error', () => undefined);
+    dashboards.push(ws);
+  }
   // Real ids for the drill-downs: the top product and a user from it.
   const top = (await (await fetch(`${base}/api/dashboard/products/top?hours=1&limit=1`)).json()) as { products: Array<{ productId: string }> };
   const productId = top.products[0]?.productId ?? 'p-1';
@@ -104,10 +119,11 @@ try {
     log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}; server event-loop delay p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms; load average ${os.loadavg()[0]!.toFixed(2)}`);
     results.push(row);
   }
+  for (const ws of dashboards) ws.close();
   console.log('\n| route | first request ms | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx | server loop delay p99 / max ms |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} | ${r.serverLoopDelayP99Ms} / ${r.serverLoopDelayMaxMs} |`);
-  console.log(JSON.stringify({ bench: 'rest', source: a.source, loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100), ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
+  console.log(JSON.stringify({ bench: 'rest', source: a.source, dashboards: Number(a.dashboards), engineArgs: a['engine-arg'], loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100), ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
 } finally {
   await stopChild(engine);
   await feed?.stop();
