@@ -13,6 +13,7 @@ const SERIES = ['activeUsers', 'revenue', 'platformEvents', 'latency'] as const;
 let engine: Engine;
 let server: DashboardServer;
 let dir: string;
+let engineDone = false;
 
 beforeAll(async () => {
   dir = tempDir('live');
@@ -21,6 +22,7 @@ beforeAll(async () => {
   await source.bootstrap(ref);
   await ref.close();
   engine = await Engine.start({ dataDir: dir, partitions: 4, shards: 2, workers: 2, commitIntervalMs: 150 }, source, new MemorySink());
+  void engine.finished().then(() => (engineDone = true));
   server = await DashboardServer.start(engine, { port: 0, tickMs: 50, maxBufferedBytes: 64 * 1024, clientMessagesPerSec: 100_000, clientMessageBurst: 100_000 });
 }, 60_000);
 
@@ -74,6 +76,12 @@ describe('live deltas', () => {
     const a = client();
     const z = client('?deltas=deflate'); // the browser dashboard's encoding: raw DEFLATE binary frames
     await Promise.all([a.opened, z.opened]);
+    // Dashboards that join while the stream runs (while a tick's snapshot may be in flight on the query thread).
+    const joiners: Array<ReturnType<typeof client>> = [];
+    for (let i = 0; i < 5 && !engineDone; i++) {
+      await new Promise((r) => setTimeout(r, 120));
+      joiners.push(client());
+    }
     await engine.finished();
     // Quiet: the last commit's deltas have gone out when a few ticks pass with no new delta.
     let n = -1;
@@ -108,6 +116,16 @@ describe('live deltas', () => {
     expect(z.got.filter((m) => m.type === 'DELTA').length).toBe(deltas.length);
     const rebuiltZ = applyAll(z.got);
     for (const s of SERIES) expect(rebuiltZ[s], s).toEqual(rebuilt[s]);
+    expect(joiners.length).toBeGreaterThan(0);
+    for (const [i, j] of joiners.entries()) {
+      const r = applyAll(j.got);
+      expect(r.streamTime, `joiner ${i}`).toBe(fresh.streamTime);
+      for (const s of SERIES) {
+        const from = Math.min(...(fresh[s] as Row[]).map((x) => x.windowStart));
+        expect((r[s] as Row[]).filter((x) => x.windowStart >= from), `joiner ${i} ${s}`).toEqual((rebuilt[s] as Row[]).filter((x) => x.windowStart >= from));
+      }
+      j.ws.close();
+    }
     a.ws.close();
     b.ws.close();
     z.ws.close();
