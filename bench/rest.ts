@@ -48,10 +48,11 @@ const root = path.resolve(here, '..', '..');
 
 if (a.source !== 'embedded' && a.source !== 'kafka') throw new Error(`--source must be embedded or kafka, got ${a.source}`);
 /** The server's event-loop delay since the previous scrape (prom-client resets its histogram on each), ms. */
-async function loopDelay(): Promise<{ p99Ms: number; maxMs: number }> {
+async function loopDelay(): Promise<{ p99Ms: number; maxMs: number; cacheHits: number; cacheMisses: number }> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const read = (name: string) => Math.round(Number(new RegExp(`^rta_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 10_000) / 10;
-  return { p99Ms: read('p99'), maxMs: read('max') };
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const ms = (name: string) => Math.round(value(`rta_process_nodejs_eventloop_lag_${name}_seconds`) * 10_000) / 10;
+  return { p99Ms: ms('p99'), maxMs: ms('max'), cacheHits: value('rta_server_rest_cache_hits_total'), cacheMisses: value('rta_server_rest_cache_misses_total') };
 }
 
 const port = await freePort();
@@ -106,7 +107,7 @@ try {
     const t0 = performance.now();
     await (await fetch(base + route)).arrayBuffer();
     const firstMs = Math.round(performance.now() - t0);
-    await loopDelay(); // resets the server's event-loop delay histogram: the next reading covers this route's run
+    const before = await loopDelay(); // resets the server's event-loop delay histogram: the next reading covers this route's run
     const r = await autocannon({
       url: base + route, connections: Number(a.connections), overallRate: Number(a.rate), duration: Number(a.duration),
     });
@@ -115,14 +116,16 @@ try {
       route, firstMs, requestsPerSec: Math.round(r.requests.average), non2xx: r.non2xx, errors: r.errors,
       p50Ms: r.latency.p50, p90Ms: r.latency.p90, p99Ms: r.latency.p99, p999Ms: r.latency.p99_9, maxMs: r.latency.max, bytesPerReq: Math.round(r.throughput.average / Math.max(1, r.requests.average)),
       serverLoopDelayP99Ms: loop.p99Ms, serverLoopDelayMaxMs: loop.maxMs,
+      // Of the dashboard queries (health is not cached): answered from the cache vs waited for the query thread.
+      cacheHits: loop.cacheHits - before.cacheHits, cacheMisses: loop.cacheMisses - before.cacheMisses,
     };
-    log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}; server event-loop delay p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms; load average ${os.loadavg()[0]!.toFixed(2)}`);
+    log(`${route}: ${row.requestsPerSec} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, p99.9 ${row.p999Ms} ms, non-2xx ${row.non2xx}; server event-loop delay p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms; cache hits ${row.cacheHits}, misses ${row.cacheMisses}; load average ${os.loadavg()[0]!.toFixed(2)}`);
     results.push(row);
   }
   for (const ws of dashboards) ws.close();
-  console.log('\n| route | first request ms | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx | server loop delay p99 / max ms |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} | ${r.serverLoopDelayP99Ms} / ${r.serverLoopDelayMaxMs} |`);
+  console.log('\n| route | first request ms | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | bytes | non-2xx | server loop delay p99 / max ms | cache hits / misses |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.route} | ${r.firstMs} | ${r.requestsPerSec} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerReq} | ${r.non2xx} | ${r.serverLoopDelayP99Ms} / ${r.serverLoopDelayMaxMs} | ${r.cacheHits} / ${r.cacheMisses} |`);
   console.log(JSON.stringify({ bench: 'rest', source: a.source, dashboards: Number(a.dashboards), engineArgs: a['engine-arg'], loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100), ratePerSec: Number(a.rate), connections: Number(a.connections), worstP99Ms: Math.max(...results.map((r) => r.p99Ms as number)), routes: results }));
 } finally {
   await stopChild(engine);

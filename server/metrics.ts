@@ -12,7 +12,7 @@ export interface ServerMetrics {
   tickSeconds: client.Histogram<'phase'>;
 }
 
-export function createMetrics(engine: Engine, ws: { clients: () => number; stats: { messages: number; bytes: number; skippedSlow: number; snapshots: number } }): ServerMetrics {
+export function createMetrics(engine: Engine, ws: { clients: () => number; stats: { messages: number; bytes: number; skippedSlow: number; snapshots: number } }, rest: { hits: number; misses: number }): ServerMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'rta_process_' });
   const g = (name: string, help: string, labelNames: string[], collect: (this: client.Gauge) => void) =>
@@ -80,6 +80,12 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   });
   g('rta_server_websocket_deltas_coalesced_total', 'Deltas not sent to slow clients (they get a snapshot when drained)', [], function () {
     this.set(ws.stats.skippedSlow);
+  });
+  g('rta_server_rest_cache_hits_total', 'Dashboard REST queries answered from the cache (current or still-fresh answer)', [], function () {
+    this.set(rest.hits);
+  });
+  g('rta_server_rest_cache_misses_total', 'Dashboard REST queries that waited for the query thread', [], function () {
+    this.set(rest.misses);
   });
   const tickSeconds = new client.Histogram({
     name: 'rta_server_tick_seconds', help: 'Main-thread time of a live-update tick, by phase (snapshot: queries and JSON; publish: deltas to every client)',

@@ -164,7 +164,7 @@ export class DashboardServer {
     readonly engine: Engine,
     readonly opts: DashboardServerOptions,
   ) {
-    ({ registry: this.registry, tickSeconds: this.tickSeconds } = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats }));
+    ({ registry: this.registry, tickSeconds: this.tickSeconds } = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats }, this.restStats));
     this.assets = new StaticAssets(opts.uiDir);
     this.access = new AccessPolicy(opts);
     this.queries = new QueryClient(engine.config);
