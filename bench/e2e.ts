@@ -148,7 +148,7 @@ function metricValues(text: string, name: string): number[] {
   return out;
 }
 
-async function deleteTopics(brokers: string, prefix: string, partitions: number): Promise<void> {
+export async function deleteTopics(brokers: string, prefix: string, partitions: number): Promise<void> {
   const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers, 'client.id': 'bench-e2e-admin' });
   try {
     for (const s of topicSpecs(prefix, partitions)) {

@@ -5,7 +5,16 @@
  * client's receipt), bytes per client per second on the wire, server CPU and memory.
  *
  *   npm run bench:fanout -- [--clients 5000] [--duration 20] [--rate 20000] [--tick-ms 250]
- *                           [--modes precompressed,shared,dedicated-4kb,off]
+ *                           [--modes precompressed,shared,dedicated-4kb,off] [--client-inflate payload|frame]
+ *                           [--source embedded|kafka]
+ *
+ * --source embedded (the default) generates the input on the engine's own event loop; --source
+ * kafka is production's shape: loadgen, in its own process, writes to the broker at --rate.
+ *
+ * Besides the per-client latency, each mode reports where it went: `firstMs` (the server's send
+ * time to the first client's arrival, median over ticks) and `spreadMs` (first to last client of
+ * the same tick, median and p90), and from the server's /metrics its event-loop delay p99 and the
+ * main-thread time of a tick (snapshot queries and JSON; publishing).
  *
  * Last line: {"bench":"fanout","clients":N,"p99Ms":N,"bytesPerClientPerSec":N,...} for the first mode (by default the one the dashboard uses).
  */
@@ -16,7 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { procSample } from './proc.js';
-import { exited, freePort, log, stopChild, waitReady } from './child.js';
+import { exited, freePort, log, prepareKafkaFeed, stopChild, waitReady } from './child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -26,11 +35,17 @@ const { values: a } = parseArgs({
     'tick-ms': { type: 'string', default: '250' },
     modes: { type: 'string', default: 'precompressed,shared,dedicated-4kb,off' },
     users: { type: 'string', default: '100000' },
+    // The client process: inflate each distinct payload once ('payload', the default) or every frame ('frame', as before 2026-11-30).
+    'client-inflate': { type: 'string', default: 'payload' },
+    source: { type: 'string', default: 'embedded' },
+    // Passed to the engine (repeatable), e.g. --engine-arg=--tick-snapshot --engine-arg=event-loop for a baseline.
+    'engine-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const clients = Number(a.clients);
+if (a.source !== 'embedded' && a.source !== 'kafka') throw new Error(`--source must be embedded or kafka, got ${a.source}`);
 const tickMs = Number(a['tick-ms']);
 
 
@@ -50,19 +65,37 @@ interface ModeResult {
   serverRssMB: number;
   clientCpuPct: number;
   connectSeconds: number;
+  firstMs: number;
+  spreadP50Ms: number;
+  spreadP90Ms: number;
+  serverLoopDelayP99Ms: number | null;
+  tickSnapshotMs: number | null;
+  tickPublishMs: number | null;
+  loadAverage: number[];
+}
+
+/** Mean of a histogram from the server's Prometheus text, in ms (null if absent). */
+function histMeanMs(text: string, name: string, labels: string): number | null {
+  const sum = new RegExp(`^${name}_sum\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+  const count = new RegExp(`^${name}_count\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+  if (!sum || !count || Number(count[1]) === 0) return null;
+  return Math.round((Number(sum[1]) / Number(count[1])) * 10_000) / 10;
 }
 
 async function runMode(mode: string): Promise<ModeResult> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-fanout-'));
-  const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), '--source', 'embedded', '--rate', a.rate!, '--users', a.users!,
-    '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const feed = a.source === 'kafka' ? await prepareKafkaFeed({ root, run: 'fanout', rate: Number(a.rate), users: Number(a.users), seconds: Number(a.duration) + 120 }) : null;
+  const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a.rate!, '--users', a.users!];
+  const engine = spawn(process.execPath, [path.join(root, 'dist/engine/main.js'), ...sourceArgs,
+    '--port', String(port), '--data-dir', dataDir, '--tick-ms', String(tickMs), '--ws-compression', mode, '--status-interval-ms', '600000', ...a['engine-arg']!], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(engine);
   try {
     await waitReady(port);
+    feed?.start();
     await new Promise((r) => setTimeout(r, 3000)); // some windows exist before clients arrive
     const driver = spawn(process.execPath, [path.join(here, 'fanout-clients.js'), '--url', `ws://127.0.0.1:${port}/dashboard-ws`,
-      '--clients', String(clients), '--duration', a.duration!, '--tick-ms', String(tickMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--clients', String(clients), '--duration', a.duration!, '--tick-ms', String(tickMs), '--inflate', a['client-inflate']!], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(driver);
     let out = '';
     driver.stdout!.on('data', (d) => (out += d));
@@ -77,6 +110,8 @@ async function runMode(mode: string): Promise<ModeResult> {
     }, 1000);
     await exited(driver);
     clearInterval(timer);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const lag = /^rta_process_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(metrics);
     const r = JSON.parse(out.trim().split('\n').at(-1)!);
     // CPU over the measured window: the last `duration` seconds of samples.
     const window = samples.filter((s) => s.t >= samples.at(-1)!.t - Number(a.duration) * 1000);
@@ -88,9 +123,14 @@ async function runMode(mode: string): Promise<ModeResult> {
       bytesPerClientPerSec: r.bytesPerClientPerSec, deltasPerClientPerSec: Math.round(r.deltasPerClientPerSec * 100) / 100,
       serverCpuPct: Math.round(((last.cpu - first.cpu) / secs) * 100), serverRssMB: Math.max(...window.map((s) => s.rss)),
       clientCpuPct: Math.round(((last.clientCpu - first.clientCpu) / secs) * 100), connectSeconds: Math.round(r.connectMs / 100) / 10,
+      firstMs: r.firstArrivalP50Ms, spreadP50Ms: r.spreadP50Ms, spreadP90Ms: r.spreadP90Ms,
+      serverLoopDelayP99Ms: lag ? Math.round(Number(lag[1]) * 10_000) / 10 : null,
+      tickSnapshotMs: histMeanMs(metrics, 'rta_server_tick_seconds', 'phase="snapshot"'), tickPublishMs: histMeanMs(metrics, 'rta_server_tick_seconds', 'phase="publish"'),
+      loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
     };
   } finally {
     await stopChild(engine);
+    await feed?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -108,13 +148,14 @@ const results: ModeResult[] = [];
 for (const mode of a.modes!.split(',')) {
   log(`mode ${mode}: ${clients} clients, ${a.duration} s, engine at ${a.rate} events/s, tick ${tickMs} ms`);
   const r = await runMode(mode);
-  log(`mode ${mode}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms, ${r.bytesPerClientPerSec} B/client/s, server CPU ${r.serverCpuPct} %, RSS ${r.serverRssMB} MB, clients' CPU ${r.clientCpuPct} %`);
+  log(`mode ${mode}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms, ${r.bytesPerClientPerSec} B/client/s, server CPU ${r.serverCpuPct} %, RSS ${r.serverRssMB} MB, clients' CPU ${r.clientCpuPct} %; `
+    + `first client ${r.firstMs} ms, first to last ${r.spreadP50Ms} ms (p90 ${r.spreadP90Ms}); server loop delay p99 ${r.serverLoopDelayP99Ms} ms, tick snapshot ${r.tickSnapshotMs} ms, publish ${r.tickPublishMs} ms; load average ${r.loadAverage.join(' ')}`);
   results.push(r);
 }
-console.log('\n| mode | clients | deltas/client/s | p50 ms | p99 ms | p99.9 ms | max ms | bytes/client/s | server CPU % | server RSS MB | client process CPU % |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('\n| mode | clients | deltas/client/s | p50 ms | p99 ms | p99.9 ms | max ms | first client ms | first to last ms (p50/p90) | bytes/client/s | server CPU % | server RSS MB | client process CPU % | load average |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.mode} | ${r.clients} | ${r.deltasPerClientPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.bytesPerClientPerSec} | ${r.serverCpuPct} | ${r.serverRssMB} | ${r.clientCpuPct} |`);
+  console.log(`| ${r.mode} | ${r.clients} | ${r.deltasPerClientPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.p999Ms} | ${r.maxMs} | ${r.firstMs} | ${r.spreadP50Ms} / ${r.spreadP90Ms} | ${r.bytesPerClientPerSec} | ${r.serverCpuPct} | ${r.serverRssMB} | ${r.clientCpuPct} | ${r.loadAverage[0]} |`);
 }
 const head = results[0]!;
-console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, tickMs, rate: Number(a.rate), modes: results }));
+console.log(JSON.stringify({ bench: 'fanout', clients: head.clients, p99Ms: head.p99Ms, bytesPerClientPerSec: head.bytesPerClientPerSec, mode: head.mode, source: a.source, engineArgs: a['engine-arg'], tickMs, rate: Number(a.rate), clientInflate: a['client-inflate'], modes: results }));

@@ -80,6 +80,7 @@ const program = new Command()
   .addOption(new Option('--allowed-origins <list>', 'browser origins allowed on /dashboard-ws (comma-separated; default: the page\'s own origin; * = any)').default('').env('RTA_ALLOWED_ORIGINS'))
   .addOption(new Option('--ws-compression <mode>', 'live delta compression (see bench:fanout for the measurements)').choices([...WS_COMPRESSION]).default('shared').env('RTA_WS_COMPRESSION'))
   .addOption(new Option('--rest-cache-ms <ms>', 'REST dashboard queries: reuse an answer this long while the state changes').argParser(int('--rest-cache-ms')).default(1000).env('RTA_REST_CACHE_MS'))
+  .addOption(new Option('--tick-snapshot <where>', 'where each live-update tick builds the dashboard snapshot (event-loop: as before, for comparison)').choices(['query-thread', 'event-loop']).default('query-thread').env('RTA_TICK_SNAPSHOT'))
   .addOption(new Option('--tick-ms <ms>', 'live update batching interval').argParser(int('--tick-ms')).default(250).env('RTA_TICK_MS'))
   .addOption(new Option('--audit-sequences', 'store per user the sequence numbers of the events counted, to verify per key that nothing is lost or counted twice (tests; off by default)').default(false).env('RTA_AUDIT_SEQUENCES'))
   .addOption(new Option('--status-interval-ms <ms>', 'progress log interval').argParser(int('--status-interval-ms')).default(5000).env('RTA_STATUS_INTERVAL_MS'))
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const server = await DashboardServer.start(engine, {
-    host: o.host, port: o.port, tickMs: o.tickMs, accessToken: o.accessToken, wsCompression: o.wsCompression, restCacheMs: o.restCacheMs,
+    host: o.host, port: o.port, tickMs: o.tickMs, tickSnapshot: o.tickSnapshot, accessToken: o.accessToken, wsCompression: o.wsCompression, restCacheMs: o.restCacheMs,
     allowedOrigins: String(o.allowedOrigins).split(',').map((x: string) => x.trim()).filter(Boolean),
   });
   let registry: InstanceRegistry | null = null;

@@ -6,7 +6,13 @@ import type { Engine } from '../engine/index.js';
  * (events in, per source) include replays after a failure; the `_committed_` ones are the
  * exactly-once counters stored with the state.
  */
-export function createMetrics(engine: Engine, ws: { clients: () => number; stats: { messages: number; bytes: number; skippedSlow: number; snapshots: number } }): client.Registry {
+export interface ServerMetrics {
+  registry: client.Registry;
+  /** Main-thread time of one live-update tick, by phase: 'snapshot' (queries and JSON), 'publish' (deltas to every topic). */
+  tickSeconds: client.Histogram<'phase'>;
+}
+
+export function createMetrics(engine: Engine, ws: { clients: () => number; stats: { messages: number; bytes: number; skippedSlow: number; snapshots: number } }, rest: { hits: number; misses: number }): ServerMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'rta_process_' });
   const g = (name: string, help: string, labelNames: string[], collect: (this: client.Gauge) => void) =>
@@ -75,5 +81,15 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   g('rta_server_websocket_deltas_coalesced_total', 'Deltas not sent to slow clients (they get a snapshot when drained)', [], function () {
     this.set(ws.stats.skippedSlow);
   });
-  return registry;
+  g('rta_server_rest_cache_hits_total', 'Dashboard REST queries answered from the cache (current or still-fresh answer)', [], function () {
+    this.set(rest.hits);
+  });
+  g('rta_server_rest_cache_misses_total', 'Dashboard REST queries that waited for the query thread', [], function () {
+    this.set(rest.misses);
+  });
+  const tickSeconds = new client.Histogram({
+    name: 'rta_server_tick_seconds', help: 'Main-thread time of a live-update tick, by phase (snapshot: queries and JSON; publish: deltas to every client)',
+    labelNames: ['phase'], registers: [registry], buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+  });
+  return { registry, tickSeconds };
 }

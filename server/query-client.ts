@@ -55,7 +55,7 @@ export class QueryClient {
     return this.pending.size;
   }
 
-  run(name: DashboardQuery, params: Record<string, unknown>): Promise<QueryResponse> {
+  run(name: DashboardQuery | 'snapshot', params: Record<string, unknown>): Promise<QueryResponse> {
     if (this.closed) return Promise.resolve({ id: 0, ok: false, status: 503, code: 'ERR_CLOSING', message: 'the server is shutting down' });
     // Bounded: distinct heavy queries cannot queue without limit behind one another.
     if (this.pending.size >= MAX_PENDING_QUERIES) return Promise.resolve({ id: 0, ok: false, status: 503, code: 'ERR_BUSY', message: `${MAX_PENDING_QUERIES} queries are already running; retry shortly` });

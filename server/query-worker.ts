@@ -3,7 +3,7 @@ import { AlertStore } from '../engine/alerts/alert-store.js';
 import type { EngineConfig } from '../engine/config.js';
 import { QueryLayer, QueryUnavailable } from '../engine/query/query.js';
 import { fanOut, type Routing } from '../engine/query/remote.js';
-import { DASHBOARD_QUERIES, QueryNotFound, type DashboardQuery } from './queries.js';
+import { DASHBOARD_QUERIES, DashboardSnapshots, QueryNotFound, type DashboardQuery, type LiveTiles } from './queries.js';
 
 /**
  * The server's query thread: its own read handles on the shards' LMDB environments and the alert
@@ -12,7 +12,8 @@ import { DASHBOARD_QUERIES, QueryNotFound, type DashboardQuery } from './queries
  */
 export interface QueryRequest {
   id: number;
-  name: DashboardQuery;
+  /** A REST query, or 'snapshot': the live-update tick's dashboard snapshot (params.live: the main thread's tiles). */
+  name: DashboardQuery | 'snapshot';
   params: Record<string, unknown>;
 }
 
@@ -28,6 +29,7 @@ export type QueryResponse =
 
 const config = (workerData as { config: EngineConfig }).config;
 const layer = new QueryLayer(config, AlertStore.open(config.dataDir));
+const snapshots = new DashboardSnapshots(config);
 
 let routing: Routing | null = null;
 
@@ -45,6 +47,11 @@ parentPort!.on('message', (msg: QueryRequest | RoutingUpdate) => {
     return;
   }
   const req = msg;
+  if (routing && req.name === 'snapshot') {
+    // Scaled out, the dashboard snapshot shows this instance's partitions, read on the event loop (the server does not ask).
+    parentPort!.postMessage({ id: req.id, ok: false, status: 503, code: 'ERR_SCALED_OUT', message: 'snapshots are built on the event loop when scaled out' } satisfies QueryResponse);
+    return;
+  }
   if (routing) {
     // Scaled out: this instance's partitions from its stores, the others from their owners.
     const r = routing;
@@ -52,7 +59,7 @@ parentPort!.on('message', (msg: QueryRequest | RoutingUpdate) => {
     fanOut(config.partitions, r, (remote) => {
       layer.setRouting({ local, remote, unknown: 'throw' });
       layer.fresh();
-      return JSON.stringify(DASHBOARD_QUERIES[req.name](layer, req.params));
+      return JSON.stringify(DASHBOARD_QUERIES[req.name as DashboardQuery](layer, req.params));
     }).then(
       (body) => parentPort!.postMessage({ id: req.id, ok: true, body } satisfies QueryResponse),
       (e) => parentPort!.postMessage(failure(req, e)),
@@ -62,7 +69,8 @@ parentPort!.on('message', (msg: QueryRequest | RoutingUpdate) => {
   let res: QueryResponse;
   try {
     layer.fresh(); // several queued requests run in one turn: each must see the latest commit
-    res = { id: req.id, ok: true, body: JSON.stringify(DASHBOARD_QUERIES[req.name](layer, req.params)) };
+    const answer = req.name === 'snapshot' ? snapshots.build(layer, req.params.live as LiveTiles) : DASHBOARD_QUERIES[req.name](layer, req.params);
+    res = { id: req.id, ok: true, body: JSON.stringify(answer) };
   } catch (e) {
     res = failure(req, e);
   }

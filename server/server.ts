@@ -4,15 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
 import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/index.js';
-import { MINUTE } from '../engine/operators/windows.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
 import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
 import { QueryClient } from './query-client.js';
 import type { InstanceRegistry } from '../engine/kafka/instances.js';
 import { QueryUnavailable } from '../engine/query/query.js';
 import { scanCodec, type ScanRequest } from '../engine/query/remote.js';
-import type { DashboardQuery } from './queries.js';
+import { DashboardSnapshots, type DashboardQuery, type LiveTiles } from './queries.js';
 import type { QueryResponse } from './query-worker.js';
 import { ParamError, enumParam, idParam, numberParam, parseQuery } from './params.js';
 
@@ -47,6 +46,8 @@ export interface DashboardServerOptions {
    * must inflate them: for non-browser consumers). bench:fanout measures them.
    */
   wsCompression: WsCompression;
+  /** Where the live-update tick builds its snapshot: on the query thread (default) or on the event loop (as before; for comparison). */
+  tickSnapshot: 'query-thread' | 'event-loop';
 }
 
 export const WS_COMPRESSION = ['shared', 'dedicated-4kb', 'dedicated-32kb', 'off', 'precompressed'] as const;
@@ -79,13 +80,16 @@ function topicOf(subscriptions: Set<string>, deflate: boolean): string {
 }
 
 const DEFAULTS: DashboardServerOptions = { host: '127.0.0.1', port: 8080, tickMs: 250, maxBufferedBytes: 256 * 1024, idleTimeoutSec: 60, uiDir: defaultUiDir(),
-  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared', restCacheMs: 1000 };
+  allowedOrigins: [], clientMessagesPerSec: 20, clientMessageBurst: 40, maxClientMessageBytes: 4096, wsCompression: 'shared', restCacheMs: 1000, tickSnapshot: 'query-thread' };
 
 /** Distinct cached REST answers (oldest evicted first). */
 const MAX_CACHED_RESPONSES = 1000;
 
 /** Per client: past this, uWS drops further messages to it (deltas stop much earlier: maxBufferedBytes). */
 const MAX_BACKPRESSURE = 4 * 1024 * 1024;
+
+/** How old a consumer-lag figure in /health and the snapshot tiles may be. */
+const LAG_MEMO_MS = 100;
 
 /** A client that is rate limited this many times is closed with 1008 (policy violation). */
 const MAX_RATE_VIOLATIONS = 50;
@@ -121,8 +125,7 @@ export class DashboardServer {
   private app: uWS.TemplatedApp | null = null;
   private snapshotText: string | null = null;
   private snapshotObj: Record<string, unknown> | null = null;
-  /** Per-minute load-time percentiles of closed minutes (null: no data in that minute). */
-  private readonly latencyCache = new Map<number, { windowStart: number; count: number; p50: number; p90: number; p99: number } | null>();
+  private readonly snapshots: DashboardSnapshots;
   /** Bumped whenever committed state or alerts change: cached REST answers from before are stale. */
   private stateVersion = 0;
   private readonly responseCache = new Map<string, { version: number; at: number; body: string }>();
@@ -132,6 +135,11 @@ export class DashboardServer {
   private cacheEpoch = 0;
   private readonly queries: QueryClient;
   private snapshotAt = 0;
+  /** The tick's snapshot is being built on the query thread. */
+  private snapshotInFlight = false;
+  /** New clients waiting for the delta in flight to be sent before they subscribe. */
+  private deferredSubscriptions: Array<uWS.WebSocket<Client>> = [];
+  private closed = false;
   private readonly clients = new Map<uWS.WebSocket<Client>, Client>();
   private nextClientId = 1;
   /** Pipeline -> window starts announced (committed) since the last tick. */
@@ -144,7 +152,8 @@ export class DashboardServer {
   private routingTimer: NodeJS.Timeout | null = null;
   private routingText = '';
   private readonly unsubscribers: Array<() => void> = [];
-  private readonly registry;
+  private readonly registry: ServerMetrics['registry'];
+  private readonly tickSeconds: ServerMetrics['tickSeconds'];
   readonly assets: StaticAssets;
   private readonly access: AccessPolicy;
   readonly wsStats = { messages: 0, bytes: 0, skippedSlow: 0, snapshots: 0, rateLimited: 0 };
@@ -155,10 +164,11 @@ export class DashboardServer {
     readonly engine: Engine,
     readonly opts: DashboardServerOptions,
   ) {
-    this.registry = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats });
+    ({ registry: this.registry, tickSeconds: this.tickSeconds } = createMetrics(engine, { clients: () => this.clients.size, stats: this.wsStats }, this.restStats));
     this.assets = new StaticAssets(opts.uiDir);
     this.access = new AccessPolicy(opts);
     this.queries = new QueryClient(engine.config);
+    this.snapshots = new DashboardSnapshots(engine.config);
   }
 
   static async start(engine: Engine, options: Partial<DashboardServerOptions> = {}): Promise<DashboardServer> {
@@ -484,6 +494,22 @@ export class DashboardServer {
     return false;
   }
 
+  private lagMemo = { at: -Infinity, value: null as number | null };
+
+  /**
+   * The source's consumer lag (null for sources without one), at most LAG_MEMO_MS old: the Kafka
+   * source sums cached watermarks over every assigned partition (about 60 native calls), which at
+   * 1,000 health requests/s was a fifth of the event loop.
+   */
+  private consumerLag(): number | null {
+    const now = performance.now();
+    if (now - this.lagMemo.at >= LAG_MEMO_MS) {
+      const lagFn = (this.engine.source as { lag?: () => number }).lag;
+      this.lagMemo = { at: now, value: typeof lagFn === 'function' ? lagFn.call(this.engine.source) : null };
+    }
+    return this.lagMemo.value;
+  }
+
   health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown; scale?: unknown } {
     const e = this.engine;
     const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
@@ -493,8 +519,7 @@ export class DashboardServer {
     const notif = { enabled: e.notifier.enabled, pending: e.notifier.pending, ...e.notifier.stats };
     const anyRecovering = shards.some((s) => s.recovering || s.failures > 0);
     const outputs = e.sink.stats ?? null;
-    const lagFn = (e.source as { lag?: () => number }).lag;
-    const consumerLag = typeof lagFn === 'function' ? lagFn.call(e.source) : null;
+    const consumerLag = this.consumerLag();
     const sourceStats = e.source.stats ?? null;
     const storesDown = stores.filter((s) => !s.available).length;
     const anyFailed = shards.some((s) => (s as { failed?: boolean }).failed);
@@ -535,69 +560,21 @@ export class DashboardServer {
     };
   }
 
-  /**
-   * The dashboard's tiles and recent series. latencyMinutes: how many minutes of load-time
-   * percentiles to include (each minute merges HDR histograms, so deltas ask for only the last two).
-   */
+  /** The dashboard's tiles and recent series, built on the event loop (see DashboardSnapshots). */
   snapshot(opts: { latencyMinutes?: number } = {}): Record<string, unknown> {
-    const q = this.engine.query;
-    const now = q.latestStreamTime() + 1;
-    const active = q.activeUsers({ from: now - 60 * MINUTE, to: now });
-    const revenue = q.revenue({ from: now - 60 * MINUTE, to: now });
-    const platforms = q.platformEvents({ from: now - 10 * MINUTE, to: now });
-    const errors = q.errorRate({ from: now - 10 * MINUTE, to: now });
-    const alerts = q.alerts({ limit: 20 });
-    const totals = this.engine.committedTotals();
-    const lastFullMinute = Math.floor((now - 1) / MINUTE) * MINUTE - MINUTE;
-    const lagFn = (this.engine.source as { lag?: () => number }).lag;
-    // The oldest partition's committed stream time (from the stores, so it holds after a restart):
-    // everything at or before it is on the dashboard. 0 until every partition has committed.
-    const progress = q.progress();
-    const watermark = progress.length === this.engine.config.partitions && progress.every((p) => p.streamTime > 0)
-      ? Math.min(...progress.map((p) => p.streamTime)) : 0;
-    const latency = this.latencySeries(lastFullMinute + MINUTE - ((opts.latencyMinutes ?? 30) - 1) * MINUTE, now, watermark);
-    return {
-      streamTime: now - 1,
-      watermark: watermark || null,
-      tiles: {
-        activeUsersNow: active.at(-1)?.users ?? 0,
-        revenueUsdLast5Min: revenue.at(-1)?.usd ?? 0,
-        errorRate: errors.at(-1)?.rate ?? 0,
-        lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
-        deadLetters: totals.deadLetters,
-        slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
-        // Event-time rate of the last complete minute (the current minute is still filling).
-        eventsPerSecByPlatform: Object.fromEntries(platforms.filter((p) => p.windowStart === lastFullMinute).map((p) => [p.platform, Math.round((p.events / 60) * 10) / 10])),
-        consumerLag: typeof lagFn === 'function' ? lagFn.call(this.engine.source) : null,
-        // Processed events (wall clock): the UI derives the engine's throughput from successive values.
-        eventsProcessed: this.engine.metrics.events,
-      },
-      activeUsers: active,
-      revenue,
-      platformEvents: platforms,
-      latency,
-      alerts: { total: alerts.total, bySeverity: alerts.bySeverity, recent: alerts.alerts },
-    };
+    return this.snapshots.build(this.engine.query, this.liveTiles(), opts);
   }
 
-  /**
-   * Load-time percentiles per minute over all platforms and pages (histograms merged per minute:
-   * exact). A minute whose window has closed on every partition (watermark past its end + grace)
-   * never changes again, so it is read once and kept; each snapshot reads only the open minutes.
-   */
-  private latencySeries(from: number, to: number, watermark: number): Array<{ windowStart: number; count: number; p50: number; p90: number; p99: number }> {
-    const final = (m: number) => m + MINUTE + this.engine.config.graceMs <= watermark;
-    let firstOpen = from;
-    while (firstOpen < to && final(firstOpen) && this.latencyCache.has(firstOpen)) firstOpen += MINUTE;
-    const fresh = firstOpen < to ? new Map(this.engine.query.latencyByWindow({ from: firstOpen, to }).map((r) => [r.windowStart, r])) : new Map();
-    for (let m = firstOpen; m < to; m += MINUTE) if (final(m)) this.latencyCache.set(m, fresh.get(m) ?? null);
-    const out = [];
-    for (let m = from; m < to; m += MINUTE) {
-      const row = m < firstOpen ? this.latencyCache.get(m) : fresh.get(m);
-      if (row) out.push(row);
-    }
-    for (const m of this.latencyCache.keys()) if (m < from - 60 * MINUTE) this.latencyCache.delete(m);
-    return out;
+  /** The snapshot's tiles that come from the engine's main thread. */
+  private liveTiles(): LiveTiles {
+    const totals = this.engine.committedTotals();
+    return {
+      lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
+      deadLetters: totals.deadLetters,
+      slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
+      consumerLag: this.consumerLag(),
+      eventsProcessed: this.engine.metrics.events,
+    };
   }
 
   private tick(): void {
@@ -607,16 +584,52 @@ export class DashboardServer {
       return;
     }
     if (this.dirty.size === 0 && this.pendingAlerts.length === 0) return;
+    // One snapshot at a time: changes announced meanwhile wait for the next tick.
+    if (this.snapshotInFlight) return;
     const dirty = this.dirty;
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
-    // One snapshot per tick: the deltas are cut from it, and clients connecting before the next
-    // change get it as their snapshot. It must see the commits just announced.
-    this.engine.query.fresh();
-    const snap = this.snapshot();
-    this.snapshotObj = snap;
-    this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
-    this.snapshotAt = Date.now();
+    // Scaled out, the snapshot shows this instance's partitions (the event loop's view), not the query thread's routed one.
+    if (this.opts.tickSnapshot === 'event-loop' || this.registry_) {
+      const t0 = performance.now();
+      const snap = this.buildSnapshot();
+      this.tickSeconds.observe({ phase: 'snapshot' }, (performance.now() - t0) / 1000);
+      this.publishDeltas(snap, dirty, alerts);
+      return;
+    }
+    // The snapshot is built on the query thread: its queries and histogram merges (10-50 ms) would
+    // otherwise hold up every request and socket on this loop once per tick.
+    const version = this.stateVersion;
+    const epoch = this.cacheEpoch;
+    this.snapshotInFlight = true;
+    void this.queries.run('snapshot', { live: this.liveTiles() }).then((r) => {
+      if (this.closed) return;
+      const t0 = performance.now();
+      let snap: Record<string, unknown>;
+      if (r.ok) {
+        snap = JSON.parse(r.body) as Record<string, unknown>;
+        // Kept for connecting clients only while it is the newest state (nothing announced since the request).
+        if (version === this.stateVersion && epoch === this.cacheEpoch) {
+          this.snapshotObj = snap;
+          this.snapshotText = `{"type":"SNAPSHOT",${r.body.slice(1)}`;
+          this.snapshotAt = Date.now();
+        }
+      } else snap = this.buildSnapshot(); // the query thread is busy or restarting
+      this.tickSeconds.observe({ phase: 'snapshot' }, (performance.now() - t0) / 1000);
+      this.publishDeltas(snap, dirty, alerts);
+    }).catch(() => {
+      // a failed tick: the next snapshot a client gets is complete anyway
+    }).finally(() => {
+      this.snapshotInFlight = false;
+      for (const ws of this.deferredSubscriptions.splice(0)) {
+        const c = this.clients.get(ws);
+        if (c && !c.slow && !c.topic) this.subscribe(ws, c);
+      }
+    });
+  }
+
+  /** One delta per topic, cut from the tick's snapshot: the windows announced since the previous tick. */
+  private publishDeltas(snap: Record<string, unknown>, dirty: Map<string, Set<number>>, alerts: unknown[]): void {
     const changedSeries = new Map<LiveMetric, unknown[]>();
     for (const m of ALL_METRICS) {
       const starts = dirty.get(LIVE_METRICS[m]);
@@ -627,6 +640,7 @@ export class DashboardServer {
     this.markSlowClients();
     const app = this.app;
     if (!app) return;
+    const t1 = performance.now();
     for (const topic of this.topics) {
       const receivers = app.numSubscribers(topic);
       if (receivers === 0) {
@@ -643,6 +657,7 @@ export class DashboardServer {
       }
       this.publish(topic, JSON.stringify(delta), receivers, topic[7] === 'z');
     }
+    this.tickSeconds.observe({ phase: 'publish' }, (performance.now() - t1) / 1000);
   }
 
   /** Bytes waiting in the server's send buffers, over all clients (bounded by maxBackpressure per client). */
@@ -656,6 +671,12 @@ export class DashboardServer {
   private readonly topics = new Set<string>();
 
   private subscribe(ws: uWS.WebSocket<Client>, c: Client): void {
+    // A client that just got a snapshot joins after the delta being built is sent: that delta was
+    // read before the snapshot it has, and could only take a window back to an older value.
+    if (!c.topic && this.snapshotInFlight) {
+      this.deferredSubscriptions.push(ws);
+      return;
+    }
     if (c.topic) ws.unsubscribe(c.topic);
     c.topic = topicOf(c.subscriptions, c.deflate);
     this.topics.add(c.topic);
@@ -759,15 +780,19 @@ export class DashboardServer {
    * thousand dashboards reconnecting after a restart cost one set of queries, not a thousand.
    */
   private sendSnapshot(ws: uWS.WebSocket<Client>): void {
-    const now = Date.now();
-    if (this.snapshotText === null || now - this.snapshotAt > this.opts.tickMs) {
-      this.engine.query.fresh();
-      this.snapshotObj = this.snapshot();
-      this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...this.snapshotObj });
-      this.snapshotAt = now;
-    }
+    if (this.snapshotText === null || Date.now() - this.snapshotAt > this.opts.tickMs) this.buildSnapshot();
     this.wsStats.snapshots++;
-    this.sendText(ws, this.snapshotText);
+    this.sendText(ws, this.snapshotText!);
+  }
+
+  /** A fresh snapshot (it must see the commits just announced), kept with its JSON text for the clients that connect next. */
+  private buildSnapshot(): Record<string, unknown> {
+    this.engine.query.fresh();
+    const snap = this.snapshot();
+    this.snapshotObj = snap;
+    this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
+    this.snapshotAt = Date.now();
+    return snap;
   }
 
   private send(ws: uWS.WebSocket<Client>, msg: Record<string, unknown>): void {
@@ -825,6 +850,7 @@ export class DashboardServer {
 
   async close(): Promise<void> {
     this.ready = false;
+    this.closed = true;
     if (this.routingTimer) clearInterval(this.routingTimer);
     for (const u of this.unsubscribers.splice(0)) u();
     if (this.tickTimer) clearInterval(this.tickTimer);

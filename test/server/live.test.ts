@@ -13,6 +13,7 @@ const SERIES = ['activeUsers', 'revenue', 'platformEvents', 'latency'] as const;
 let engine: Engine;
 let server: DashboardServer;
 let dir: string;
+let engineDone = false;
 
 beforeAll(async () => {
   dir = tempDir('live');
@@ -21,6 +22,7 @@ beforeAll(async () => {
   await source.bootstrap(ref);
   await ref.close();
   engine = await Engine.start({ dataDir: dir, partitions: 4, shards: 2, workers: 2, commitIntervalMs: 150 }, source, new MemorySink());
+  void engine.finished().then(() => (engineDone = true));
   server = await DashboardServer.start(engine, { port: 0, tickMs: 50, maxBufferedBytes: 64 * 1024, clientMessagesPerSec: 100_000, clientMessageBurst: 100_000 });
 }, 60_000);
 
@@ -74,6 +76,12 @@ describe('live deltas', () => {
     const a = client();
     const z = client('?deltas=deflate'); // the browser dashboard's encoding: raw DEFLATE binary frames
     await Promise.all([a.opened, z.opened]);
+    // Dashboards that join while the stream runs (while a tick's snapshot may be in flight on the query thread).
+    const joiners: Array<ReturnType<typeof client>> = [];
+    for (let i = 0; i < 5 && !engineDone; i++) {
+      await new Promise((r) => setTimeout(r, 120));
+      joiners.push(client());
+    }
     await engine.finished();
     // Quiet: the last commit's deltas have gone out when a few ticks pass with no new delta.
     let n = -1;
@@ -108,6 +116,16 @@ describe('live deltas', () => {
     expect(z.got.filter((m) => m.type === 'DELTA').length).toBe(deltas.length);
     const rebuiltZ = applyAll(z.got);
     for (const s of SERIES) expect(rebuiltZ[s], s).toEqual(rebuilt[s]);
+    expect(joiners.length).toBeGreaterThan(0);
+    for (const [i, j] of joiners.entries()) {
+      const r = applyAll(j.got);
+      expect(r.streamTime, `joiner ${i}`).toBe(fresh.streamTime);
+      for (const s of SERIES) {
+        const from = Math.min(...(fresh[s] as Row[]).map((x) => x.windowStart));
+        expect((r[s] as Row[]).filter((x) => x.windowStart >= from), `joiner ${i} ${s}`).toEqual((rebuilt[s] as Row[]).filter((x) => x.windowStart >= from));
+      }
+      j.ws.close();
+    }
     a.ws.close();
     b.ws.close();
     z.ws.close();
@@ -172,10 +190,12 @@ describe('live deltas', () => {
       // (a busy user's analytics are a few KB: 20,000 of them overflow the kernel's socket buffers)
       for (let i = 0; i < 20_000; i++) ws.send(JSON.stringify({ type: 'GET_USER_ANALYTICS', requestId: `big${i}`, userId: 'user-1' }));
       await until(() => s2.wsStats.skippedSlow > 0, 'the server to mark the client slow', 20_000);
-      const slowSeenAt = Date.now();
+      // Same process and clock as the server: the poll above runs before the tick after the one that marked it.
+      const markedSlowAt = Date.now();
       const skipped = s2.wsStats.skippedSlow;
-      await new Promise((r) => setTimeout(r, 300));
-      expect(s2.wsStats.skippedSlow).toBeGreaterThan(skipped); // still skipped on later ticks, not queued
+      // Still skipped on later ticks, not queued. (Waited for, not a fixed 300 ms: the tick's snapshot
+      // comes from the query thread, and on a loaded machine the next delta can take longer.)
+      await until(() => s2.wsStats.skippedSlow > skipped, 'a later tick to skip the slow client too', 20_000);
       expect(s2.bufferedBytes()).toBeGreaterThan(16 * 1024);
       expect(s2.bufferedBytes()).toBeLessThanOrEqual(4 * 1024 * 1024 + 64 * 1024);
       const before = got.length;
@@ -183,12 +203,11 @@ describe('live deltas', () => {
       await until(() => got.slice(before).some((m) => m.type === 'SNAPSHOT'), 'the snapshot after draining', 30_000);
       const after = got.slice(before);
       const snapAt = after.findIndex((m) => m.type === 'SNAPSHOT');
-      // Everything buffered before the snapshot is the backlog of responses (and deltas sent before
-      // the client was marked slow: the requests are answered from the query thread, so a few ticks
-      // can go out before the responses fill the buffer), never deltas queued while slow.
-      const deltasBefore = after.slice(0, snapAt).filter((m) => m.type === 'DELTA') as Array<Msg & { sentAt: number }>;
-      expect(deltasBefore.every((m) => m.sentAt <= slowSeenAt)).toBe(true);
-      expect(deltasBefore.length).toBeLessThanOrEqual(10);
+      // Everything buffered before the snapshot is the backlog of responses and of deltas sent before
+      // the client was marked slow, never deltas queued while slow. (How many ticks passed before the
+      // marking depends on the machine's load: a count of deltas made this test fail under load.)
+      const beforeSnapshot = after.slice(0, snapAt).filter((m) => m.type === 'DELTA');
+      expect(beforeSnapshot.filter((m) => m.sentAt > markedSlowAt).map((m) => m.sentAt - markedSlowAt)).toEqual([]);
       await until(() => got.slice(before + snapAt).some((m) => m.type === 'DELTA'), 'deltas again after the snapshot');
       ws.close();
     } finally {

@@ -5,7 +5,6 @@
  */
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -26,16 +25,7 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** A port that was free a moment ago (the engine must restart on the same one). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../bench/child.js';
 
 export function tempDataDir(name: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `rta-ui-${name}-`));
