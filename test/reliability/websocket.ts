@@ -76,7 +76,7 @@ export interface WsAbuseResult {
   clean: PhaseFigures;
   abuse: PhaseFigures;
   /** Per window, in order (clean, abuse, clean, abuse...). */
-  windows: Array<{ kind: 'clean' | 'abuse'; rttP99Ms: number; deliveryP99Ms: number; engineCpuPct: number; engineLoopP99Ms: number }>;
+  windows: Array<{ kind: 'clean' | 'abuse'; rttP99Ms: number; deliveryP99Ms: number; engineCpuPct: number; engineLoopP99Ms: number; engineRssMaxMb: number }>;
   rssBeforeMb: number;
   rssPeakMb: number;
   rssEndMb: number;
@@ -215,7 +215,7 @@ export async function websocketAbuse(o: WsAbuseOptions, log: (s: string) => void
       t.loop.push(loopP99);
       t.rss.push(...rss.slice(r0));
       await sleep(500); // late answers to this window's requests
-      windows.push({ kind, rttP99Ms: percentile((rtt[kind] ?? []).slice(rtt0), 99), deliveryP99Ms: percentile((delivery[kind] ?? []).slice(del0), 99), engineCpuPct: Math.round((cpu / ms) * 1000) / 10, engineLoopP99Ms: Math.round(loopP99 * 10) / 10 });
+      windows.push({ kind, rttP99Ms: percentile((rtt[kind] ?? []).slice(rtt0), 99), deliveryP99Ms: percentile((delivery[kind] ?? []).slice(del0), 99), engineCpuPct: Math.round((cpu / ms) * 1000) / 10, engineLoopP99Ms: Math.round(loopP99 * 10) / 10, engineRssMaxMb: Math.round(Math.max(0, ...rss.slice(r0)) / 1e5) / 10 });
       log(`${kind} window: ${JSON.stringify(windows.at(-1))}`);
     };
     const pooled = (kind: 'clean' | 'abuse'): PhaseFigures => {
