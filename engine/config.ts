@@ -33,6 +33,11 @@ export const EngineConfigSchema = z.strictObject({
   shards: z.number().int().min(1).max(256).default(4),
   /** Worker threads; shard s runs on worker s % workers. */
   workers: z.number().int().min(1).max(64).default(Math.max(1, os.availableParallelism() - 1)),
+  /**
+   * Niceness of the shard worker and query threads (Linux, per thread; 0 leaves them alone): the
+   * main thread (consumer, dispatch, dashboard server) then preempts them when it has work.
+   */
+  workerNice: z.number().int().min(0).max(19).default(10),
   /** Slabs (messages batched per shard) in flight per shard before the source is paused. */
   maxInFlightPerShard: z.number().int().min(1).max(64).default(4),
   /** Target slab size in bytes. */

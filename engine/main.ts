@@ -72,6 +72,7 @@ const program = new Command()
   .addOption(new Option('--users <n>', 'embedded source: distinct users').argParser(int('--users')).default(100_000).env('RTA_USERS'))
   .addOption(new Option('--seed <n>', 'embedded source: random seed').argParser(int('--seed')).default(42).env('RTA_SEED'))
   .addOption(new Option('--commit-interval-ms <ms>', 'state commit interval').argParser(int('--commit-interval-ms')).default(1000).env('RTA_COMMIT_INTERVAL_MS'))
+  .addOption(new Option('--worker-nice <n>', 'niceness of the worker and query threads (Linux; 0 = same priority as the main thread)').argParser(int('--worker-nice')).default(10).env('RTA_WORKER_NICE'))
   .addOption(new Option('--grace-ms <ms>', 'window grace period').argParser(int('--grace-ms')).default(30_000).env('RTA_GRACE_MS'))
   .addOption(new Option('--webhook-url <url>', 'CRITICAL alert webhook').env('RTA_WEBHOOK_URL'))
   .addOption(new Option('--host <host>', 'dashboard server address').default('127.0.0.1').env('RTA_HOST'))
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
-      commitIntervalMs: o.commitIntervalMs, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true,
+      commitIntervalMs: o.commitIntervalMs, workerNice: o.workerNice, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true,
     }, source, sink, scale);
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -3,6 +3,7 @@ import { AlertStore } from '../engine/alerts/alert-store.js';
 import type { EngineConfig } from '../engine/config.js';
 import { QueryLayer, QueryUnavailable } from '../engine/query/query.js';
 import { fanOut, type Routing } from '../engine/query/remote.js';
+import { lowerThreadPriority } from '../engine/workers/thread-priority.js';
 import { DASHBOARD_QUERIES, DashboardSnapshots, QueryNotFound, type DashboardQuery, type LiveTiles } from './queries.js';
 
 /**
@@ -28,6 +29,8 @@ export type QueryResponse =
   | { id: number; ok: false; status: 404 | 503 | 500; code: string; message: string };
 
 const config = (workerData as { config: EngineConfig }).config;
+// Recomputations and tick snapshots are background work: REST answers come from the main thread's cache.
+lowerThreadPriority(config.workerNice);
 const layer = new QueryLayer(config, AlertStore.open(config.dataDir));
 const snapshots = new DashboardSnapshots(config);
 

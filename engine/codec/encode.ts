@@ -19,6 +19,19 @@ export class EventBatchEncoder {
   private readonly strings = new Map<string, number>();
   private readonly eventOffsets: number[] = [];
   private readonly eventTypes: number[] = [];
+  /** ASCII strings are copied here and handed to the builder as a view: no allocation per string. */
+  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  /** scratch.subarray(0, n), made once per length. */
+  private readonly views: Uint8Array[] = [];
+  /** The batch's ASCII strings: open addressing, a slot is in use when its generation is the batch's. */
+  private readonly slotGen = new Int32Array(DEDUP_SLOTS);
+  private readonly slotHash = new Int32Array(DEDUP_SLOTS);
+  private readonly slotOffset = new Int32Array(DEDUP_SLOTS);
+  private generation = 1;
+  private slotsUsed = 0;
+  /** hoist()'s results (fields, so the hot path allocates no result object). */
+  private hoistedLoadTimeMs = NaN;
+  private hoistedProductId = 0;
 
   constructor(initialSize = 64 * 1024) {
     this.builder = new flatbuffers.Builder(initialSize);
@@ -34,45 +47,51 @@ export class EventBatchEncoder {
     let type: EventBody;
     switch (e.source) {
       case 'WEB': {
-        const f = [this.s(e.eventId), this.s(e.userId), this.s(e.sessionId), this.s(e.action), this.s(e.page), this.s(e.referrer), this.s(e.userAgent), this.s(e.ipAddress)];
-        const h = this.hoist(e.customData);
-        const cd = this.map(h.rest, WebEvent.createCustomDataVector);
+        const eventId = this.unique(e.eventId), userId = this.s(e.userId), sessionId = this.s(e.sessionId), action = this.s(e.action);
+        const page = this.s(e.page), referrer = this.s(e.referrer), userAgent = this.s(e.userAgent), ipAddress = this.s(e.ipAddress);
+        const hoisted = this.hoist(e.customData);
+        const cd = this.map(e.customData, hoisted, WebEvent.createCustomDataVector);
+        const loadTimeMs = this.hoistedLoadTimeMs, productId = this.hoistedProductId;
         WebEvent.startWebEvent(b);
-        WebEvent.addEventId(b, f[0]); WebEvent.addUserId(b, f[1]); WebEvent.addSessionId(b, f[2]);
-        WebEvent.addTimestamp(b, e.timestamp); WebEvent.addAction(b, f[3]); WebEvent.addPage(b, f[4]);
-        WebEvent.addReferrer(b, f[5]); WebEvent.addUserAgent(b, f[6]); WebEvent.addIpAddress(b, f[7]);
+        WebEvent.addEventId(b, eventId); WebEvent.addUserId(b, userId); WebEvent.addSessionId(b, sessionId);
+        WebEvent.addTimestamp(b, e.timestamp); WebEvent.addAction(b, action); WebEvent.addPage(b, page);
+        WebEvent.addReferrer(b, referrer); WebEvent.addUserAgent(b, userAgent); WebEvent.addIpAddress(b, ipAddress);
         if (cd) WebEvent.addCustomData(b, cd);
-        if (h.loadTimeMs === h.loadTimeMs) WebEvent.addLoadTimeMs(b, h.loadTimeMs);
-        if (h.productId) WebEvent.addProductId(b, h.productId);
+        if (loadTimeMs === loadTimeMs) WebEvent.addLoadTimeMs(b, loadTimeMs);
+        if (productId) WebEvent.addProductId(b, productId);
         if (e.seq) WebEvent.addSeq(b, e.seq);
         body = WebEvent.endWebEvent(b);
         type = EventBody.WebEvent;
         break;
       }
       case 'MOBILE': {
-        const f = [this.s(e.eventId), this.s(e.userId), this.s(e.sessionId), this.s(e.action), this.s(e.appVersion), this.s(e.deviceType), this.s(e.osVersion), this.s(e.location)];
-        const h = this.hoist(e.customData);
-        const cd = this.map(h.rest, MobileEvent.createCustomDataVector);
+        const eventId = this.unique(e.eventId), userId = this.s(e.userId), sessionId = this.s(e.sessionId), action = this.s(e.action);
+        const appVersion = this.s(e.appVersion), deviceType = this.s(e.deviceType), osVersion = this.s(e.osVersion), location = this.s(e.location);
+        const hoisted = this.hoist(e.customData);
+        const cd = this.map(e.customData, hoisted, MobileEvent.createCustomDataVector);
+        const loadTimeMs = this.hoistedLoadTimeMs, productId = this.hoistedProductId;
         MobileEvent.startMobileEvent(b);
-        MobileEvent.addEventId(b, f[0]); MobileEvent.addUserId(b, f[1]); MobileEvent.addSessionId(b, f[2]);
-        MobileEvent.addTimestamp(b, e.timestamp); MobileEvent.addAction(b, f[3]); MobileEvent.addAppVersion(b, f[4]);
-        MobileEvent.addDeviceType(b, f[5]); MobileEvent.addOsVersion(b, f[6]); MobileEvent.addLocation(b, f[7]);
+        MobileEvent.addEventId(b, eventId); MobileEvent.addUserId(b, userId); MobileEvent.addSessionId(b, sessionId);
+        MobileEvent.addTimestamp(b, e.timestamp); MobileEvent.addAction(b, action); MobileEvent.addAppVersion(b, appVersion);
+        MobileEvent.addDeviceType(b, deviceType); MobileEvent.addOsVersion(b, osVersion); MobileEvent.addLocation(b, location);
         if (cd) MobileEvent.addCustomData(b, cd);
-        if (h.loadTimeMs === h.loadTimeMs) MobileEvent.addLoadTimeMs(b, h.loadTimeMs);
-        if (h.productId) MobileEvent.addProductId(b, h.productId);
+        if (loadTimeMs === loadTimeMs) MobileEvent.addLoadTimeMs(b, loadTimeMs);
+        if (productId) MobileEvent.addProductId(b, productId);
         if (e.seq) MobileEvent.addSeq(b, e.seq);
         body = MobileEvent.endMobileEvent(b);
         type = EventBody.MobileEvent;
         break;
       }
       case 'TRANSACTION': {
-        const f = [this.s(e.transactionId), this.s(e.userId), this.s(e.sessionId), this.s(e.type), this.s(e.platform), this.s(e.currency), this.s(e.merchantId), this.s(e.paymentMethod), this.s(e.productId)];
-        const md = this.map(e.metadata, TransactionEvent.createMetadataVector);
+        const transactionId = this.unique(e.transactionId), userId = this.s(e.userId), sessionId = this.s(e.sessionId), txType = this.s(e.type);
+        const platform = this.s(e.platform), currency = this.s(e.currency), merchantId = this.s(e.merchantId), paymentMethod = this.s(e.paymentMethod);
+        const productId = this.s(e.productId);
+        const md = this.map(e.metadata, NOTHING_HOISTED, TransactionEvent.createMetadataVector);
         TransactionEvent.startTransactionEvent(b);
-        TransactionEvent.addTransactionId(b, f[0]); TransactionEvent.addUserId(b, f[1]); TransactionEvent.addSessionId(b, f[2]);
-        TransactionEvent.addTimestamp(b, e.timestamp); TransactionEvent.addType(b, f[3]); TransactionEvent.addPlatform(b, f[4]);
-        TransactionEvent.addAmount(b, e.amount); TransactionEvent.addCurrency(b, f[5]); TransactionEvent.addMerchantId(b, f[6]);
-        TransactionEvent.addPaymentMethod(b, f[7]); TransactionEvent.addProductId(b, f[8]); TransactionEvent.addQuantity(b, e.quantity);
+        TransactionEvent.addTransactionId(b, transactionId); TransactionEvent.addUserId(b, userId); TransactionEvent.addSessionId(b, sessionId);
+        TransactionEvent.addTimestamp(b, e.timestamp); TransactionEvent.addType(b, txType); TransactionEvent.addPlatform(b, platform);
+        TransactionEvent.addAmount(b, e.amount); TransactionEvent.addCurrency(b, currency); TransactionEvent.addMerchantId(b, merchantId);
+        TransactionEvent.addPaymentMethod(b, paymentMethod); TransactionEvent.addProductId(b, productId); TransactionEvent.addQuantity(b, e.quantity);
         if (md) TransactionEvent.addMetadata(b, md);
         if (e.seq) TransactionEvent.addSeq(b, e.seq);
         body = TransactionEvent.endTransactionEvent(b);
@@ -80,22 +99,24 @@ export class EventBatchEncoder {
         break;
       }
       case 'IOT': {
-        const f = [this.s(e.eventId), this.s(e.deviceId), this.s(e.userId), this.s(e.sensorType), this.s(e.unit), this.s(e.location)];
+        const eventId = this.unique(e.eventId), deviceId = this.s(e.deviceId), userId = this.s(e.userId), sensorType = this.s(e.sensorType);
+        const unit = this.s(e.unit), location = this.s(e.location);
         IotSensorEvent.startIotSensorEvent(b);
-        IotSensorEvent.addEventId(b, f[0]); IotSensorEvent.addDeviceId(b, f[1]); IotSensorEvent.addUserId(b, f[2]);
-        IotSensorEvent.addTimestamp(b, e.timestamp); IotSensorEvent.addSensorType(b, f[3]); IotSensorEvent.addValue(b, e.value);
-        IotSensorEvent.addUnit(b, f[4]); IotSensorEvent.addLocation(b, f[5]);
+        IotSensorEvent.addEventId(b, eventId); IotSensorEvent.addDeviceId(b, deviceId); IotSensorEvent.addUserId(b, userId);
+        IotSensorEvent.addTimestamp(b, e.timestamp); IotSensorEvent.addSensorType(b, sensorType); IotSensorEvent.addValue(b, e.value);
+        IotSensorEvent.addUnit(b, unit); IotSensorEvent.addLocation(b, location);
         if (e.seq) IotSensorEvent.addSeq(b, e.seq);
         body = IotSensorEvent.endIotSensorEvent(b);
         type = EventBody.IotSensorEvent;
         break;
       }
       case 'USER_ACTION': {
-        const f = [this.s(e.eventId), this.s(e.userId), this.s(e.sessionId), this.s(e.action), this.s(e.platform), this.s(e.location)];
+        const eventId = this.unique(e.eventId), userId = this.s(e.userId), sessionId = this.s(e.sessionId), action = this.s(e.action);
+        const platform = this.s(e.platform), location = this.s(e.location);
         UserActionEvent.startUserActionEvent(b);
-        UserActionEvent.addEventId(b, f[0]); UserActionEvent.addUserId(b, f[1]); UserActionEvent.addSessionId(b, f[2]);
-        UserActionEvent.addTimestamp(b, e.timestamp); UserActionEvent.addAction(b, f[3]); UserActionEvent.addPlatform(b, f[4]);
-        UserActionEvent.addLocation(b, f[5]);
+        UserActionEvent.addEventId(b, eventId); UserActionEvent.addUserId(b, userId); UserActionEvent.addSessionId(b, sessionId);
+        UserActionEvent.addTimestamp(b, e.timestamp); UserActionEvent.addAction(b, action); UserActionEvent.addPlatform(b, platform);
+        UserActionEvent.addLocation(b, location);
         if (e.seq) UserActionEvent.addSeq(b, e.seq);
         body = UserActionEvent.endUserActionEvent(b);
         type = EventBody.UserActionEvent;
@@ -123,14 +144,62 @@ export class EventBatchEncoder {
 
   reset(): void {
     this.builder.clear();
-    this.strings.clear();
+    if (this.strings.size) this.strings.clear();
+    this.slotsUsed = 0;
+    if (++this.generation === 0x7fffffff) {
+      this.slotGen.fill(0);
+      this.generation = 1;
+    }
     this.eventOffsets.length = 0;
     this.eventTypes.length = 0;
   }
 
-  /** Offset of a (deduplicated) string; empty strings are not written (absent reads as ''). */
+  /**
+   * Offset of a (deduplicated) string; empty strings are not written (absent reads as '').
+   * ASCII strings are deduplicated by their bytes in a typed-array hash table that points into the
+   * builder's own buffer: a Map keyed by the strings kept every string of a pending batch alive
+   * through scavenges (the embedded source's main-thread GC pauses were mostly that).
+   */
   private s(v: string): number {
     if (v === '' || v === undefined) return 0;
+    const n = v.length;
+    if (n > SCRATCH_BYTES) return this.other(v);
+    const buf = this.scratch;
+    let h = 0x811c9dc5 | 0;
+    for (let i = 0; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c > 0x7f) return this.other(v);
+      buf[i] = c;
+      h = Math.imul(h ^ c, 16777619);
+    }
+    const gen = this.generation;
+    const slotGen = this.slotGen;
+    const mask = DEDUP_SLOTS - 1;
+    let slot = h & mask;
+    if (slotGen[slot] === gen) {
+      const bytes = this.builder.dataBuffer().bytes();
+      do {
+        if (this.slotHash[slot] === h) {
+          const o = this.slotOffset[slot];
+          // A string is its uint32 length (little endian) then its bytes; offsets count from the buffer's end.
+          const at = bytes.length - o;
+          if ((bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) === n && sameBytes(bytes, at + 4, buf, n)) return o;
+        }
+        slot = (slot + 1) & mask;
+      } while (slotGen[slot] === gen);
+    }
+    const o = this.builder.createString(this.views[n] ?? (this.views[n] = buf.subarray(0, n)));
+    if (this.slotsUsed < DEDUP_SLOTS >> 1) {
+      slotGen[slot] = gen;
+      this.slotHash[slot] = h;
+      this.slotOffset[slot] = o;
+      this.slotsUsed++;
+    }
+    return o;
+  }
+
+  /** Non-ASCII or very long strings (rare): deduplicated through a Map, encoded by the builder. */
+  private other(v: string): number {
     let o = this.strings.get(v);
     if (o === undefined) {
       o = this.builder.createString(v);
@@ -139,35 +208,73 @@ export class EventBatchEncoder {
     return o;
   }
 
+  /** A string that is unique per event (event and transaction ids): not worth a dedup lookup. */
+  private unique(v: string): number {
+    if (v === '' || v === undefined) return 0;
+    const n = v.length;
+    if (n > SCRATCH_BYTES) return this.builder.createString(v);
+    const buf = this.scratch;
+    for (let i = 0; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c > 0x7f) return this.builder.createString(v);
+      buf[i] = c;
+    }
+    return this.builder.createString(this.views[n] ?? (this.views[n] = buf.subarray(0, n)));
+  }
+
   /**
    * Moves the hot customData keys into their typed fields (see the schema): loadTimeMs when its
    * text is the canonical form of a number (so reading it back gives the same text), productId
-   * always. Everything else stays in the map.
+   * always. Everything else stays in the map. Results in hoistedLoadTimeMs / hoistedProductId;
+   * returns which keys were hoisted (bit 1: loadTimeMs, bit 2: productId).
    */
-  private hoist(m: StringMap | undefined): { loadTimeMs: number; productId: number; rest: StringMap | undefined } {
-    if (!m || (m.loadTimeMs === undefined && m.productId === undefined)) return { loadTimeMs: NaN, productId: 0, rest: m };
-    const rest: StringMap = { ...m };
-    let loadTimeMs = NaN;
-    let productId = 0;
-    if (m.loadTimeMs !== undefined && m.loadTimeMs !== '' && String(Number(m.loadTimeMs)) === m.loadTimeMs) {
-      loadTimeMs = Number(m.loadTimeMs);
-      delete rest.loadTimeMs;
+  private hoist(m: StringMap | undefined): number {
+    this.hoistedLoadTimeMs = NaN;
+    this.hoistedProductId = 0;
+    if (!m) return 0;
+    let hoisted = 0;
+    const lt = m.loadTimeMs;
+    if (lt !== undefined && lt !== '') {
+      const n = Number(lt);
+      if (String(n) === lt) {
+        this.hoistedLoadTimeMs = n;
+        hoisted |= HOISTED_LOAD_TIME;
+      }
     }
-    if (m.productId !== undefined && m.productId !== '') {
-      productId = this.s(m.productId);
-      delete rest.productId;
+    const pid = m.productId;
+    if (pid !== undefined && pid !== '') {
+      this.hoistedProductId = this.s(pid);
+      hoisted |= HOISTED_PRODUCT_ID;
     }
-    return { loadTimeMs, productId, rest };
+    return hoisted;
   }
 
-  private map(m: StringMap | undefined, createVector: (b: flatbuffers.Builder, data: number[]) => number): number {
+  /** The map's entries except the hoisted keys, as a KeyValue vector (0 when none are left). */
+  private map(m: StringMap | undefined, hoisted: number, createVector: (b: flatbuffers.Builder, data: number[]) => number): number {
     if (!m) return 0;
-    const keys = Object.keys(m);
-    if (keys.length === 0) return 0;
-    const entries = keys.map((k) => KeyValue.createKeyValue(this.builder, this.s(k), this.s(m[k])));
-    return createVector(this.builder, entries);
+    const entries = this.entries;
+    entries.length = 0;
+    for (const k in m) {
+      if ((hoisted & HOISTED_LOAD_TIME && k === 'loadTimeMs') || (hoisted & HOISTED_PRODUCT_ID && k === 'productId')) continue;
+      entries.push(KeyValue.createKeyValue(this.builder, this.s(k), this.s(m[k])));
+    }
+    return entries.length === 0 ? 0 : createVector(this.builder, entries);
   }
+
+  private readonly entries: number[] = [];
 }
+
+const SCRATCH_BYTES = 4096;
+/** Power of two; at most half of it is filled per batch (later strings are written without dedup). */
+const DEDUP_SLOTS = 16384;
+
+function sameBytes(a: Uint8Array, at: number, b: Uint8Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[at + i] !== b[i]) return false;
+  return true;
+}
+const HOISTED_LOAD_TIME = 1;
+const HOISTED_PRODUCT_ID = 2;
+const NOTHING_HOISTED = 0;
 
 /** Encodes events as one EventBatch message. A single event travels as a batch of one. */
 export function encodeEventBatch(events: readonly EventRecord[]): Uint8Array {

@@ -39,10 +39,14 @@ export class EmbeddedSource implements EventSource {
   readonly name = 'embedded';
   readonly generator: EventGenerator;
   private readonly opts: EmbeddedSourceOptions;
-  private readonly pending: EventRecord[][];
+  /**
+   * Each partition's pending batch, encoded as its events are generated: the event objects die
+   * young (queued until their batch is full they survived scavenges and filled the old generation,
+   * and the main thread paid for it in mark-compact pauses).
+   */
+  private readonly pending: EventBatchEncoder[];
   private readonly firstTs: number[];
   private readonly nextOffset: number[];
-  private readonly encoder = new EventBatchEncoder();
   private handler: SourceHandler | null = null;
   private resumeAfter: OffsetMap = {};
   private paused = false;
@@ -56,7 +60,7 @@ export class EmbeddedSource implements EventSource {
   constructor(opts: Partial<EmbeddedSourceOptions> & { partitions: number }) {
     this.opts = { rate: 20_000, eventsPerMessage: 500, maxBatchEventTimeMs: 1000, ...opts };
     this.generator = new EventGenerator(this.opts.generator);
-    this.pending = Array.from({ length: this.opts.partitions }, () => []);
+    this.pending = Array.from({ length: this.opts.partitions }, () => new EventBatchEncoder());
     this.firstTs = new Array(this.opts.partitions).fill(0);
     this.nextOffset = new Array(this.opts.partitions).fill(0);
   }
@@ -128,9 +132,9 @@ export class EmbeddedSource implements EventSource {
       this.produced++;
       const p = partitionOf(keyOf(e), this.opts.partitions);
       const q = this.pending[p];
-      if (q.length === 0) this.firstTs[p] = e.timestamp;
-      q.push(e);
-      if (q.length >= this.opts.eventsPerMessage || e.timestamp - this.firstTs[p] >= this.opts.maxBatchEventTimeMs) this.emit(p, out);
+      if (q.size === 0) this.firstTs[p] = e.timestamp;
+      q.add(e);
+      if (q.size >= this.opts.eventsPerMessage || e.timestamp - this.firstTs[p] >= this.opts.maxBatchEventTimeMs) this.emit(p, out);
     }
     if (out.length) this.handler.onMessages(out);
     if (totalEvents !== undefined && this.produced >= totalEvents) {
@@ -141,10 +145,7 @@ export class EmbeddedSource implements EventSource {
   }
 
   private emit(p: number, out: RawMessage[]): void {
-    const q = this.pending[p];
-    for (const e of q) this.encoder.add(e);
-    const value = this.encoder.finish();
-    q.length = 0;
+    const value = this.pending[p].finish();
     const offset = this.nextOffset[p]++;
     const done = this.resumeAfter[p]?.['0'];
     if (done !== undefined && offset <= done) return; // state already counted it
@@ -155,7 +156,7 @@ export class EmbeddedSource implements EventSource {
     if (this.ended) return;
     this.ended = true;
     const out: RawMessage[] = [];
-    for (let p = 0; p < this.pending.length; p++) if (this.pending[p].length) this.emit(p, out);
+    for (let p = 0; p < this.pending.length; p++) if (this.pending[p].size) this.emit(p, out);
     if (out.length) this.handler!.onMessages(out);
     this.handler!.onEnd();
   }

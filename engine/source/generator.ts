@@ -142,7 +142,10 @@ export class EventGenerator {
   private sessionCounter = 0;
   private eventCounter = 0;
   private readonly sessionRate: number;
-  private readonly seqByUser = new Map<string, number>();
+  /** Per-user sequence numbers by user index (the last slot is the empty user id of ownerless IoT events). */
+  private readonly seqByUser: Int32Array;
+  /** User index of the event being built (set by each event builder; users = no user id). */
+  private eventUser = 0;
   private failBurst: { user: number; left: number } | null = null;
   /** Event time of the most recent emission (before jitter). */
   now: number;
@@ -156,6 +159,7 @@ export class EventGenerator {
     this.rng = new Rng(c.seed);
     this.userZipf = new Zipf(c.users, c.zipfExponent);
     this.productZipf = new Zipf(c.products, c.zipfExponent);
+    this.seqByUser = new Int32Array(c.users + 1);
     this.now = c.startTime;
     const sessionShare = Math.max(0, 1 - c.iotShare - c.userActionShare);
     this.sessionRate = (c.eventsPerSecond * sessionShare) / c.concurrentSessions; // events/s per session
@@ -217,9 +221,7 @@ export class EventGenerator {
       this.siftDown(0);
     }
     e.timestamp = Math.round(this.jitter(e.timestamp));
-    const seq = (this.seqByUser.get(e.userId) ?? 0) + 1;
-    this.seqByUser.set(e.userId, seq);
-    e.seq = seq;
+    e.seq = ++this.seqByUser[this.eventUser];
     return e;
   }
 
@@ -296,6 +298,7 @@ export class EventGenerator {
       location = rng.pick(COUNTRIES)[0];
     }
     const userId = userIdOf(s.user);
+    this.eventUser = s.user;
     const eventId = `evt-${c.seed}-${++this.eventCounter}`;
     const productId = action === 'PRODUCT_VIEW' || action === 'ADD_TO_CART' || action === 'CHECKOUT' ? productIdOf(s.product) : '';
     const loadTimeMs = String(Math.round(action === 'ERROR' ? rng.logNormal(2500, 0.6) : rng.logNormal(320, 0.5)));
@@ -330,6 +333,7 @@ export class EventGenerator {
     let amount = Math.round(product.price * s.quantity * 100) / 100;
     const completed = rng.chance(c.funnel.complete);
     if (completed && rng.chance(c.anomalyRate)) amount = Math.round(amount * (20 + rng.next() * 30) * 100) / 100;
+    this.eventUser = s.user;
     return {
       source: 'TRANSACTION', transactionId: `txn-${c.seed}-${++this.eventCounter}`, userId: userIdOf(s.user),
       sessionId: s.id, timestamp: t, type: completed ? 'COMPLETED' : 'FAILED', platform: s.platform, amount,
@@ -347,9 +351,11 @@ export class EventGenerator {
     const spike = rng.chance(c.iotSpikeRate);
     const value = spike ? sensor.threshold * (1.05 + rng.next() * 0.5) : sensor.min + rng.next() * (sensor.max - sensor.min);
     const owner = device * 20;
+    const owned = owner < c.users && device % 3 !== 0;
+    this.eventUser = owned ? owner : c.users;
     return {
       source: 'IOT', eventId: `evt-${c.seed}-${++this.eventCounter}`, deviceId: `device-${device}`,
-      userId: owner < c.users && device % 3 !== 0 ? userIdOf(owner) : '',
+      userId: owned ? userIdOf(owner) : '',
       timestamp: t, sensorType: sensor.type, value: Math.round(value * 100) / 100, unit: sensor.unit,
       location: COUNTRIES[device % COUNTRIES.length][0],
     };
@@ -374,6 +380,7 @@ export class EventGenerator {
       action = rng.pick(USER_ACTIONS);
     }
     const profile = profileOf(c.seed, user, c.startTime);
+    this.eventUser = user;
     return {
       source: 'USER_ACTION', eventId: `evt-${c.seed}-${++this.eventCounter}`, userId: userIdOf(user),
       sessionId: '', timestamp: t, action, platform: rng.chance(0.6) ? 'WEB' : 'MOBILE', location: profile.country,
@@ -381,29 +388,51 @@ export class EventGenerator {
   }
 
   // ---- binary heap by next event time ----
+  // The keys live in a Float64Array beside the items (heapT[i] === heap[i].t): comparisons read
+  // contiguous memory instead of one object per level, and sifting moves a hole, not pairs.
+  private heapT = new Float64Array(16);
+
   private push(x: Session | Clocked): void {
-    this.heap.push(x);
-    let i = this.heap.length - 1;
+    const h = this.heap;
+    if (h.length === this.heapT.length) {
+      const grown = new Float64Array(this.heapT.length * 2);
+      grown.set(this.heapT);
+      this.heapT = grown;
+    }
+    const ht = this.heapT;
+    const t = x.t;
+    let i = h.length;
+    h.push(x);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.heap[p].t <= this.heap[i].t) break;
-      [this.heap[p], this.heap[i]] = [this.heap[i], this.heap[p]];
+      if (ht[p] <= t) break;
+      h[i] = h[p];
+      ht[i] = ht[p];
       i = p;
     }
+    h[i] = x;
+    ht[i] = t;
   }
 
+  /** Restores the heap after heap[i].t grew (or heap[i] was replaced by a later item). */
   private siftDown(i: number): void {
     const h = this.heap;
+    const ht = this.heapT;
     const n = h.length;
+    const x = h[i];
+    const t = x.t;
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < n && h[l].t < h[m].t) m = l;
-      if (r < n && h[r].t < h[m].t) m = r;
-      if (m === i) return;
-      [h[m], h[i]] = [h[i], h[m]];
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const m = r < n && ht[r] < ht[l] ? r : l;
+      if (!(ht[m] < t)) break;
+      h[i] = h[m];
+      ht[i] = ht[m];
       i = m;
     }
+    h[i] = x;
+    ht[i] = t;
   }
 }
 

@@ -12,12 +12,15 @@ import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js'
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
+import { lowerThreadPriority } from './thread-priority.js';
 import { emptyCounters, encodeTaskError, type MembershipResult, type ShardResult, type ShardTask } from './protocol.js';
 
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
 let reference: ReferenceStore | null = null;
 let profileEpochs: Int32Array | null = null;
+/** The thread yields to the main thread (see thread-priority.ts); set once, at the first shard it opens. */
+let prioritySet = false;
 
 export class ShardStateError extends Error {
   override readonly name = 'ShardStateError';
@@ -94,6 +97,10 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       if (old) {
         shards.delete(task.shard);
         await old.close();
+      }
+      if (!prioritySet) {
+        prioritySet = true;
+        lowerThreadPriority(task.config.workerNice);
       }
       reference ??= ReferenceStore.open(task.config.dataDir);
       if (task.profileEpochs) profileEpochs = task.profileEpochs;

@@ -19,6 +19,18 @@ describe('event generator', () => {
     expect(a).not.toEqual(c);
   });
 
+  it('numbers each user id\'s events 1, 2, 3... in order (ownerless IoT events share the empty id)', () => {
+    const events = new EventGenerator({ seed: 3, users: 500 }).take(50_000);
+    const last = new Map<string, number>();
+    for (const e of events) {
+      const expected = (last.get(e.userId) ?? 0) + 1;
+      expect(e.seq).toBe(expected);
+      last.set(e.userId, expected);
+    }
+    expect(last.get('')).toBeGreaterThan(0);
+    expect(last.size).toBeGreaterThan(100);
+  });
+
   it('funnel continuation and error rates match the configuration', () => {
     const funnel = { productView: 0.7, addToCart: 0.5, checkout: 0.5, complete: 0.8 };
     const concurrentSessions = 200;
