@@ -6,7 +6,10 @@ import { AlertStore } from './alerts/alert-store.js';
 import { WebhookNotifier } from './alerts/notifier.js';
 import { QueryLayer } from './query/query.js';
 import { ReferenceStore } from './state/reference-store.js';
-import { GlobalWindowAlerts } from './global-alerts.js';
+import { GLOBAL_ALERTS_PROGRESS_KEY, GlobalWindowAlerts, type GlobalAlertProgress } from './global-alerts.js';
+import type { LivePartials } from './kafka/live-partials.js';
+import type { PartitionOwner } from './kafka/instances.js';
+import type { StoreKey } from './state/shard-store.js';
 import type { Alert } from './codec/types.js';
 import type { ShardResult } from './workers/protocol.js';
 import type { PartitionCounters } from './state/shard-store.js';
@@ -101,6 +104,15 @@ export class Engine {
   readonly committedStreamTimes: Record<number, number> = {};
   readonly startedAt = Date.now();
   lastError: Error | null = null;
+  /** Scaled out: every partition's committed dashboard partials (read from Kafka), and a query layer over them. */
+  private live: LivePartials | null = null;
+  liveQuery: QueryLayer | null = null;
+  private liveOwners: () => Map<number, PartitionOwner> = () => new Map();
+  private liveSince = 0;
+  /** Scaled out, while this instance owns partition 0: the global window alerts, continued from partition 0's state. */
+  private scaledGlobal: GlobalWindowAlerts | null = null;
+  private scaledGlobalRunning: Promise<void> | null = null;
+  readonly scaledGlobalStats = { evaluations: 0, alerts: 0, refused: 0 };
 
   private constructor(
     config: EngineConfig,
@@ -383,10 +395,108 @@ export class Engine {
     for (const l of this.ownershipListeners) l(owned);
   }
 
+  /**
+   * Scaled out: the live partials of every partition (engine/kafka/live-partials.ts) and who owns
+   * what (the instance registry). The global window alerts are evaluated from them by the owner of
+   * partition 0.
+   */
+  attachLive(live: LivePartials, owners: () => Map<number, PartitionOwner>): void {
+    this.live = live;
+    this.liveOwners = owners;
+    this.liveSince = Date.now();
+    const q = new QueryLayer(this.config);
+    q.setRouting({ local: new Set(), remote: new Map(live.views.map((v) => [v.partition, v])), unknown: 'throw' });
+    this.liveQuery = q;
+    live.keepFrom(() => {
+      const pr = this.scaledGlobal?.progress();
+      const from = Math.min(pr?.revenue ?? Infinity, pr?.errors ?? Infinity);
+      return Number.isFinite(from) ? from : null;
+    });
+  }
+
+  /**
+   * Scaled out: writes state of an owned partition from the main thread (alert statuses, global
+   * alerts) and commits it at once; resolves when the changelog holds it, so the write moves with
+   * the partition. Refused (code ERR_PARTITION_NOT_OWNED) when this instance does not own it.
+   */
+  async writeState(partition: number, writes: Array<[StoreKey, unknown]>): Promise<void> {
+    if (!this.scale) throw new Error('writeState is for scaled-out engines (--changelog)');
+    await this.dispatcher.commitWrites(partition, writes);
+    await Promise.all([...this.pendingChangelog]);
+  }
+
+  /**
+   * Scaled out: when partition p last made progress, for the global watermark's idleness rule. A
+   * partition without a live owner (a rebalance) or just taken over is not idle: its data waits.
+   */
+  private scaledActivity(p: number): number {
+    const now = Date.now();
+    const owner = this.liveOwners().get(p);
+    if (!owner) return now;
+    if (this.ownedPartitions().includes(p) && (this.sourcePaused || this.dispatcher.stalled)) return now;
+    return Math.max(this.live!.views[p].lastProgressAt, owner.since, this.liveSince);
+  }
+
+  /**
+   * Scaled out, on the owner of partition 0 only: the global window alerts from every partition's
+   * committed partials. Their progress (the next window of each) is written to partition 0's state
+   * with the alerts, in one commit that also goes to the changelog, so an evaluation moves with
+   * the partition: a new owner continues where the committed progress says, and alert ids are
+   * deterministic, so a window re-evaluated after a crash updates its alert rather than adding one.
+   */
+  private evaluateGlobalScaled(): Promise<void> {
+    if (this.scaledGlobalRunning) return this.scaledGlobalRunning;
+    const run = async () => {
+      const live = this.live;
+      if (!live || !live.ready || this.stopping || !this.liveQuery) return;
+      if (!this.ownedPartitions().includes(0)) {
+        this.scaledGlobal = null;
+        return;
+      }
+      if (!this.scaledGlobal) {
+        this.query.fresh();
+        const g = new GlobalWindowAlerts(this.config, this.liveQuery, (p) => this.scaledActivity(p));
+        g.setProgress(this.query.readKey(0, GLOBAL_ALERTS_PROGRESS_KEY) as GlobalAlertProgress | undefined);
+        this.scaledGlobal = g;
+      }
+      const g = this.scaledGlobal;
+      const before = JSON.stringify(g.progress());
+      let alerts: Alert[];
+      try {
+        alerts = g.evaluate();
+      } catch (e) {
+        this.scaledGlobal = null; // progress may have moved in memory: reload it from the state
+        if ((e as { code?: string }).code !== 'ERR_PARTITION_UNAVAILABLE') this.lastError = e as Error;
+        return;
+      }
+      this.scaledGlobalStats.evaluations++;
+      const progress = g.progress();
+      if (!alerts.length && JSON.stringify(progress) === before) return;
+      try {
+        await this.writeState(0, [...alerts.map((a): [StoreKey, unknown] => [[0, 'alerts', a.alertId], a]), [[0, ...GLOBAL_ALERTS_PROGRESS_KEY], progress]]);
+      } catch (e) {
+        this.scaledGlobal = null;
+        if ((e as { code?: string }).code === 'ERR_PARTITION_NOT_OWNED') this.scaledGlobalStats.refused++;
+        else this.lastError = e as Error;
+        return;
+      }
+      if (alerts.length) {
+        this.scaledGlobalStats.alerts += alerts.length;
+        await this.publishAlerts(alerts, false);
+      }
+    };
+    this.scaledGlobalRunning = run().finally(() => {
+      this.scaledGlobalRunning = null;
+    });
+    return this.scaledGlobalRunning;
+  }
+
   evaluateGlobal(): void {
-    // Global window alerts (low revenue, error rate) need every partition's partial: one instance of
-    // several sees only its own, and would raise false alerts. Not evaluated when scaled out (docs/SCALING.md).
-    if (this.scale) return;
+    // Scaled out, one instance (the owner of partition 0) evaluates them over every partition's partials.
+    if (this.scale) {
+      void this.evaluateGlobalScaled();
+      return;
+    }
     try {
       const alerts = this.globalAlerts.evaluate();
       if (alerts.length) {
@@ -411,11 +521,12 @@ export class Engine {
     await this.dispatcher.drain();
     await Promise.all([...this.pendingChangelog]);
     await this.source.stop();
+    await this.scaledGlobalRunning;
     if (this.scale) {
       await this.scale.writer.close();
       await this.scale.restorer.close();
     }
-    this.evaluateGlobal();
+    if (!this.scale) this.evaluateGlobal();
     await this.dispatcher.close();
     this.notifier.close();
     await this.sink.close();

@@ -12,6 +12,15 @@ import { MINUTE } from './operators/windows.js';
  * from committed state, in window order; alert ids are deterministic, so re-evaluation after a
  * restart updates rather than duplicates.
  */
+export interface GlobalAlertProgress {
+  /** The next 5-minute revenue window (by start) to evaluate, or null before the first. */
+  revenue: number | null;
+  errors: number | null;
+}
+
+/** Scaled out: partition 0's state key of the global alerts' progress. */
+export const GLOBAL_ALERTS_PROGRESS_KEY = ['global-alerts', 'progress'];
+
 export class GlobalWindowAlerts {
   private nextRevenue: number | null = null;
   private nextErrors: number | null = null;
@@ -34,6 +43,16 @@ export class GlobalWindowAlerts {
     }
     if (!any) return 0;
     return w === Infinity ? this.query.latestStreamTime() : w;
+  }
+
+  /** Where evaluation continues (scaled out it is kept in partition 0's state, so it moves with it). */
+  progress(): GlobalAlertProgress {
+    return { revenue: this.nextRevenue, errors: this.nextErrors };
+  }
+
+  setProgress(p: GlobalAlertProgress | undefined): void {
+    this.nextRevenue = p?.revenue ?? null;
+    this.nextErrors = p?.errors ?? null;
   }
 
   evaluate(now = Date.now()): Alert[] {

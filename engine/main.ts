@@ -15,6 +15,7 @@ import { KafkaSink } from './sink/kafka-sink.js';
 import { ChangelogRestorer, ChangelogWriter } from './kafka/changelog.js';
 import type { ScaleOut } from './engine.js';
 import { InstanceRegistry } from './kafka/instances.js';
+import { LivePartials } from './kafka/live-partials.js';
 import { DashboardServer, WS_COMPRESSION } from '../server/server.js';
 import { AccessPolicy, ServerConfigError } from '../server/security.js';
 import { MINUTE } from './operators/windows.js';
@@ -74,6 +75,7 @@ const program = new Command()
   .addOption(new Option('--commit-interval-ms <ms>', 'state commit interval').argParser(int('--commit-interval-ms')).default(1000).env('RTA_COMMIT_INTERVAL_MS'))
   .addOption(new Option('--worker-nice <n>', 'niceness of the worker and query threads (Linux; 0 = same priority as the main thread)').argParser(int('--worker-nice')).default(10).env('RTA_WORKER_NICE'))
   .addOption(new Option('--grace-ms <ms>', 'window grace period').argParser(int('--grace-ms')).default(30_000).env('RTA_GRACE_MS'))
+  .addOption(new Option('--idle-timeout-ms <ms>', 'a partition without events this long (wall time) stops holding back global windows').argParser(int('--idle-timeout-ms')).default(60_000).env('RTA_IDLE_TIMEOUT_MS'))
   .addOption(new Option('--webhook-url <url>', 'CRITICAL alert webhook').env('RTA_WEBHOOK_URL'))
   .addOption(new Option('--host <host>', 'dashboard server address').default('127.0.0.1').env('RTA_HOST'))
   .addOption(new Option('--port <port>', 'dashboard server port (0: any free port)').argParser(int('--port')).default(8080).env('RTA_PORT'))
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
-      commitIntervalMs: o.commitIntervalMs, workerNice: o.workerNice, graceMs: o.graceMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true,
+      commitIntervalMs: o.commitIntervalMs, workerNice: o.workerNice, graceMs: o.graceMs, idleTimeoutMs: o.idleTimeoutMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true,
     }, source, sink, scale);
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -149,6 +151,16 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw e;
+  }
+  // Scaled out: every partition's committed dashboard partials, read to their end before the live
+  // stream is served (so a first snapshot is never missing a partition).
+  const instanceId = o.instanceId ?? `${os.hostname()}-${process.pid}`;
+  let live: LivePartials | null = null;
+  if (scale) {
+    live = new LivePartials({ brokers: o.brokers, topicPrefix: o.topicPrefix, partitions: o.partitions, instanceId, kafkaConfig: { ...kafkaEnv(), ...o.kafka } });
+    await live.start();
+    await live.whenReady();
+    log.info({ entries: live.size, records: live.stats.records }, 'scaled out: dashboard partials of every partition read to their end');
   }
   const server = await DashboardServer.start(engine, {
     host: o.host, port: o.port, tickMs: o.tickMs, tickSnapshot: o.tickSnapshot, accessToken: o.accessToken, wsCompression: o.wsCompression, restCacheMs: o.restCacheMs,
@@ -159,10 +171,12 @@ async function main(): Promise<void> {
     const kafkaConfig = { ...kafkaEnv(), ...o.kafka };
     registry = new InstanceRegistry({
       brokers: o.brokers, topicPrefix: o.topicPrefix, kafkaConfig,
-      instanceId: o.instanceId ?? `${os.hostname()}-${process.pid}`, advertisedUrl: o.advertisedUrl ?? server.url,
+      instanceId, advertisedUrl: o.advertisedUrl ?? server.url,
     });
     await registry.start();
     const r = registry;
+    engine.attachLive(live!, () => r.owners());
+    server.attachLive(live!);
     engine.onOwnership((owned) => r.setOwned(owned));
     r.setOwned(engine.ownedPartitions());
     server.attachRegistry(r);
@@ -197,6 +211,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping: closing the server, draining workers and committing');
     await registry?.stop();
     await server.close();
+    await live?.stop();
     const timer = setTimeout(() => {
       log.error('graceful stop took longer than 30 s; exiting');
       process.exit(1);

@@ -9,6 +9,8 @@ import { AccessPolicy, RateLimiter } from './security.js';
 import { StaticAssets } from './static.js';
 import { QueryClient } from './query-client.js';
 import type { InstanceRegistry } from '../engine/kafka/instances.js';
+import type { LivePartials } from '../engine/kafka/live-partials.js';
+import { ALERT_STATUS } from '../engine/state/live-projection.js';
 import { QueryUnavailable } from '../engine/query/query.js';
 import { scanCodec, type ScanRequest } from '../engine/query/remote.js';
 import { DashboardSnapshots, type DashboardQuery, type LiveTiles } from './queries.js';
@@ -149,6 +151,8 @@ export class DashboardServer {
   private unsubscribe: (() => void) | null = null;
   /** Scaled out: the instance registry (who owns which partition) and the routing pushed to the query thread. */
   private registry_: InstanceRegistry | null = null;
+  /** Scaled out: every partition's committed dashboard partials (the live stream's source). */
+  private live: LivePartials | null = null;
   private routingTimer: NodeJS.Timeout | null = null;
   private routingText = '';
   private readonly unsubscribers: Array<() => void> = [];
@@ -216,17 +220,15 @@ export class DashboardServer {
       this.asyncRoute(app, 'post', `${api}/alerts/:id/${action}`, (req) => {
         const id = idParam('id', req.getParameter(0) ?? '');
         return async () => {
+          const status = action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED';
+          if (this.live) return this.setScaledStatus(id, status);
           if (!this.engine.query.alert(id)) return notFound(`alert ${id} does not exist`);
-          await this.engine.alertStore.setStatus(id, action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED');
+          await this.engine.alertStore.setStatus(id, status);
           // A status change must show at once, not after the cache interval, on every open dashboard.
-          this.stateVersion++;
-          this.cacheEpoch++;
-          this.responseCache.clear();
-          this.recomputing.clear();
-          this.snapshotText = null;
-          const notice = JSON.stringify({ type: 'ALERT_STATUS', alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED', at: Date.now() });
+          this.forgetAnswers();
+          const notice = JSON.stringify({ type: 'ALERT_STATUS', alertId: id, status, at: Date.now() });
           for (const ws of this.clients.keys()) this.sendText(ws, notice);
-          return { alertId: id, status: action === 'ack' ? 'ACKNOWLEDGED' : 'RESOLVED' };
+          return { alertId: id, status };
         };
       });
     }
@@ -259,6 +261,38 @@ export class DashboardServer {
           body = JSON.stringify({ error: (e as { code?: string }).code ?? 'ERR_SCAN', message: (e as Error).message });
         }
         res.cork(() => res.writeStatus(status).writeHeader('content-type', status === '200 OK' ? 'application/msgpack' : 'application/json').end(body));
+      });
+    });
+    // Scaled out: another instance forwards an acknowledgement to the owner of the alert's partition.
+    app.post('/internal/alert-status', (res, req) => {
+      if (!this.authorized(res, req)) return;
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      const chunks: Buffer[] = [];
+      res.onData((chunk, isLast) => {
+        if (aborted) return;
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (chunks.length > 16) {
+          aborted = true;
+          res.cork(() => writeReply(res, new Reply(413, { error: 'ERR_TOO_LARGE', message: 'request too large' })));
+          return;
+        }
+        if (!isLast) return;
+        let body: { alertId?: unknown; partition?: unknown; status?: unknown };
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          body = {};
+        }
+        const { alertId, partition, status } = body;
+        if (typeof alertId !== 'string' || !Number.isInteger(partition) || (status !== 'ACKNOWLEDGED' && status !== 'RESOLVED')) {
+          res.cork(() => writeReply(res, new Reply(400, { error: 'ERR_BAD_PARAMETER', message: 'expected {"alertId": string, "partition": integer, "status": "ACKNOWLEDGED"|"RESOLVED"}' })));
+          return;
+        }
+        this.writeStatusLocally(alertId, partition as number, status).then(
+          (r) => !aborted && res.cork(() => writeReply(res, r)),
+          (e) => !aborted && res.cork(() => writeReply(res, errorReply(e))),
+        );
       });
     });
     this.route(app, 'get', '/livez', () => ({ status: 'UP' }));
@@ -328,6 +362,8 @@ export class DashboardServer {
     this.unsubscribe = this.engine.onDeltas((deltas, alerts) => {
       this.snapshotText = null;
       this.stateVersion++;
+      // Scaled out, the live stream follows every partition's partials instead (attachLive).
+      if (this.live) return;
       for (const d of deltas) {
         let starts = this.dirty.get(d.pipeline);
         if (!starts) this.dirty.set(d.pipeline, (starts = new Set()));
@@ -557,16 +593,49 @@ export class DashboardServer {
         last: restores.slice(-16).map((r) => ({ partition: r.partition, mode: r.mode, records: r.records, bytes: r.bytes, ms: Math.round(r.ms) })),
       },
       changelog: { ...e.scale!.writer.stats, txnMsTotal: Math.round(e.scale!.writer.stats.txnMsTotal) },
+      live: this.live ? { ready: this.live.ready, entries: this.live.size, ...this.live.stats } : null,
+      globalAlerts: { evaluator: e.ownedPartitions().includes(0), ...e.scaledGlobalStats },
     };
   }
 
   /** The dashboard's tiles and recent series, built on the event loop (see DashboardSnapshots). */
   snapshot(opts: { latencyMinutes?: number } = {}): Record<string, unknown> {
+    if (this.live && this.engine.liveQuery) {
+      // Scaled out: every partition, from the committed partials every owner publishes.
+      return { ...this.snapshots.build(this.engine.liveQuery, this.liveTiles(), opts), stalePartitions: this.stalePartitions() };
+    }
     return this.snapshots.build(this.engine.query, this.liveTiles(), opts);
+  }
+
+  /**
+   * Scaled out: partitions without a live owner right now (a rebalance, an instance that died).
+   * Their numbers on the dashboard are their last committed ones (complete, possibly not the newest).
+   */
+  private stalePartitions(): number[] {
+    const owners = this.registry_?.owners();
+    if (!owners) return [];
+    return Array.from({ length: this.engine.config.partitions }, (_, p) => p).filter((p) => !owners.has(p));
   }
 
   /** The snapshot's tiles that come from the engine's main thread. */
   private liveTiles(): LiveTiles {
+    if (this.live) {
+      // Scaled out: the exactly-once counters of every partition, from the partials' progress records.
+      let late = 0;
+      let dead = 0;
+      let events = 0;
+      for (const v of this.live.views) {
+        const c = v.meta?.counters;
+        if (!c) continue;
+        events += c.events;
+        dead += c.deadLetters;
+        for (const n of Object.values(c.late)) late += n;
+      }
+      return {
+        lateDrops: late, deadLetters: dead, eventsProcessed: events, consumerLag: this.consumerLag(),
+        slabsInFlight: this.engine.dispatcher.channelInfo().reduce((n, c) => n + c.inFlight, 0),
+      };
+    }
     const totals = this.engine.committedTotals();
     return {
       lateDrops: Object.values(totals.late).reduce((a, b) => a + b, 0),
@@ -589,8 +658,8 @@ export class DashboardServer {
     const dirty = this.dirty;
     this.dirty = new Map();
     const alerts = this.pendingAlerts.splice(0);
-    // Scaled out, the snapshot shows this instance's partitions (the event loop's view), not the query thread's routed one.
-    if (this.opts.tickSnapshot === 'event-loop' || this.registry_) {
+    // Scaled out, the snapshot is built from the in-memory partials of every partition: sums, cheap on the event loop.
+    if (this.opts.tickSnapshot === 'event-loop' || this.live) {
       const t0 = performance.now();
       const snap = this.buildSnapshot();
       this.tickSeconds.observe({ phase: 'snapshot' }, (performance.now() - t0) / 1000);
@@ -650,6 +719,7 @@ export class DashboardServer {
       const delta: Record<string, unknown> = {
         // type and sentAt first: bench:fanout reads only the head of each message
         type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, watermark: snap.watermark, tiles: snap.tiles, newAlerts: alerts,
+        ...(snap.stalePartitions ? { stalePartitions: snap.stalePartitions } : {}),
       };
       for (const m of topic.slice(9).split(',')) {
         const rows = changedSeries.get(m as LiveMetric);
@@ -751,7 +821,7 @@ export class DashboardServer {
         }
         case 'GET_ALERT_DETAILS': {
           if (typeof req.alertId !== 'string') return fail('ERR_BAD_PARAMETER', 'alertId (string) is required');
-          const a = this.engine.query.alert(req.alertId);
+          const a = (this.engine.liveQuery ?? this.engine.query).alert(req.alertId);
           return a ? this.send(ws, { type: 'RESPONSE', requestId, data: a }) : fail('ERR_NOT_FOUND', `alert ${req.alertId} does not exist`);
         }
         case 'SUBSCRIBE_METRIC':
@@ -787,7 +857,7 @@ export class DashboardServer {
 
   /** A fresh snapshot (it must see the commits just announced), kept with its JSON text for the clients that connect next. */
   private buildSnapshot(): Record<string, unknown> {
-    this.engine.query.fresh();
+    if (!this.live) this.engine.query.fresh();
     const snap = this.snapshot();
     this.snapshotObj = snap;
     this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
@@ -808,6 +878,87 @@ export class DashboardServer {
     } catch {
       // closed meanwhile
     }
+  }
+
+  /** Cached answers are from before a change that must show at once (an alert status). */
+  private forgetAnswers(): void {
+    this.stateVersion++;
+    this.cacheEpoch++;
+    this.responseCache.clear();
+    this.recomputing.clear();
+    this.snapshotText = null;
+  }
+
+  /**
+   * Scaled out: the live stream (snapshot, deltas, tiles, new alerts, alert statuses) follows every
+   * partition's committed partials (engine/kafka/live-partials.ts), this instance's own included,
+   * instead of this instance's commits. A delta carries the windows any partition's commit changed
+   * since the last tick, read from the same partials a new client's snapshot is built from.
+   */
+  attachLive(live: LivePartials): void {
+    this.live = live;
+    this.unsubscribers.push(live.onUpdate((u) => {
+      this.snapshotText = null;
+      this.stateVersion++;
+      for (const d of u.changed) {
+        let starts = this.dirty.get(d.pipeline);
+        if (!starts) this.dirty.set(d.pipeline, (starts = new Set()));
+        starts.add(d.windowStart);
+      }
+      if (u.newAlerts.length) this.pendingAlerts.push(...u.newAlerts);
+      if (u.statuses.length) {
+        this.forgetAnswers();
+        for (const st of u.statuses) {
+          const notice = JSON.stringify({ type: 'ALERT_STATUS', alertId: st.alertId, status: st.status, at: st.at });
+          for (const ws of this.clients.keys()) this.sendText(ws, notice);
+        }
+      }
+    }));
+  }
+
+  /**
+   * Scaled out: an alert's status is kept in the state of the alert's partition (and so in its
+   * changelog: it moves with the partition), written by the partition's owner. Another instance's
+   * request is forwarded to it; during a rebalance the answer is 503 with Retry-After.
+   */
+  private async setScaledStatus(id: string, status: 'ACKNOWLEDGED' | 'RESOLVED'): Promise<Json | Reply> {
+    const q = this.engine.liveQuery!;
+    const partition = q.alertPartition(id);
+    if (partition === null) return notFound(`alert ${id} does not exist`);
+    if (this.engine.ownedPartitions().includes(partition)) return this.writeStatusLocally(id, partition, status);
+    const owner = this.registry_?.owners().get(partition);
+    if (!owner) return unavailable(`partition ${partition} (alert ${id}) has no known owner right now (a rebalance is under way); retry in a few seconds`);
+    let r: Response;
+    try {
+      r = await fetch(`${owner.url}/internal/alert-status`, {
+        method: 'POST',
+        body: JSON.stringify({ alertId: id, partition, status }),
+        headers: { 'content-type': 'application/json', ...(this.opts.accessToken ? { authorization: `Bearer ${this.opts.accessToken}` } : {}) },
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (e) {
+      return unavailable(`the owner of partition ${partition} (${owner.url}) did not answer: ${(e as Error).message}; retry in a few seconds`);
+    }
+    const body = (await r.json().catch(() => ({}))) as Json;
+    if (r.status === 200) {
+      this.forgetAnswers();
+      return body;
+    }
+    if (r.status === 409 || r.status === 503) return unavailable(`the owner of partition ${partition} (${owner.url}) refused: ${JSON.stringify(body)}; retry in a few seconds`);
+    return new Reply(r.status === 404 ? 404 : 500, body);
+  }
+
+  /** Writes an alert status into its (owned) partition's state: committed and in the changelog before the answer. */
+  private async writeStatusLocally(id: string, partition: number, status: 'ACKNOWLEDGED' | 'RESOLVED'): Promise<Reply> {
+    if (!this.engine.ownedPartitions().includes(partition)) return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: `partition ${partition} is not owned by this instance (any more)` });
+    try {
+      await this.engine.writeState(partition, [[[partition, ALERT_STATUS, id], { status, at: Date.now() }]]);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_PARTITION_NOT_OWNED') return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: (e as Error).message });
+      throw e;
+    }
+    this.forgetAnswers();
+    return new Reply(200, { alertId: id, status });
   }
 
   /**
@@ -877,6 +1028,10 @@ function notFound(message: string): Reply {
   return new Reply(404, { error: 'ERR_NOT_FOUND', message });
 }
 
+function unavailable(message: string): Reply {
+  return new Reply(503, { error: 'ERR_PARTITION_UNAVAILABLE', message });
+}
+
 function errorReply(e: unknown): Reply {
   if (e instanceof ParamError) return new Reply(400, { error: e.code, parameter: e.parameter, message: e.message });
   const code = (e as { code?: string }).code;
@@ -884,7 +1039,7 @@ function errorReply(e: unknown): Reply {
   return new Reply(500, { error: 'ERR_INTERNAL', message: 'the request failed; see the server log' });
 }
 
-const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 403: '403 Forbidden', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict', 413: '413 Payload Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
 
 function writeReply(res: uWS.HttpResponse, r: Reply): void {
   res.writeStatus(STATUS[r.status] ?? String(r.status)).writeHeader('content-type', 'application/json');

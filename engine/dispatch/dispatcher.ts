@@ -4,7 +4,7 @@ import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
 import { decodeTaskError, type BatchTask, type CommitInfo, type MembershipResult, type ShardResult, type ShardTask } from '../workers/protocol.js';
-import type { PartitionCounters, PartitionMeta } from '../state/shard-store.js';
+import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 import type { ChangelogBatch } from '../state/changelog-codec.js';
 
 /** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
@@ -377,6 +377,42 @@ export class ShardDispatcher {
         this.onFailure(ch, gen, err);
       },
     );
+  }
+
+  /**
+   * Scaled out: writes state of an owned partition from the main thread (alert statuses, global
+   * alerts) and commits its shard at once, in order with the shard's batches. Resolves when the
+   * commit is durable (its changelog records are then on their way: onCommitted has run). A
+   * partition not loaded here is refused with ERR_PARTITION_NOT_OWNED, nothing written.
+   */
+  async commitWrites(partition: number, writes: Array<[StoreKey, unknown]>): Promise<void> {
+    const ch = this.channels[this.shardOf(partition)];
+    for (let attempt = 0; ; attempt++) {
+      if (ch.recovering) await ch.recovering.catch(() => undefined);
+      if (ch.failed) throw new Error(`shard ${ch.shard} has given up (${ch.lastFailure?.message ?? 'unknown error'})`, { cause: ch.lastFailure ?? undefined });
+      if (!ch.owned.has(partition)) throw Object.assign(new Error(`partition ${partition} is not owned by this instance (any more)`), { code: 'ERR_PARTITION_NOT_OWNED' });
+      const gen = ch.gen;
+      ch.inFlight++;
+      ch.lastActivity = Date.now();
+      try {
+        const res = (await this.run(ch, { op: 'commit', shard: ch.shard, gen, seq: ch.seq, writes })) as ShardResult;
+        ch.inFlight--;
+        if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed);
+        this.checkIdle();
+        return;
+      } catch (e) {
+        ch.inFlight--;
+        const { code } = decodeTaskError(e as Error);
+        if (code === 'ERR_PARTITION_NOT_OWNED') {
+          this.checkIdle();
+          throw Object.assign(new Error(`partition ${partition} is not owned by this instance (any more)`, { cause: e }), { code });
+        }
+        if (code !== 'ERR_SHARD_STALE') this.onFailure(ch, gen, e as Error);
+        else this.checkIdle();
+        if (attempt >= 20) throw e;
+        await this.sleep(50);
+      }
+    }
   }
 
   /** True while any shard is recovering or has given up (its data is waiting, not absent). */

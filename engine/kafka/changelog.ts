@@ -5,7 +5,7 @@ import { EngineError } from '../errors.js';
 import { CHANGELOG_STRIDE, META_KEY, decodeValue, metaFingerprint, type ChangelogBatch } from '../state/changelog-codec.js';
 import type { PartitionMeta } from '../state/shard-store.js';
 
-import { CHANGELOG_TOPIC } from './topics.js';
+import { CHANGELOG_TOPIC, LIVE_TOPIC } from './topics.js';
 
 export class ChangelogError extends EngineError {}
 
@@ -31,7 +31,20 @@ interface Segment {
   index: Float64Array;
   /** Index positions (in records) of this partition's records in the batch. */
   records: number[];
+  /** The partition's dashboard projection of the same commit (to the partials topic, same transaction). */
+  live: { data: Uint8Array; index: Float64Array; records: number[] } | null;
   resolve: () => void;
+}
+
+function recordsByPartition(index: Float64Array): Map<number, number[]> {
+  const byPartition = new Map<number, number[]>();
+  for (let r = 0; r * CHANGELOG_STRIDE < index.length; r++) {
+    const p = index[r * CHANGELOG_STRIDE];
+    let list = byPartition.get(p);
+    if (!list) byPartition.set(p, (list = []));
+    list.push(r);
+  }
+  return byPartition;
 }
 
 interface PartitionProducer {
@@ -62,10 +75,12 @@ export class ChangelogWriter {
   readonly checkpoint: Record<number, number>;
   private readonly checkpointFile: string;
   private checkpointTimer: NodeJS.Timeout | null = null;
-  readonly stats = { transactions: 0, records: 0, bytes: 0, retries: 0, fenced: 0, lastError: '', txnMsTotal: 0 };
+  readonly liveTopic: string;
+  readonly stats = { transactions: 0, records: 0, bytes: 0, retries: 0, fenced: 0, lastError: '', txnMsTotal: 0, liveRecords: 0, liveBytes: 0 };
 
   constructor(private readonly opts: ChangelogOptions) {
     this.topic = opts.topicPrefix + CHANGELOG_TOPIC;
+    this.liveTopic = opts.topicPrefix + LIVE_TOPIC;
     this.checkpointFile = path.join(opts.dataDir, 'changelog.checkpoint');
     this.checkpoint = readCheckpoint(this.checkpointFile);
   }
@@ -113,19 +128,15 @@ export class ChangelogWriter {
    * (given up meanwhile) is skipped: its next owner restores from what was committed.
    */
   write(batch: ChangelogBatch): Promise<void> {
-    const byPartition = new Map<number, number[]>();
-    for (let r = 0; r * CHANGELOG_STRIDE < batch.index.length; r++) {
-      const p = batch.index[r * CHANGELOG_STRIDE];
-      let list = byPartition.get(p);
-      if (!list) byPartition.set(p, (list = []));
-      list.push(r);
-    }
+    const byPartition = recordsByPartition(batch.index);
+    const live = batch.live ? recordsByPartition(batch.live.index) : null;
     const done: Promise<void>[] = [];
     for (const [p, records] of byPartition) {
       const pp = this.producers.get(p);
       if (!pp || pp.fenced) continue;
       done.push(new Promise<void>((resolve) => {
-        pp.queue.push({ data: batch.data, index: batch.index, records, resolve });
+        const liveRecords = live?.get(p);
+        pp.queue.push({ data: batch.data, index: batch.index, records, live: liveRecords ? { data: batch.live!.data, index: batch.live!.index, records: liveRecords } : null, resolve });
         void this.pump(pp);
       }));
     }
@@ -173,6 +184,18 @@ export class ChangelogWriter {
     let bytes = 0;
     this.pendingMetaOffset.delete(partition);
     for (const s of segments) {
+      // The dashboard projection first: its meta record closes it for the readers.
+      if (s.live) {
+        for (const r of s.live.records) {
+          const i = r * CHANGELOG_STRIDE;
+          const key = Buffer.from(s.live.data.buffer, s.live.data.byteOffset + s.live.index[i + 1], s.live.index[i + 2]);
+          const valLen = s.live.index[i + 4];
+          const value = valLen < 0 ? null : Buffer.from(s.live.data.buffer, s.live.data.byteOffset + s.live.index[i + 3], valLen);
+          await this.produce(producer, this.liveTopic, partition, value, key, undefined);
+          this.stats.liveRecords++;
+          this.stats.liveBytes += key.length + (value?.length ?? 0);
+        }
+      }
       for (const r of s.records) {
         const i = r * CHANGELOG_STRIDE;
         const keyStart = s.index[i + 1];
@@ -182,16 +205,7 @@ export class ChangelogWriter {
         const key = Buffer.from(s.data.buffer, s.data.byteOffset + keyStart, keyLen);
         const value = valLen < 0 ? null : Buffer.from(s.data.buffer, s.data.byteOffset + valStart, valLen);
         const isMeta = keyLen === META_KEY.length && key.toString() === META_KEY;
-        for (;;) {
-          try {
-            producer.produce(this.topic, partition, value, key, null, isMeta ? META_KEY : undefined);
-            break;
-          } catch (e) {
-            if ((e as Kafka.LibrdKafkaError).code !== Kafka.CODES.ERRORS.ERR__QUEUE_FULL) throw e;
-            producer.poll();
-            await sleep(2);
-          }
-        }
+        await this.produce(producer, this.topic, partition, value, key, isMeta ? META_KEY : undefined);
         records++;
         bytes += keyLen + Math.max(0, valLen);
       }
@@ -205,6 +219,19 @@ export class ChangelogWriter {
     for (let i = 0; i < 50 && !this.pendingMetaOffset.has(partition); i++) await sleep(10);
     const off = this.pendingMetaOffset.get(partition);
     if (off !== undefined) this.setCheckpoint(partition, off);
+  }
+
+  private async produce(producer: Kafka.Producer, topic: string, partition: number, value: Buffer | null, key: Buffer, opaque: string | undefined): Promise<void> {
+    for (;;) {
+      try {
+        producer.produce(topic, partition, value, key, null, opaque);
+        return;
+      } catch (e) {
+        if ((e as Kafka.LibrdKafkaError).code !== Kafka.CODES.ERRORS.ERR__QUEUE_FULL) throw e;
+        producer.poll();
+        await sleep(2);
+      }
+    }
   }
 
   setCheckpoint(partition: number, metaOffset: number): void {

@@ -31,6 +31,8 @@ export interface InstanceRegistryOptions {
 export interface PartitionOwner {
   instanceId: string;
   url: string;
+  /** When the owner took the partition (its own clock). */
+  since: number;
 }
 
 export class InstanceRegistry {
@@ -134,12 +136,12 @@ export class InstanceRegistry {
         const part = Number(p);
         if (mine.has(part)) continue;
         const cur = best.get(part);
-        if (!cur || since > cur.since) best.set(part, { since, owner: { instanceId: r.instanceId, url: r.url } });
+        if (!cur || since > cur.since) best.set(part, { since, owner: { instanceId: r.instanceId, url: r.url, since } });
       }
     }
     const out = new Map<number, PartitionOwner>();
     for (const [p, b] of best) out.set(p, b.owner);
-    for (const p of mine) out.set(p, { instanceId: this.opts.instanceId, url: this.opts.advertisedUrl });
+    for (const p of mine) out.set(p, { instanceId: this.opts.instanceId, url: this.opts.advertisedUrl, since: this.owned[String(p)] ?? now });
     return out;
   }
 

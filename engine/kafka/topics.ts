@@ -20,13 +20,15 @@ export interface TopicSpec {
   compacted: boolean;
 }
 
-/** Scaled out: the state changelog (compacted) and the instances registry (compacted, one partition). */
+/** Scaled out: the state changelog (compacted), the instances registry (compacted, one partition) and the dashboard partials (compacted). */
 export const CHANGELOG_TOPIC = 'state-changelog';
 export const INSTANCES_TOPIC = 'instances';
+/** Scaled out: the dashboard projection of every partition's commits (compacted; engine/state/live-projection.ts). */
+export const LIVE_TOPIC = 'dashboard-partials';
 
 export function topicSpecs(prefix: string, partitions: number, opts: { changelog?: boolean } = {}): TopicSpec[] {
   return [
-    ...(opts.changelog ? [{ name: prefix + CHANGELOG_TOPIC, partitions, compacted: true }, { name: prefix + INSTANCES_TOPIC, partitions: 1, compacted: true }] : []),
+    ...(opts.changelog ? [{ name: prefix + CHANGELOG_TOPIC, partitions, compacted: true }, { name: prefix + INSTANCES_TOPIC, partitions: 1, compacted: true }, { name: prefix + LIVE_TOPIC, partitions, compacted: true }] : []),
     ...INPUT_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: false })),
     ...REFERENCE_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: true })),
     ...OUTPUT_TOPICS.map((t) => ({ name: prefix + t, partitions, compacted: t === 'dashboard-metrics' || t === 'user-session-analytics' })),

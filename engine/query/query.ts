@@ -3,7 +3,8 @@ import type { EngineConfig } from '../config.js';
 import { ShardStore, type PartitionMeta, type StoreKey } from '../state/shard-store.js';
 import { EngineError } from '../errors.js';
 import { ReferenceStore } from '../state/reference-store.js';
-import { listAlerts, type AlertFilter, type AlertList, type AlertStore } from '../alerts/alert-store.js';
+import { listAlerts, type AlertFilter, type AlertList, type AlertStatus, type AlertStore } from '../alerts/alert-store.js';
+import { ALERT_STATUS } from '../state/live-projection.js';
 import type { Alert } from '../codec/types.js';
 import { FUNNEL_STEPS, funnelDepth } from '../operators/pipelines/sessions.js';
 import type { Revenue } from '../operators/pipelines/revenue.js';
@@ -178,11 +179,12 @@ export class QueryLayer {
 
   activeUsers(range: TimeRange): Array<{ windowStart: number; windowEnd: number; users: number; byPlatform: Record<string, number> }> {
     const by = new Map<number, { users: number; byPlatform: Record<string, number> }>();
-    for (const w of this.windows<{ u: string[]; p: Record<string, string[]> }>('active_users', range)) {
+    // Stored: the partition's user sets; the live dashboard's projection (scaled out): their sizes.
+    for (const w of this.windows<{ u: string[]; p: Record<string, string[]> } | { n: number; p: Record<string, number> }>('active_users', range)) {
       let a = by.get(w.windowStart);
       if (!a) by.set(w.windowStart, (a = { users: 0, byPlatform: {} }));
-      a.users += w.value.u.length;
-      for (const [pl, list] of Object.entries(w.value.p)) a.byPlatform[pl] = (a.byPlatform[pl] ?? 0) + list.length;
+      a.users += 'n' in w.value ? w.value.n : w.value.u.length;
+      for (const [pl, list] of Object.entries(w.value.p)) a.byPlatform[pl] = (a.byPlatform[pl] ?? 0) + (typeof list === 'number' ? list : list.length);
     }
     return [...by].sort((x, y) => x[0] - y[0]).map(([ws, a]) => ({ windowStart: ws, windowEnd: ws + MINUTE, ...a }));
   }
@@ -366,17 +368,39 @@ export class QueryLayer {
     return { userId, profile: this.ref().profile(userId) ?? null, sessions: sessions.reverse(), openSessions, baseline, alerts: this.alerts({ userId }).alerts };
   }
 
-  /** Every alert: per-event ones from the shards' stores, global ones and statuses from the alert store. */
+  /**
+   * Every alert: per-event ones from the partitions' state, global ones from the alert store (one
+   * instance) or partition 0's state (scaled out). Statuses: from the alert's partition (scaled
+   * out, where acknowledgements go through the state and its changelog), else the alert store.
+   */
   alerts(filter: AlertFilter = {}): AlertList {
     const store = this.alertStore;
-    const self = this;
-    function* all(): Generator<Alert> {
-      for (const [p, s] of self.partitions()) {
-        for (const { value } of s.state.getRange({ start: [p, 'alerts'], end: [p, 'alerts\u0000'] })) yield value as Alert;
+    const partitionStatus = new Map<string, { status: AlertStatus; at: number }>();
+    const collected: Alert[] = [];
+    for (const [p, s] of this.partitions()) {
+      for (const { value } of s.state.getRange({ start: [p, 'alerts'], end: [p, 'alerts\u0000'] })) collected.push(value as Alert);
+      for (const { key, value } of s.state.getRange({ start: [p, ALERT_STATUS], end: [p, ALERT_STATUS + '\u0000'] })) {
+        partitionStatus.set((key as StoreKey)[2] as string, value as { status: AlertStatus; at: number });
       }
+    }
+    function* all(): Generator<Alert> {
+      yield* collected;
       if (store) yield* store.globalAlerts();
     }
-    return listAlerts(all(), (id) => store?.statusOf(id) ?? { status: 'OPEN', at: 0 }, filter);
+    return listAlerts(all(), (id) => partitionStatus.get(id) ?? store?.statusOf(id) ?? { status: 'OPEN', at: 0 }, filter);
+  }
+
+  /** One stored value of a partition (key relative to it), or undefined. */
+  readKey(partition: number, rel: StoreKey): unknown {
+    return this.reader(partition)?.state.get([partition, ...rel]);
+  }
+
+  /** The partition whose state holds an alert (scaled out: where its status is kept), or null. */
+  alertPartition(id: string): number | null {
+    for (const [p, s] of this.partitions()) {
+      if (s.state.get([p, 'alerts', id]) !== undefined) return p;
+    }
+    return null;
   }
 
   alert(id: string): (Alert & { status: string }) | undefined {

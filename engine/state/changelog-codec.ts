@@ -43,6 +43,8 @@ export interface ChangelogBatch {
   index: Float64Array;
   /** Partitions in this batch (each one's records end with its meta record). */
   partitions: number[];
+  /** The dashboard projection of the same commit (engine/state/live-projection.ts), sent in the same transactions. */
+  live?: ChangelogBatch;
 }
 
 export const CHANGELOG_STRIDE = 5;

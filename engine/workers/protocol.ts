@@ -1,7 +1,7 @@
 import type { Alert } from '../codec/types.js';
 import type { EngineConfig } from '../config.js';
 import type { OutputRecord } from '../operators/api.js';
-import type { PartitionCounters, PartitionMeta } from '../state/shard-store.js';
+import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 import type { ChangelogBatch } from '../state/changelog-codec.js';
 
 /**
@@ -48,6 +48,8 @@ export interface CommitTask {
   shard: number;
   gen: number;
   seq: number;
+  /** Scaled out: state writes from the main thread (absolute keys; undefined value deletes), committed in this transaction. */
+  writes?: Array<[StoreKey, unknown]>;
 }
 
 export interface CloseTask {

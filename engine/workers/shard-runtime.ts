@@ -7,6 +7,8 @@ import { IDX_LENGTH, IDX_OFFSET, IDX_PARTITION, IDX_START, IDX_TOPIC, INDEX_STRI
 import { ScratchEvent, decodeInto } from './scratch.js';
 import { ChangelogBatchBuilder, decodeKey, decodeValue, encodeKey, metaFingerprint } from '../state/changelog-codec.js';
 import type { Vocabulary } from './symbols.js';
+import { projectCommit } from '../state/live-projection.js';
+import { EngineError } from '../errors.js';
 
 const encoder = new TextEncoder();
 
@@ -202,10 +204,16 @@ export class ShardRuntime {
     return dirty >= this.config.cacheMaxDirty;
   }
 
-  /** One durable LMDB transaction: every changed aggregate plus each partition's offsets and stream time. */
-  commit(seq: number): CommitInfo {
+  /**
+   * One durable LMDB transaction: every changed aggregate plus each partition's offsets and stream
+   * time. `extra`: writes from the main thread (scaled out: alert statuses, global alerts and their
+   * progress), absolute keys of partitions this shard has loaded, committed (and sent to the
+   * changelog) with the rest.
+   */
+  commit(seq: number, extra: Array<[StoreKey, unknown]> = []): CommitInfo {
     const t0 = performance.now();
-    const writes: Array<[StoreKey, unknown]> = [];
+    this.checkLoaded(extra);
+    const writes: Array<[StoreKey, unknown]> = [...extra];
     const metas = new Map<number, PartitionMeta>();
     for (const [p, rt] of this.partitions) {
       rt.collectWrites(writes);
@@ -243,15 +251,29 @@ export class ShardRuntime {
     for (const [k, v] of writes) add(k, v);
     for (const k of deleted) add(k, undefined);
     const b = new ChangelogBatchBuilder();
+    const live = new ChangelogBatchBuilder();
     for (const [p, meta] of metas) {
       const list = byPartition.get(p);
       const fp = metaFingerprint(meta);
       if (!list && this.sentMeta.get(p) === fp) continue;
       if (list) for (const [k, v] of list) b.add(p, encodeKey(k.slice(1)), v);
       b.addMeta(p, meta);
+      projectCommit(live, p, list ?? [], meta, (ws) => this.performanceMinute(p, ws));
       this.sentMeta.set(p, fp);
     }
-    return b.empty ? undefined : b.build();
+    return b.empty ? undefined : { ...b.build(), live: live.build() };
+  }
+
+  /** Main-thread writes may only touch partitions loaded here (checked before anything is written). */
+  checkLoaded(writes: Array<[StoreKey, unknown]>): void {
+    for (const [k] of writes) {
+      if (!this.partitions.has(k[0] as number)) throw new EngineError('ERR_PARTITION_NOT_OWNED', `partition ${k[0]} is not loaded in shard ${this.shard} (it moved to another instance); retry on its owner`, true);
+    }
+  }
+
+  /** The committed load-time histograms of a partition's minute (every platform and page). */
+  private *performanceMinute(partition: number, windowStart: number): Generator<string> {
+    for (const { value } of this.store.state.getRange({ start: [partition, 'performance', windowStart], end: [partition, 'performance', windowStart + 1] })) yield value as string;
   }
 
   /**

@@ -126,8 +126,10 @@ async function runTask(task: ShardTask): Promise<RunResult> {
     }
     case 'commit': {
       const rt = current(task.shard, task.gen);
+      // Refused before anything is written, without discarding the shard: the partition moved.
+      if (task.writes) rt.checkLoaded(task.writes);
       try {
-        const committed = rt.commit(task.seq);
+        const committed = rt.commit(task.seq, task.writes);
         return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCounters(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
       } catch (err) {
         discard(task.shard, rt);

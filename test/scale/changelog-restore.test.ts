@@ -4,16 +4,16 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Kafka from 'node-rdkafka';
 import { Engine, MemorySink, ReferenceStore } from '../../engine/index.js';
-import { CHANGELOG_TOPIC, INPUT_TOPICS, ensureTopics } from '../../engine/kafka/topics.js';
+import { CHANGELOG_TOPIC, INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { KafkaSource } from '../../engine/source/kafka.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
 import { ChangelogRestorer, ChangelogWriter } from '../../engine/kafka/changelog.js';
-import { EventGenerator } from '../../engine/source/generator.js';
 import { ShardStore } from '../../engine/state/shard-store.js';
 import { META_KEY, encodeValue } from '../../engine/state/changelog-codec.js';
 import { parseEngineConfig } from '../../engine/config.js';
-import { TEST_GENERATOR, expectCoreNumbers, referenceFor, tempDir } from '../engine/harness.js';
-import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from '../kafka/produce.js';
+import { expectCoreNumbers, tempDir } from '../engine/harness.js';
+import { BROKERS } from '../kafka/produce.js';
+import { produceInput } from './cluster.js';
 
 const N = 20_000;
 const PARTITIONS = 8;
@@ -64,15 +64,9 @@ describe('changelog: a partition restored on another machine', () => {
   it('a new instance restores every partition from the changelog (nothing reprocessed), its store equals the old owner\'s and the reference; the old store, when current, is kept without a restore; with the input deleted, a restore is exact and the control without one is not', async () => {
     const prefix = `cl${Date.now()}-`;
     const groupId = `${prefix}engine`;
-    await ensureTopics(BROKERS, prefix, PARTITIONS, {}, { changelog: true });
-    const gen = new EventGenerator(TEST_GENERATOR);
-    const events = gen.take(N);
-    const p = await producer();
-    await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
-    const messages = eventMessages(prefix, events, PARTITIONS, 100);
-    await produceAll(p, messages);
-    await new Promise<void>((r) => p.disconnect(() => r()));
-    const model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: GRACE });
+    const input = await produceInput(prefix, N, { graceMs: GRACE });
+    await input.close();
+    const { model } = input;
 
     const dirA = tempDir('changelog-a');
     const dirB = tempDir('changelog-b');
@@ -134,15 +128,9 @@ describe('changelog: a partition restored on another machine', () => {
   it('a torn commit (a transaction left open by a killed owner) is never applied by a restore, though it is on the log', async () => {
     const prefix = `clt${Date.now()}-`;
     const groupId = `${prefix}engine`;
-    await ensureTopics(BROKERS, prefix, PARTITIONS, {}, { changelog: true });
-    const gen = new EventGenerator(TEST_GENERATOR);
-    const events = gen.take(N / 4);
-    const p = await producer();
-    await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
-    const messages = eventMessages(prefix, events, PARTITIONS, 100);
-    await produceAll(p, messages);
-    await new Promise<void>((r) => p.disconnect(() => r()));
-    const model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: GRACE });
+    const input = await produceInput(prefix, N / 4, { graceMs: GRACE });
+    await input.close();
+    const { model } = input;
 
     const dirA = tempDir('changelog-torn-a');
     dirs.push(dirA);

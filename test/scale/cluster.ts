@@ -3,7 +3,13 @@
  * would have), in one consumer group with the changelog on. Run `npm run build` first.
  */
 import path from 'node:path';
-import { health, sleep, startEngine, stopEngine, type EngineProcess } from '../reliability/harness.js';
+import type Kafka from 'node-rdkafka';
+import { ensureTopics } from '../../engine/kafka/topics.js';
+import { EventGenerator } from '../../engine/source/generator.js';
+import type { EventRecord } from '../../engine/codec/types.js';
+import { TEST_GENERATOR, referenceFor } from '../engine/harness.js';
+import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages, type ProducedRecord } from '../kafka/produce.js';
+import { PARTITIONS, health, sleep, startEngine, stopEngine, type EngineProcess } from '../reliability/harness.js';
 
 /** Short session timeout: a SIGKILLed member is noticed in ~6 s instead of 45 s (the broker's minimum is 6 s). */
 export const SCALE_ARGS = ['--changelog', '--kafka', 'session.timeout.ms=6000', '--kafka', 'heartbeat.interval.ms=1000'];
@@ -64,4 +70,40 @@ export async function untilOwned(instances: Instance[], partitions: number, cond
 
 export async function stopAll(instances: Instance[], signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   await Promise.all(instances.filter(alive).map((i) => stopEngine(i.proc, signal)));
+}
+
+/**
+ * The input of a scale test: the topics (changelog ones included), the user profiles and events of
+ * TEST_GENERATOR written as loadgen writes them, and the independent reference model of what was
+ * written so far. `more(n)` appends the generator's next n events (a second phase); the model then
+ * covers everything written.
+ */
+export interface ScaleInput {
+  events: EventRecord[];
+  model: ReturnType<typeof referenceFor>;
+  more(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function produceInput(prefix: string, n: number, opts: { graceMs?: number; perMessage?: number } = {}): Promise<ScaleInput> {
+  await ensureTopics(BROKERS, prefix, PARTITIONS, {}, { changelog: true });
+  const gen = new EventGenerator(TEST_GENERATOR);
+  const p: Kafka.Producer = await producer();
+  await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
+  const messages: ProducedRecord[] = [];
+  const input: ScaleInput = {
+    events: [],
+    model: null as unknown as ScaleInput['model'],
+    more: async (count: number) => {
+      const batch = gen.take(count);
+      const m = eventMessages(prefix, batch, PARTITIONS, opts.perMessage ?? 100);
+      await produceAll(p, m);
+      messages.push(...m);
+      input.events.push(...batch);
+      input.model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: opts.graceMs ?? 30_000 });
+    },
+    close: () => new Promise<void>((r) => p.disconnect(() => r())),
+  };
+  await input.more(n);
+  return input;
 }

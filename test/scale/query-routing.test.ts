@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { Engine, MemorySink, ReferenceStore } from '../../engine/index.js';
-import { ensureTopics } from '../../engine/kafka/topics.js';
 import { KafkaSource } from '../../engine/source/kafka.js';
 import { ReferenceLoader } from '../../engine/kafka/reference-loader.js';
-import { EventGenerator } from '../../engine/source/generator.js';
 import { DASHBOARD_QUERIES } from '../../server/queries.js';
-import { TEST_GENERATOR, referenceFor, tempDir } from '../engine/harness.js';
-import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from '../kafka/produce.js';
+import { tempDir } from '../engine/harness.js';
+import { BROKERS } from '../kafka/produce.js';
 import { PARTITIONS, SHARDS, deleteTopics, sleep, stopEngine } from '../reliability/harness.js';
-import { alive, scaleHealth, startInstance, stopAll, untilOwned, type Instance } from './cluster.js';
+import { alive, produceInput, scaleHealth, startInstance, stopAll, untilOwned, type Instance } from './cluster.js';
 
 const N = 20_000;
 const HOURS = 24 * 7;
@@ -38,15 +36,9 @@ describe('queries when scaled out: any instance answers any query', () => {
     const instances: Instance[] = [];
     let single: Awaited<ReturnType<typeof startSingle>> | null = null;
     try {
-      await ensureTopics(BROKERS, prefix, PARTITIONS, {}, { changelog: true });
-      const gen = new EventGenerator(TEST_GENERATOR);
-      const events = gen.take(N);
-      const p = await producer();
-      await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
-      const messages = eventMessages(prefix, events, PARTITIONS, 100);
-      await produceAll(p, messages);
-      await new Promise<void>((r) => p.disconnect(() => r()));
-      const model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: 30_000 });
+      const input = await produceInput(prefix, N);
+      await input.close();
+      const { events, model } = input;
 
       instances.push(...(await Promise.all(['a', 'b', 'c'].map((n) => startInstance(root, n, { prefix, groupId })))));
       await untilOwned(instances, PARTITIONS, (o) => new Set(o.values()).size === 3, 120_000, 'three instances to share the partitions');
