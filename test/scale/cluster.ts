@@ -3,12 +3,12 @@
  * would have), in one consumer group with the changelog on. Run `npm run build` first.
  */
 import path from 'node:path';
-import type Kafka from 'node-rdkafka';
+import Kafka from 'node-rdkafka';
 import { ensureTopics } from '../../engine/kafka/topics.js';
 import { EventGenerator } from '../../engine/source/generator.js';
 import type { EventRecord } from '../../engine/codec/types.js';
 import { TEST_GENERATOR, referenceFor } from '../engine/harness.js';
-import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages, type ProducedRecord } from '../kafka/produce.js';
+import { BROKERS, eventMessages, mergedEventOrder, produceAll, producer, profileMessages } from '../kafka/produce.js';
 import { PARTITIONS, health, sleep, startEngine, stopEngine, type EngineProcess } from '../reliability/harness.js';
 
 /** Short session timeout: a SIGKILLed member is noticed in ~6 s instead of 45 s (the broker's minimum is 6 s). */
@@ -75,8 +75,9 @@ export async function stopAll(instances: Instance[], signal: NodeJS.Signals = 'S
 /**
  * The input of a scale test: the topics (changelog ones included), the user profiles and events of
  * TEST_GENERATOR written as loadgen writes them, and the independent reference model of what was
- * written so far. `more(n)` appends the generator's next n events (a second phase); the model then
- * covers everything written.
+ * written so far. `more(n)` appends the generator's next n events (a second phase: call it once
+ * the engines have consumed the first, as the model applies phases one after the other); the model
+ * then covers everything written.
  */
 export interface ScaleInput {
   events: EventRecord[];
@@ -90,19 +91,43 @@ export async function produceInput(prefix: string, n: number, opts: { graceMs?: 
   const gen = new EventGenerator(TEST_GENERATOR);
   const p: Kafka.Producer = await producer();
   await produceAll(p, profileMessages(prefix, gen.profiles(), PARTITIONS));
-  const messages: ProducedRecord[] = [];
+  // Later phases are written in one Kafka transaction: the engines (read_committed) see a phase's
+  // five topics all at once, so each partition merges them by timestamp as the model does, instead
+  // of in whatever order concurrent writes and reads happen to interleave (the generator's late
+  // and out-of-order events make that order matter).
+  let txn: Kafka.Producer | null = null;
+  const transactional = async () => {
+    if (txn) return txn;
+    const t = new Kafka.Producer({ 'metadata.broker.list': BROKERS, dr_cb: true, 'linger.ms': 5, 'transactional.id': `${prefix}test-input` });
+    t.setPollInterval(20);
+    await new Promise<void>((r, j) => t.connect({ timeout: 20_000 }, (e) => (e ? j(e) : r())));
+    await new Promise<void>((r, j) => t.initTransactions(30_000, (e) => (e ? j(e) : r())));
+    return (txn = t);
+  };
+  // Per phase: the engine reads a phase after the previous one (the tests wait for it), so a partition
+  // applies its phase-1 events (its five topics merged by timestamp) before any of phase 2.
+  const phases: EventRecord[][] = [];
   const input: ScaleInput = {
     events: [],
     model: null as unknown as ScaleInput['model'],
     more: async (count: number) => {
       const batch = gen.take(count);
       const m = eventMessages(prefix, batch, PARTITIONS, opts.perMessage ?? 100);
-      await produceAll(p, m);
-      messages.push(...m);
+      if (phases.length === 0) await produceAll(p, m);
+      else {
+        const t = await transactional();
+        await new Promise<void>((r, j) => t.beginTransaction((e) => (e ? j(e) : r())));
+        await produceAll(t, m);
+        await new Promise<void>((r, j) => t.commitTransaction(30_000, (e) => (e ? j(e) : r())));
+      }
+      phases.push(mergedEventOrder(prefix, m, PARTITIONS));
       input.events.push(...batch);
-      input.model = referenceFor(mergedEventOrder(prefix, messages, PARTITIONS), { partitions: PARTITIONS, graceMs: opts.graceMs ?? 30_000 });
+      input.model = referenceFor(phases.flat(), { partitions: PARTITIONS, graceMs: opts.graceMs ?? 30_000 });
     },
-    close: () => new Promise<void>((r) => p.disconnect(() => r())),
+    close: async () => {
+      await new Promise<void>((r) => p.disconnect(() => r()));
+      if (txn) await new Promise<void>((r) => txn!.disconnect(() => r()));
+    },
   };
   await input.more(n);
   return input;
