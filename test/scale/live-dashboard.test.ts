@@ -190,6 +190,36 @@ describe('scaled out: the live dashboard, global alerts and alert statuses cover
         expect(got.platformEvents.filter((r) => r.windowStart >= s.streamTime + 1 - 10 * MIN), `${instances[k].name} deltas: events`).toEqual(exp.platformEvents);
       }
 
+      // Figures for docs/SCALING.md (logged, not asserted): what the partials cost next to the changelog,
+      // and what one tick of the other design (the snapshot's reads fanned out to the owners) moves.
+      const hs = await Promise.all(instances.map(async (i) => (await scaleHealth(i))!.scale as unknown as { changelog: { records: number; bytes: number; liveRecords: number; liveBytes: number }; live: { entries: number; records: number; bytes: number } }));
+      const sum = (f: (h: (typeof hs)[number]) => number) => hs.reduce((n, h) => n + f(h), 0);
+      log(`per input event: changelog ${(sum((h) => h.changelog.bytes) / total).toFixed(1)} B (${(sum((h) => h.changelog.records) / total).toFixed(3)} records), partials ${(sum((h) => h.changelog.liveBytes) / total).toFixed(1)} B (${(sum((h) => h.changelog.liveRecords) / total).toFixed(3)} records); each instance read ${hs[0].live.records} partial records (${hs[0].live.bytes} B), holds ${hs[0].live.entries} entries`);
+      const streamTime = dashboards[0].applied().streamTime;
+      const ticks: number[] = [];
+      let tickBytes = 0;
+      for (let rep = 0; rep < 5; rep++) {
+        const t0 = performance.now();
+        tickBytes = 0;
+        for (const [p, owner] of await untilOwned(instances, PARTITIONS, () => true, 30_000, 'owners')) {
+          const reqs = [
+            ...['active_users', 'revenue'].map((pl) => ({ p, op: 'range', arg: { start: [p, pl, streamTime + 1 - 60 * MIN], end: [p, pl, streamTime + 1] } })),
+            ...['platform_events', 'error_rate'].map((pl) => ({ p, op: 'range', arg: { start: [p, pl, streamTime + 1 - 10 * MIN], end: [p, pl, streamTime + 1] } })),
+            { p, op: 'range', arg: { start: [p, 'performance', streamTime + 1 - 2 * MIN], end: [p, 'performance', streamTime + 1] } },
+            { p, op: 'range', arg: { start: [p, 'alerts'], end: [p, 'alerts\u0000'] } },
+            { p, op: 'get', arg: [p, '~meta'] },
+          ];
+          const r = await fetch(`${owner.url}/internal/scan`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: scanCodec.pack(reqs) });
+          tickBytes += (await r.arrayBuffer()).byteLength;
+        }
+        ticks.push(performance.now() - t0);
+      }
+      log(`one fan-out snapshot tick (${PARTITIONS} partitions, one request each): ${tickBytes} B, ${ticks.map((t) => t.toFixed(0)).join('/')} ms; one partials snapshot: ${JSON.stringify(dashboards[0].snapshot).length} B of JSON built locally`);
+
+      const metrics = await (await fetch(`${a.url}/metrics`)).text();
+      const m = (name: string) => Number(/^rta_server_tick_seconds_(sum|count)\{phase="snapshot"\} (\S+)$/m.test(metrics) ? new RegExp(`^rta_server_tick_seconds_${name}\\{phase="snapshot"\\} (\\S+)$`, 'm').exec(metrics)![1] : NaN);
+      log(`partials snapshot on the event loop: ${m('count')} ticks, mean ${((m('sum') / m('count')) * 1000).toFixed(2)} ms`);
+
       // 3. Global window alerts: exactly the model's, on every instance, raised by the owner of partition 0 only.
       const expected = expectedGlobalAlerts(input.model);
       log(`expected global alerts: ${expected.length}`);
