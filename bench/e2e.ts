@@ -20,15 +20,15 @@
  * loadgen.log. Last line of output:
  * {"bench":"e2e","offeredPerSec":N,"eventsPerSec":N,"p50Ms":N,"p99Ms":N,"p999Ms":N}
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Kafka from 'node-rdkafka';
 import WebSocket from 'ws';
+import { ensureBroker as ensureDevBroker } from '../kafka/dev-broker.js';
 import { topicSpecs } from '../engine/kafka/topics.js';
 import { hgrm, ms } from '../loadgen/histogram.js';
 import { defaultThreads, parseDuration } from '../loadgen/options.js';
@@ -80,26 +80,9 @@ function log(msg: string): void {
   process.stderr.write(`[e2e] ${msg}\n`);
 }
 
-function answers(hostPort: string): Promise<boolean> {
-  const [host, port] = hostPort.split(',')[0].split(':');
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port: Number(port), timeout: 1000 }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.on('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
-}
-
 /** Starts the project's broker unless something answers on `brokers` (it is never stopped here: others share it). */
-export async function ensureBroker(brokers: string): Promise<void> {
-  if (await answers(brokers)) return;
-  log(`no broker on ${brokers}: npm run kafka:start`);
-  execFileSync(process.execPath, [path.join(ROOT, 'kafka/kafka.mjs'), 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+export function ensureBroker(brokers: string): Promise<void> {
+  return ensureDevBroker(brokers, log);
 }
 
 function brokerPid(): number | null {
