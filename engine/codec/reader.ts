@@ -48,6 +48,12 @@ export class EventBatchReader {
   /** Byte range of the last string read by `str`/`kv`. */
   strPos = 0;
   strLen = 0;
+  /**
+   * Changes with every message made current (never 0): a string's position identifies its bytes
+   * only within one message (the buffer behind the next one may be reused), see InternTable.internAt.
+   */
+  message = 0;
+  private static messages = 0;
   private readonly limits: VerifyLimits;
 
   constructor(limits: VerifyLimits = DEFAULT_LIMITS) {
@@ -74,6 +80,7 @@ export class EventBatchReader {
       this.types = tp + this.u32(tp) + 4;
     }
     this.kind = 0;
+    this.message = EventBatchReader.messages = (EventBatchReader.messages % 0x7ffffffe) + 1;
     return this;
   }
 

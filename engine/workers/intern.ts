@@ -1,4 +1,4 @@
-import { hashString } from '../codec/index.js';
+import { hashString, type EventBatchReader } from '../codec/index.js';
 
 /**
  * Interns byte strings (user ids, session ids, pages...) read in place from a slab: the bytes are
@@ -81,6 +81,27 @@ export class InternTable {
     return id;
   }
 
+  /**
+   * Id of the reader's selected string. The encoders write a string repeated inside a message
+   * once (actions, pages, a user's id across the user's events...), so its position in the
+   * message identifies it: a small direct-mapped cache of (message, position) -> id skips the
+   * hash and the probe for those. Equality of bytes was confirmed when the entry was made.
+   */
+  internAt(r: EventBatchReader): number {
+    const pos = r.strPos;
+    const c = pos & POSITION_CACHE_MASK;
+    if (this.cachedPos[c] === pos && this.cachedMessage[c] === r.message) return this.cachedId[c];
+    const id = this.intern(r.bytes, pos, r.strLen, r.strHash());
+    this.cachedPos[c] = pos;
+    this.cachedMessage[c] = r.message;
+    this.cachedId[c] = id;
+    return id;
+  }
+
+  private readonly cachedPos = new Int32Array(POSITION_CACHE_MASK + 1);
+  private readonly cachedMessage = new Int32Array(POSITION_CACHE_MASK + 1); // 0: empty (messages count from 1)
+  private readonly cachedId = new Int32Array(POSITION_CACHE_MASK + 1);
+
   /** Id of a JS string (cold path: restore from the store, tests). */
   internString(s: string): number {
     const b = new TextEncoder().encode(s);
@@ -103,3 +124,5 @@ export class InternTable {
     this.mask = mask;
   }
 }
+
+const POSITION_CACHE_MASK = 255;

@@ -33,7 +33,7 @@ const PRODUCT_PREFIX = new TextEncoder().encode('/product/');
 
 /** Symbol of a string field; EMPTY when absent, -1 when not valid UTF-8. */
 function sym(r: EventBatchReader, v: Vocabulary, slot: number): number {
-  return r.str(slot) ? v.symbols.intern(r.bytes, r.strPos, r.strLen, r.strHash()) : v.EMPTY;
+  return r.str(slot) ? v.symbols.internAt(r) : v.EMPTY;
 }
 
 /**
@@ -46,13 +46,13 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
   if (e.readSeq) e.seq = r.seq;
   if (!Number.isFinite(e.ts) || e.ts <= 0) return 'timestamp missing or not a positive number';
   if (r.userId() && r.strLen > 0) {
-    e.user = v.users.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+    e.user = v.users.internAt(r);
     if (e.user < 0) return 'userId is not valid UTF-8';
   } else {
     e.user = -1;
     if (kind !== EventKind.IOT) return 'userId missing';
   }
-  e.action = r.action() && r.strLen > 0 ? v.symbols.intern(r.bytes, r.strPos, r.strLen, r.strHash()) : -1;
+  e.action = r.action() && r.strLen > 0 ? v.symbols.internAt(r) : -1;
   if (e.action < 0) return kind === EventKind.TRANSACTION ? 'transaction type missing' : kind === EventKind.IOT ? 'sensorType missing' : 'action missing';
   e.amount = 0;
   e.currency = v.EMPTY;
@@ -68,15 +68,15 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
       e.platform = v.WEB;
       e.loadTimeMs = r.loadTimeMs();
       if (r.str(W.page)) {
-        e.page = r.strLen > PRODUCT_PREFIX.length && startsWith(r, PRODUCT_PREFIX) ? v.PRODUCT_PAGE : v.symbols.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+        e.page = r.strLen > PRODUCT_PREFIX.length && startsWith(r, PRODUCT_PREFIX) ? v.PRODUCT_PAGE : v.symbols.internAt(r);
       }
-      if (r.productId() && r.strLen > 0) e.product = v.products.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+      if (r.productId() && r.strLen > 0) e.product = v.products.internAt(r);
       break;
     case EventKind.MOBILE:
       e.platform = v.MOBILE;
       e.loadTimeMs = r.loadTimeMs();
       e.location = sym(r, v, M.location);
-      if (r.productId() && r.strLen > 0) e.product = v.products.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+      if (r.productId() && r.strLen > 0) e.product = v.products.internAt(r);
       break;
     case EventKind.TRANSACTION: {
       const p = sym(r, v, T.platform);
@@ -85,7 +85,7 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
       if (!Number.isFinite(e.amount)) return 'transaction amount is not a finite number';
       e.currency = sym(r, v, T.currency);
       e.quantity = r.i32(T.quantity);
-      if (r.str(T.productId) && r.strLen > 0) e.product = v.products.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+      if (r.str(T.productId) && r.strLen > 0) e.product = v.products.internAt(r);
       break;
     }
     case EventKind.IOT:
@@ -93,7 +93,7 @@ export function decodeInto(r: EventBatchReader, v: Vocabulary, e: ScratchEvent, 
       e.value = r.f64(I.value);
       if (!Number.isFinite(e.value)) return 'sensor value is not a finite number';
       e.location = sym(r, v, I.location);
-      if (r.str(I.deviceId) && r.strLen > 0) e.device = v.devices.intern(r.bytes, r.strPos, r.strLen, r.strHash());
+      if (r.str(I.deviceId) && r.strLen > 0) e.device = v.devices.internAt(r);
       else return 'deviceId missing';
       break;
     case EventKind.USER_ACTION: {

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { EventBatchReader, encodeEventBatch, type EventRecord } from '../../engine/codec/index.js';
+import { InternTable } from '../../engine/workers/intern.js';
+
+const event = (userId: string, eventId: string): EventRecord => ({
+  source: 'USER_ACTION', eventId, userId, sessionId: '', timestamp: 1767225600000, action: 'LOGIN', platform: 'WEB', location: 'US',
+});
+
+/** Interns every event's user id through the position cache. */
+function userIds(table: InternTable, r: EventBatchReader): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < r.count; i++) {
+    r.select(i);
+    r.userId();
+    out.push(table.internAt(r));
+  }
+  return out;
+}
+
+describe('intern table', () => {
+  it('gives equal byte strings one id and different ones different ids', () => {
+    const t = new InternTable(4);
+    const r = new EventBatchReader();
+    const bytes = encodeEventBatch([event('user-1', 'a'), event('user-2', 'b'), event('user-1', 'c'), event('user-ü', 'd')]);
+    r.reset(bytes, 0, bytes.length);
+    const ids = userIds(t, r);
+    expect(ids[0]).toBe(ids[2]);
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.map((id) => t.values[id])).toEqual(['user-1', 'user-2', 'user-1', 'user-ü']);
+    // Grows past its initial capacity without losing an id.
+    for (let i = 0; i < 5000; i++) t.internString(`u${i}`);
+    expect(t.internString('user-2')).toBe(ids[1]);
+  });
+
+  it('regression: the position cache is per message, so a reused buffer with other bytes at the same position gets their id', () => {
+    const t = new InternTable(4);
+    const r = new EventBatchReader();
+    const a = encodeEventBatch([event('user-1', 'x')]);
+    const b = encodeEventBatch([event('user-2', 'x')]);
+    expect(b.length).toBe(a.length); // same layout: the user id lies at the same position
+    const buf = new Uint8Array(a.length);
+    buf.set(a);
+    r.reset(buf, 0, buf.length);
+    const [first] = userIds(t, r);
+    buf.set(b); // the same buffer object, other contents
+    r.reset(buf, 0, buf.length);
+    const [second] = userIds(t, r);
+    expect(t.values[first]).toBe('user-1');
+    expect(t.values[second]).toBe('user-2');
+  });
+});
