@@ -2,6 +2,8 @@
  * bench:codec — decode-and-visit every field an analytics pipeline reads, over EventBatches of
  * 1,000 mixed events, against JSON.parse of the same events (the baseline, same run).
  * The FlatBuffers path includes verification of every message (as the workers do).
+ * Also the producer side (loadgen, the embedded source): encoding the same events with
+ * EventBatchEncoder, against JSON.stringify.
  *
  *   npm run bench:codec -- [--events-per-batch 1000] [--batches 64] [--time 2000] [--reporter pretty|json]
  *
@@ -10,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { Bench } from 'tinybench';
-import { EventBatchReader, EventKind, encodeEventBatch, Slots } from '../engine/codec/index.js';
+import { EventBatchEncoder, EventBatchReader, EventKind, encodeEventBatch, Slots } from '../engine/codec/index.js';
 import { EventGenerator } from '../engine/source/generator.js';
 
 const { values: args } = parseArgs({
@@ -114,9 +116,26 @@ function visitJson(): void {
   sink ^= acc;
 }
 
+const encoder = new EventBatchEncoder();
+function encodeFlat(): void {
+  let n = 0;
+  for (const b of batches) {
+    for (const e of b) encoder.add(e);
+    n += encoder.finish().length;
+  }
+  sink ^= n;
+}
+
+function encodeJson(): void {
+  let n = 0;
+  for (const b of batches) n += Buffer.byteLength(JSON.stringify(b));
+  sink ^= n;
+}
+
 const bench = new Bench({ time: Number(args.time), warmupTime: 500 });
 const eventsPerIteration = perBatch * nBatches;
-bench.add('flatbuffers: verify + zero-copy visit', visitFlat).add('json: JSON.parse + visit', visitJson);
+bench.add('flatbuffers: verify + zero-copy visit', visitFlat).add('json: JSON.parse + visit', visitJson)
+  .add('flatbuffers: encode (EventBatchEncoder)', encodeFlat).add('json: JSON.stringify', encodeJson);
 await bench.run();
 
 const rate = (name: string) => {
@@ -125,14 +144,18 @@ const rate = (name: string) => {
   const meanMs = r?.latency?.mean ?? r?.period ?? NaN;
   return Math.round((eventsPerIteration / meanMs) * 1000);
 };
-const flatRate = rate('flatbuffers');
-const jsonRate = rate('json');
+const flatRate = rate('flatbuffers: verify');
+const jsonRate = rate('json: JSON.parse');
+const encodeRate = rate('flatbuffers: encode');
+const jsonEncodeRate = rate('json: JSON.stringify');
 if (args.reporter === 'pretty') {
   console.table(bench.table());
   console.log(`FlatBuffers ${(flatRate / 1e6).toFixed(2)} M events/s, JSON ${(jsonRate / 1e6).toFixed(2)} M events/s, ratio ${(flatRate / jsonRate).toFixed(2)}x`);
+  console.log(`encoding: FlatBuffers ${(encodeRate / 1e6).toFixed(2)} M events/s, JSON.stringify ${(jsonEncodeRate / 1e6).toFixed(2)} M events/s`);
   console.log(`avg message ${(slab.length / nBatches / perBatch).toFixed(1)} B/event FlatBuffers, ${(jsonTexts.reduce((n, t) => n + t.length, 0) / nBatches / perBatch).toFixed(1)} B/event JSON (sink ${sink & 1})`);
 }
 console.log(JSON.stringify({
   bench: 'codec', flatbuffersEventsPerSec: flatRate, jsonEventsPerSec: jsonRate, ratio: Math.round((flatRate / jsonRate) * 100) / 100,
+  encodeEventsPerSec: encodeRate, jsonEncodeEventsPerSec: jsonEncodeRate,
   eventsPerBatch: perBatch, node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
 }));
