@@ -3,10 +3,11 @@ import { ShardDispatcher } from './dispatch/dispatcher.js';
 import type { EventSource, OffsetMap } from './source/types.js';
 import { MemorySink, type OutputSink } from './sink/sink.js';
 import { AlertStore } from './alerts/alert-store.js';
+import { EngineError } from './errors.js';
 import { WebhookNotifier } from './alerts/notifier.js';
 import { QueryLayer } from './query/query.js';
 import { ReferenceStore } from './state/reference-store.js';
-import { GLOBAL_ALERTS_PROGRESS_KEY, GlobalWindowAlerts, type GlobalAlertProgress } from './global-alerts.js';
+import { GLOBAL_ALERTS_OUTBOX_KEY, GLOBAL_ALERTS_PROGRESS_KEY, GlobalWindowAlerts, type GlobalAlertProgress } from './global-alerts.js';
 import type { LivePartials } from './kafka/live-partials.js';
 import type { PartitionOwner } from './kafka/instances.js';
 import type { StoreKey } from './state/shard-store.js';
@@ -112,7 +113,7 @@ export class Engine {
   /** Scaled out, while this instance owns partition 0: the global window alerts, continued from partition 0's state. */
   private scaledGlobal: GlobalWindowAlerts | null = null;
   private scaledGlobalRunning: Promise<void> | null = null;
-  readonly scaledGlobalStats = { evaluations: 0, alerts: 0, refused: 0 };
+  readonly scaledGlobalStats = { evaluations: 0, alerts: 0, sent: 0, refused: 0 };
 
   private constructor(
     config: EngineConfig,
@@ -144,7 +145,7 @@ export class Engine {
       onCommitted: (shard, offsets, counters, streamTimes, changelog) => {
         Object.assign(this.committedCounters, counters);
         Object.assign(this.committedStreamTimes, streamTimes);
-        this.onCommitted(offsets, changelog);
+        const written = this.onCommitted(offsets, changelog);
         // Changed windows are announced once the commit holding them is durable and the committed
         // stream time is updated: the query layer reads committed state, so a listener re-reading a
         // window on an earlier notice would get the old value and then hear nothing more about it.
@@ -154,6 +155,7 @@ export class Engine {
         if (deltas.length || alerts.length) {
           for (const l of this.deltaListeners) l(deltas, alerts);
         }
+        return written;
       },
       onBackpressure: (paused) => {
         this.sourcePaused = paused;
@@ -305,17 +307,20 @@ export class Engine {
     return w;
   }
 
-  private onCommitted(offsets: OffsetMap, changelog?: ChangelogBatch): void {
+  /** Scaled out, returns the changelog write's outcome: the partitions it could not write (fenced). */
+  private onCommitted(offsets: OffsetMap, changelog?: ChangelogBatch): Promise<number[]> | undefined {
     this.metrics.commits++;
     if (!this.scale || !changelog) {
       if (this.pendingChangelog.size === 0) this.source.commit(offsets);
       else void Promise.all([...this.pendingChangelog]).then(() => this.source.commit(offsets));
-      return;
+      return undefined;
     }
     // The input offsets reach Kafka only once the changelog holds the state that counted them.
-    const ack = this.scale.writer.write(changelog).then(() => this.source.commit(offsets));
+    const written = this.scale.writer.write(changelog);
+    const ack = written.then(() => this.source.commit(offsets));
     this.pendingChangelog.add(ack);
     void ack.finally(() => this.pendingChangelog.delete(ack));
+    return written;
   }
 
   /** Partitions this process processes now (all of them unless scaled out). */
@@ -420,8 +425,15 @@ export class Engine {
    * the partition. Refused (code ERR_PARTITION_NOT_OWNED) when this instance does not own it.
    */
   async writeState(partition: number, writes: Array<[StoreKey, unknown]>): Promise<void> {
-    if (!this.scale) throw new Error('writeState is for scaled-out engines (--changelog)');
-    await this.dispatcher.commitWrites(partition, writes);
+    if (!this.scale) throw new EngineError('ERR_NOT_SCALED_OUT', 'writeState is for scaled-out engines (--changelog)', false);
+    const written = await this.dispatcher.commitWrites(partition, writes);
+    // Durable means in the changelog too: a fenced producer (another process took the partition
+    // while this one still had it loaded) commits locally but its transaction never happens, and
+    // the partition's next owner would not have the write.
+    const skipped = written ? await written : [partition];
+    if (skipped.includes(partition)) {
+      throw new EngineError('ERR_PARTITION_NOT_OWNED', `partition ${partition}: the write is not in the changelog (another instance owns the partition now); retry on its owner`, true);
+    }
     await Promise.all([...this.pendingChangelog]);
   }
 
@@ -443,6 +455,14 @@ export class Engine {
    * with the alerts, in one commit that also goes to the changelog, so an evaluation moves with
    * the partition: a new owner continues where the committed progress says, and alert ids are
    * deterministic, so a window re-evaluated after a crash updates its alert rather than adding one.
+   *
+   * The same commit puts the alerts in an outbox (partition 0's state too), emptied only once the
+   * output topics have them: whoever owns partition 0 next sends what the outbox still holds. Sent
+   * after the commit alone, a SIGKILL in between lost them for good (the next owner continues past
+   * their windows); with the outbox they are sent at least once (a repeat is an upsert: same id).
+   * Progress is read from the committed state at every evaluation, never kept in memory across
+   * ownership changes (an instance that lost partition 0 and got it back would otherwise continue
+   * from its own older progress and raise again what the other owner raised meanwhile).
    */
   private evaluateGlobalScaled(): Promise<void> {
     if (this.scaledGlobalRunning) return this.scaledGlobalRunning;
@@ -453,42 +473,63 @@ export class Engine {
         this.scaledGlobal = null;
         return;
       }
-      if (!this.scaledGlobal) {
-        this.query.fresh();
-        const g = new GlobalWindowAlerts(this.config, this.liveQuery, (p) => this.scaledActivity(p));
-        g.setProgress(this.query.readKey(0, GLOBAL_ALERTS_PROGRESS_KEY) as GlobalAlertProgress | undefined);
-        this.scaledGlobal = g;
-      }
+      this.scaledGlobal ??= new GlobalWindowAlerts(this.config, this.liveQuery, (p) => this.scaledActivity(p));
       const g = this.scaledGlobal;
+      this.query.fresh();
+      const outbox = this.query.readKey(0, GLOBAL_ALERTS_OUTBOX_KEY) as Alert[] | undefined;
+      if (outbox?.length && !(await this.sendGlobalOutbox(outbox))) return;
+      g.setProgress(this.query.readKey(0, GLOBAL_ALERTS_PROGRESS_KEY) as GlobalAlertProgress | undefined);
       const before = JSON.stringify(g.progress());
       let alerts: Alert[];
       try {
         alerts = g.evaluate();
       } catch (e) {
-        this.scaledGlobal = null; // progress may have moved in memory: reload it from the state
         if ((e as { code?: string }).code !== 'ERR_PARTITION_UNAVAILABLE') this.lastError = e as Error;
         return;
       }
       this.scaledGlobalStats.evaluations++;
       const progress = g.progress();
       if (!alerts.length && JSON.stringify(progress) === before) return;
-      try {
-        await this.writeState(0, [...alerts.map((a): [StoreKey, unknown] => [[0, 'alerts', a.alertId], a]), [[0, ...GLOBAL_ALERTS_PROGRESS_KEY], progress]]);
-      } catch (e) {
-        this.scaledGlobal = null;
-        if ((e as { code?: string }).code === 'ERR_PARTITION_NOT_OWNED') this.scaledGlobalStats.refused++;
-        else this.lastError = e as Error;
-        return;
-      }
+      const writes: Array<[StoreKey, unknown]> = [...alerts.map((a): [StoreKey, unknown] => [[0, 'alerts', a.alertId], a]), [[0, ...GLOBAL_ALERTS_PROGRESS_KEY], progress]];
+      if (alerts.length) writes.push([[0, ...GLOBAL_ALERTS_OUTBOX_KEY], alerts]);
+      if (!(await this.writeGlobalState(writes))) return;
+      // Test-only control (RTA_TEST_KILL_AFTER_GLOBAL_COMMIT=1): die here, the alerts committed but
+      // not yet sent (test/scale/global-alerts-crash.test.ts).
+      if (alerts.length && process.env.RTA_TEST_KILL_AFTER_GLOBAL_COMMIT === '1') process.kill(process.pid, 'SIGKILL');
       if (alerts.length) {
         this.scaledGlobalStats.alerts += alerts.length;
-        await this.publishAlerts(alerts, false);
+        await this.sendGlobalOutbox(alerts);
       }
     };
     this.scaledGlobalRunning = run().finally(() => {
       this.scaledGlobalRunning = null;
     });
     return this.scaledGlobalRunning;
+  }
+
+  /** Partition 0's state write of the global alerts; false when refused (moved) or failed (reported in health). */
+  private async writeGlobalState(writes: Array<[StoreKey, unknown]>): Promise<boolean> {
+    try {
+      await this.writeState(0, writes);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_PARTITION_NOT_OWNED') this.scaledGlobalStats.refused++;
+      else this.lastError = e as Error;
+      return false;
+    }
+  }
+
+  /** Sends committed global alerts to the output topics (and the webhook), waits for delivery, then empties the outbox. */
+  private async sendGlobalOutbox(alerts: Alert[]): Promise<boolean> {
+    await this.publishAlerts(alerts, false);
+    try {
+      await this.sink.delivered?.();
+    } catch (e) {
+      this.lastError = e as Error; // kept in the outbox: sent again at the next evaluation
+      return false;
+    }
+    this.scaledGlobalStats.sent += alerts.length;
+    return this.writeGlobalState([[[0, ...GLOBAL_ALERTS_OUTBOX_KEY], undefined]]);
   }
 
   evaluateGlobal(): void {

@@ -20,6 +20,8 @@ export interface GlobalAlertProgress {
 
 /** Scaled out: partition 0's state key of the global alerts' progress. */
 export const GLOBAL_ALERTS_PROGRESS_KEY = ['global-alerts', 'progress'];
+/** Scaled out: partition 0's state key of the global alerts committed but not yet delivered to the output topics. */
+export const GLOBAL_ALERTS_OUTBOX_KEY = ['global-alerts', 'outbox'];
 
 export class GlobalWindowAlerts {
   private nextRevenue: number | null = null;

@@ -73,7 +73,8 @@ const MIN_SLAB_BYTES = 16 * 1024;
 
 export interface DispatcherEvents {
   onResult(result: ShardResult): void;
-  onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>, changelog?: ChangelogBatch): void;
+  /** Scaled out, returns the commit's changelog acknowledgement: the partitions it could NOT write (fenced, given up). */
+  onCommitted(shard: number, offsets: OffsetMap, counters: Record<number, PartitionCounters>, streamTimes: Record<number, number>, changelog?: ChangelogBatch): Promise<number[]> | void;
   onBackpressure(paused: boolean): void;
   onShardFailure(shard: number, err: Error, recovered: boolean): void;
   /** A message whose partition is outside the configured partitions (topic grew after start). */
@@ -267,12 +268,12 @@ export class ShardDispatcher {
     this.checkIdle();
   }
 
-  private onCommitted(ch: ShardChannel, c: CommitInfo): void {
+  private onCommitted(ch: ShardChannel, c: CommitInfo): Promise<number[]> | void {
     ch.failures = 0;
     ch.finalFailures = 0;
     ch.lastFailure = null;
     while (ch.retained.length && ch.retained[0].seq <= c.seq) ch.retainedBytes -= ch.retained.shift()!.bytes;
-    this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes, c.changelog);
+    return this.events.onCommitted(ch.shard, c.offsets, c.counters, c.streamTimes, c.changelog);
   }
 
   private onFailure(ch: ShardChannel, gen: number, err: Error): void {
@@ -382,10 +383,11 @@ export class ShardDispatcher {
   /**
    * Scaled out: writes state of an owned partition from the main thread (alert statuses, global
    * alerts) and commits its shard at once, in order with the shard's batches. Resolves when the
-   * commit is durable (its changelog records are then on their way: onCommitted has run). A
-   * partition not loaded here is refused with ERR_PARTITION_NOT_OWNED, nothing written.
+   * commit is durable (its changelog records are then on their way: onCommitted has run), with the
+   * commit's changelog acknowledgement (scaled out). A partition not loaded here is refused with
+   * ERR_PARTITION_NOT_OWNED, nothing written.
    */
-  async commitWrites(partition: number, writes: Array<[StoreKey, unknown]>): Promise<void> {
+  async commitWrites(partition: number, writes: Array<[StoreKey, unknown]>): Promise<Promise<number[]> | void> {
     const ch = this.channels[this.shardOf(partition)];
     for (let attempt = 0; ; attempt++) {
       if (ch.recovering) await ch.recovering.catch(() => undefined);
@@ -397,9 +399,9 @@ export class ShardDispatcher {
       try {
         const res = (await this.run(ch, { op: 'commit', shard: ch.shard, gen, seq: ch.seq, writes })) as ShardResult;
         ch.inFlight--;
-        if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed);
+        const ack = gen === ch.gen && res.committed ? this.onCommitted(ch, res.committed) : undefined;
         this.checkIdle();
-        return;
+        return ack;
       } catch (e) {
         ch.inFlight--;
         const { code } = decodeTaskError(e as Error);

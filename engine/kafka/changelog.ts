@@ -33,7 +33,8 @@ interface Segment {
   records: number[];
   /** The partition's dashboard projection of the same commit (to the partials topic, same transaction). */
   live: { data: Uint8Array; index: Float64Array; records: number[] } | null;
-  resolve: () => void;
+  /** true: in a committed transaction; false: given up (the producer was fenced: another process owns the partition). */
+  resolve: (written: boolean) => void;
 }
 
 function recordsByPartition(index: Float64Array): Map<number, number[]> {
@@ -123,24 +124,34 @@ export class ChangelogWriter {
   private readonly pendingMetaOffset = new Map<number, number>();
 
   /**
-   * Sends a commit's records. Resolves when every partition's transaction has committed (then the
-   * input offsets may be committed to Kafka). A partition this process does not hold a producer for
-   * (given up meanwhile) is skipped: its next owner restores from what was committed.
+   * Sends a commit's records. Resolves when every partition's transaction has committed or been
+   * given up (then the input offsets may be committed to Kafka), with the partitions whose records
+   * are NOT in the changelog: no producer here (given up meanwhile) or fenced (another process owns
+   * the partition now). Their next owner restores from what was committed, so a caller that acts on
+   * a commit being durable (Engine.writeState) must treat those partitions as not written.
    */
-  write(batch: ChangelogBatch): Promise<void> {
+  write(batch: ChangelogBatch): Promise<number[]> {
     const byPartition = recordsByPartition(batch.index);
     const live = batch.live ? recordsByPartition(batch.live.index) : null;
+    const skipped: number[] = [];
     const done: Promise<void>[] = [];
     for (const [p, records] of byPartition) {
       const pp = this.producers.get(p);
-      if (!pp || pp.fenced) continue;
+      if (!pp || pp.fenced) {
+        skipped.push(p);
+        continue;
+      }
       done.push(new Promise<void>((resolve) => {
         const liveRecords = live?.get(p);
-        pp.queue.push({ data: batch.data, index: batch.index, records, live: liveRecords ? { data: batch.live!.data, index: batch.live!.index, records: liveRecords } : null, resolve });
+        const settle = (written: boolean) => {
+          if (!written) skipped.push(p);
+          resolve();
+        };
+        pp.queue.push({ data: batch.data, index: batch.index, records, live: liveRecords ? { data: batch.live!.data, index: batch.live!.index, records: liveRecords } : null, resolve: settle });
         void this.pump(pp);
       }));
     }
-    return Promise.all(done).then(() => undefined);
+    return Promise.all(done).then(() => skipped.sort((x, y) => x - y));
   }
 
   /** One transaction for everything queued for the partition (commits that arrived meanwhile are coalesced). */
@@ -168,8 +179,11 @@ export class ChangelogWriter {
             await sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
           }
         }
-        for (const s of segments) s.resolve();
+        for (const s of segments) s.resolve(!pp.fenced);
       }
+      // Fenced: what was queued behind the failed transaction will never be written here. Settle it
+      // (not written) instead of leaving its waiters (a revocation, a shutdown) hanging forever.
+      if (pp.fenced) for (const s of pp.queue.splice(0)) s.resolve(false);
     } finally {
       pp.busy = false;
       if (!pp.queue.length) for (const w of pp.idle.splice(0)) w();

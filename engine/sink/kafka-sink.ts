@@ -1,3 +1,4 @@
+import { EngineError } from '../errors.js';
 import Kafka from 'node-rdkafka';
 import type { Alert } from '../codec/types.js';
 import { encodeAlert, encodeDashboardMetric } from '../codec/index.js';
@@ -164,6 +165,20 @@ export class KafkaSink implements OutputSink {
         this.backlog.shift();
       }
     }, 50);
+  }
+
+  /**
+   * Waits until every record handed over so far is delivered: the backlog drained and the producer
+   * flushed with no new delivery failure. Rejects (ERR_SINK_UNDELIVERED, retriable) otherwise.
+   */
+  async delivered(timeoutMs = 15_000): Promise<void> {
+    const failedBefore = this.stats.failed;
+    const deadline = Date.now() + timeoutMs;
+    while (this.backlog.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const err = await new Promise<{ message: string } | null>((resolve) => this.producer.flush(Math.max(1, deadline - Date.now()), (e) => resolve(e ?? null)));
+    if (err || this.backlog.length || this.stats.failed > failedBefore) {
+      throw new EngineError('ERR_SINK_UNDELIVERED', `output records not delivered within ${timeoutMs} ms (${err?.message ?? this.stats.lastError}); they are sent again`, true, { cause: err ?? undefined });
+    }
   }
 
   async close(): Promise<void> {

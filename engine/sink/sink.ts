@@ -14,6 +14,8 @@ export interface OutputSink {
   outputs(records: OutputRecord[]): void;
   alerts(alerts: Alert[]): void;
   deadLetters(letters: DeadLetter[]): void;
+  /** Resolves once everything handed over so far has been delivered (rejects when that fails or times out). */
+  delivered?(): Promise<void>;
   close(): Promise<void>;
 }
 

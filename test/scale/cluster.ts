@@ -132,3 +132,42 @@ export async function produceInput(prefix: string, n: number, opts: { graceMs?: 
   await input.more(n);
   return input;
 }
+
+const MIN = 60_000;
+
+/** Global alert ids the model expects: the engine's rules applied to the model's windows up to the watermark (the oldest partition's stream time). */
+export function expectedGlobalAlerts(model: ScaleInput['model'], graceMs = 30_000): string[] {
+  const wm = Math.min(...model.streamTime);
+  const out: string[] = [];
+  const revenue = new Map(model.revenue.map((r) => [r.windowStart, r.usd]));
+  for (let ws = Math.floor(model.revenue[0].windowStart / MIN) * MIN; ws + 5 * MIN + graceMs <= wm; ws += MIN) {
+    if ((revenue.get(ws) ?? 0) < 1000) out.push(`LOW_REVENUE:global:${ws}`);
+  }
+  const errorStarts = Object.keys(model.errorWindows).map(Number);
+  for (let ws = Math.min(...errorStarts); ws + 5 * MIN + graceMs <= wm; ws += 5 * MIN) {
+    const w = model.errorWindows[ws];
+    if (w && w.n >= 100 && w.errors / w.n > 0.05) out.push(`HIGH_ERROR_RATE:global:${ws}`);
+  }
+  return out.sort();
+}
+
+/** Global alert records on the dashboard-alerts output topic: id -> how many records. */
+export async function globalAlertRecords(prefix: string): Promise<Map<string, number>> {
+  const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': BROKERS, 'group.id': `${prefix}alerts-reader-${Date.now()}`, 'enable.auto.commit': false, 'enable.partition.eof': true }, { 'auto.offset.reset': 'earliest' });
+  await new Promise<void>((r, j) => c.connect({ timeout: 15_000 }, (e) => (e ? j(e) : r())));
+  c.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: `${prefix}dashboard-alerts`, partition, offset: -2 })));
+  const counts = new Map<string, number>();
+  const eof = new Set<number>();
+  c.on('partition.eof', (e) => eof.add(e.partition));
+  const deadline = Date.now() + 30_000;
+  while (eof.size < PARTITIONS && Date.now() < deadline) {
+    const msgs = await new Promise<Kafka.Message[]>((r) => c.consume(1000, (e, m) => r(e ? [] : m)));
+    for (const m of msgs) {
+      const id = m.key?.toString() ?? '';
+      if (id.includes(':global:')) counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+  }
+  await new Promise<void>((r) => c.disconnect(() => r()));
+  return counts;
+}
+
