@@ -235,7 +235,7 @@ export class DashboardServer {
     this.route(app, 'get', `${api}/health`, () => this.health());
     // Scaled out: other instances read this one's partitions for their queries (MessagePack both ways).
     app.post('/internal/scan', (res, req) => {
-      if (!this.authorized(res, req)) return;
+      if (!this.internalAllowed(res, req)) return;
       let aborted = false;
       res.onAborted(() => (aborted = true));
       const chunks: Buffer[] = [];
@@ -265,7 +265,12 @@ export class DashboardServer {
     });
     // Scaled out: another instance forwards an acknowledgement to the owner of the alert's partition.
     app.post('/internal/alert-status', (res, req) => {
-      if (!this.authorized(res, req)) return;
+      if (!this.internalAllowed(res, req)) return;
+      // One instance keeps statuses in its alert store (POST /api/dashboard/alerts/:id/ack): nothing to forward to.
+      if (!this.live) {
+        res.cork(() => writeReply(res, notFound('/internal/alert-status is served only by instances started with --changelog (scaled out)')));
+        return;
+      }
       let aborted = false;
       res.onAborted(() => (aborted = true));
       const chunks: Buffer[] = [];
@@ -285,8 +290,9 @@ export class DashboardServer {
           body = {};
         }
         const { alertId, partition, status } = body;
-        if (typeof alertId !== 'string' || !Number.isInteger(partition) || (status !== 'ACKNOWLEDGED' && status !== 'RESOLVED')) {
-          res.cork(() => writeReply(res, new Reply(400, { error: 'ERR_BAD_PARAMETER', message: 'expected {"alertId": string, "partition": integer, "status": "ACKNOWLEDGED"|"RESOLVED"}' })));
+        if (typeof alertId !== 'string' || alertId.length === 0 || alertId.length > 512 || !Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= this.engine.config.partitions
+          || (status !== 'ACKNOWLEDGED' && status !== 'RESOLVED')) {
+          res.cork(() => writeReply(res, new Reply(400, { error: 'ERR_BAD_PARAMETER', message: `expected {"alertId": string, "partition": integer 0..${this.engine.config.partitions - 1}, "status": "ACKNOWLEDGED"|"RESOLVED"}` })));
           return;
         }
         this.writeStatusLocally(alertId, partition as number, status).then(
@@ -515,6 +521,20 @@ export class DashboardServer {
         (e) => !aborted && res.cork(() => writeReply(res, errorReply(e))),
       );
     });
+  }
+
+  /**
+   * The /internal/* routes are called by other instances only (server to server, never a browser):
+   * they need the access token when one is configured, and refuse any request with an Origin (a
+   * page on another site could otherwise change alert statuses through a simple cross-site POST
+   * to a loopback server without a token, bypassing the Origin check of the public routes).
+   */
+  private internalAllowed(res: uWS.HttpResponse, req: uWS.HttpRequest): boolean {
+    if (!this.authorized(res, req)) return false;
+    if (!req.getHeader('origin')) return true;
+    res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
+      .end(JSON.stringify({ error: 'ERR_ORIGIN', message: '/internal/* routes are for other engine instances, not browsers' })));
+    return false;
   }
 
   /** Answers 401 and returns false when a token is required and the request does not carry it. */
@@ -951,11 +971,16 @@ export class DashboardServer {
   /** Writes an alert status into its (owned) partition's state: committed and in the changelog before the answer. */
   private async writeStatusLocally(id: string, partition: number, status: 'ACKNOWLEDGED' | 'RESOLVED'): Promise<Reply> {
     if (!this.engine.ownedPartitions().includes(partition)) return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: `partition ${partition} is not owned by this instance (any more)` });
+    // Only an alert the partition holds gets a status (a status key is never deleted: no strays).
+    this.engine.query.fresh();
+    if (this.engine.query.readKey(partition, ['alerts', id]) === undefined) return notFound(`alert ${id} does not exist in partition ${partition}`);
     try {
       await this.engine.writeState(partition, [[[partition, ALERT_STATUS, id], { status, at: Date.now() }]]);
     } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_PARTITION_NOT_OWNED') return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: (e as Error).message });
-      throw e;
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_PARTITION_NOT_OWNED') return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: (e as Error).message });
+      // The shard is recovering or has given up: the status is not written; the caller may retry.
+      return unavailable(`alert ${id}: the status could not be written to partition ${partition} (${(e as Error).message}); retry in a few seconds`);
     }
     this.forgetAnswers();
     return new Reply(200, { alertId: id, status });

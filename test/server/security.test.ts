@@ -172,6 +172,23 @@ describe('server with an access token', () => {
     expect((await fetch(`${server.url}/livez`)).status).toBe(200);
   });
 
+  it('/internal/* routes (instance to instance): 401 without the token, 403 from a browser (any Origin), and /internal/alert-status is not served by one instance', async () => {
+    const body = JSON.stringify({ alertId: 'LOW_REVENUE:global:0', partition: 0, status: 'ACKNOWLEDGED' });
+    const post = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+    for (const path of ['/internal/scan', '/internal/alert-status']) {
+      expect((await post(path)).status, path).toBe(401);
+      expect((await post(path, { authorization: 'Bearer wrong-token-0123456789' })).status, path).toBe(401);
+      expect((await post(`${path}?access_token=${TOKEN.slice(1)}`)).status, path).toBe(401);
+      const browser = await post(path, { authorization: `Bearer ${TOKEN}`, origin: 'https://dash.example.com' });
+      expect(browser.status, path).toBe(403);
+      expect(((await browser.json()) as { error: string }).error).toBe('ERR_ORIGIN');
+    }
+    // Without --changelog, statuses live in the instance's alert store: nothing is forwarded here.
+    const single = await post('/internal/alert-status', { authorization: `Bearer ${TOKEN}` });
+    expect(single.status).toBe(404);
+    expect(((await single.json()) as { error: string }).error).toBe('ERR_NOT_FOUND');
+  });
+
   it('WebSocket: the upgrade needs the token and an allowed Origin', async () => {
     await expect(connect('')).rejects.toMatchObject({ status: 401 });
     // Wrong, truncated and forged (Basic, a token with a suffix) tokens are refused before the socket opens.
