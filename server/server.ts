@@ -153,6 +153,8 @@ export class DashboardServer {
   private registry_: InstanceRegistry | null = null;
   /** Scaled out: every partition's committed dashboard partials (the live stream's source). */
   private live: LivePartials | null = null;
+  /** Scaled out: the stalePartitions of the last snapshot built (a change is pushed even without commits). */
+  private staleShown = '';
   private routingTimer: NodeJS.Timeout | null = null;
   private routingText = '';
   private readonly unsubscribers: Array<() => void> = [];
@@ -667,12 +669,16 @@ export class DashboardServer {
   }
 
   private tick(): void {
+    // Scaled out: a rebalance starting or ending changes what the dashboards must say
+    // (stalePartitions) even when no commit does (idle input): a delta then carries just that.
+    const staleChanged = this.live !== null && this.stalePartitions().join(',') !== this.staleShown;
+    if (staleChanged) this.snapshotText = null;
     if (this.clients.size === 0) {
       this.dirty.clear();
       this.pendingAlerts = [];
       return;
     }
-    if (this.dirty.size === 0 && this.pendingAlerts.length === 0) return;
+    if (this.dirty.size === 0 && this.pendingAlerts.length === 0 && !staleChanged) return;
     // One snapshot at a time: changes announced meanwhile wait for the next tick.
     if (this.snapshotInFlight) return;
     const dirty = this.dirty;
@@ -880,6 +886,7 @@ export class DashboardServer {
     if (!this.live) this.engine.query.fresh();
     const snap = this.snapshot();
     this.snapshotObj = snap;
+    if (Array.isArray(snap.stalePartitions)) this.staleShown = snap.stalePartitions.join(',');
     this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
     this.snapshotAt = Date.now();
     return snap;

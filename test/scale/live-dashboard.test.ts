@@ -245,6 +245,10 @@ describe('scaled out: the live dashboard, global alerts and alert statuses cover
       before.close();
       const finalSeries = expectedSeries(input.model, before.snapshot.streamTime);
       expect(seriesOf(before.snapshot)).toEqual(finalSeries);
+      // A dashboard left open on a across the move (the input is idle: no commit, so only a change of
+      // stalePartitions makes a delta) is told when partitions are held, and when they are no more.
+      const watcher = await Dashboard.open(a.url);
+      dashboards.push(watcher);
       const stop = stopEngine(b.proc, 'SIGTERM');
       (b as { expectedDead?: boolean }).expectedDead = true;
       let during = 0;
@@ -264,6 +268,13 @@ describe('scaled out: the live dashboard, global alerts and alert statuses cover
       await stop;
       log(`snapshots during the rebalance: ${during}, ${stale} of them marking stale partitions`);
       expect(during).toBeGreaterThan(0);
+      const staleSeen = () => watcher.messages.map((m) => m.stalePartitions as number[] | undefined).filter((x) => x !== undefined);
+      if (stale > 0) {
+        await until(() => staleSeen().at(-1)?.length === 0, 10_000, 'the open dashboard to hear that the rebalance is over');
+        log(`the open dashboard's stalePartitions: ${JSON.stringify(staleSeen())}`);
+        expect(staleSeen().some((x) => x.length > 0), 'the open dashboard was told partitions were held').toBe(true);
+      }
+      expect(staleSeen().at(-1)).toEqual([]);
       expect(await statuses(a)).toEqual(want);
       const after = await Dashboard.open(a.url);
       after.close();

@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks';
 import { AlertPanel } from '../../ui/src/components/AlertPanel.js';
 import { Tiles } from '../../ui/src/components/Tiles.js';
 import { ConnectionBadge } from '../../ui/src/components/ConnectionBadge.js';
-import { applySnapshot, setAlertStatus, type AlertSummary } from '../../ui/src/live/index.js';
+import { applyDelta, applySnapshot, setAlertStatus, type AlertSummary } from '../../ui/src/live/index.js';
 import { alert, snapshot, tiles, T0 } from './fixtures.js';
 
 afterEach(cleanup);
@@ -122,5 +122,31 @@ describe('ConnectionBadge', () => {
     expect(screen.getByTestId('connection-state').textContent).toBe('Reconnecting in 4 s');
     fireEvent.click(screen.getByRole('button', { name: 'Retry now' }));
     expect(onRetry).toHaveBeenCalled();
+  });
+
+  it('scaled out, during a rebalance: says how many partitions hold their last values (from the snapshot, then the deltas), and nothing once settled', () => {
+    let state = applySnapshot({ ...snapshot(), stalePartitions: [] }, 1000);
+    const badge = () => <ConnectionBadge status={status} receivedAt={state.receivedAt} streamTime={null} now={1500} onRetry={() => {}} stalePartitions={state.stalePartitions} />;
+    const { rerender } = render(badge());
+    expect(screen.queryByTestId('rebalancing')).toBeNull();
+    state = applyDelta(state, { type: 'DELTA', changed: [], streamTime: state.streamTime, tiles: tiles(), activeUsers: [], revenue: [], newAlerts: [], stalePartitions: [2, 5] }, 1200);
+    rerender(badge());
+    expect(screen.getByTestId('rebalancing').textContent).toBe('2 partitions rebalancing: values held');
+    expect(screen.getByTestId('rebalancing').getAttribute('title')).toContain('Partitions 2, 5 are moving');
+    expect(screen.getByRole('status').textContent).toContain('2 partitions rebalancing: values held');
+    // A delta without the field (one instance, or an older server) keeps what the last one said.
+    state = applyDelta(state, { type: 'DELTA', changed: [], streamTime: state.streamTime, tiles: tiles(), activeUsers: [], revenue: [], newAlerts: [] }, 1300);
+    rerender(badge());
+    expect(screen.getByTestId('rebalancing').textContent).toBe('2 partitions rebalancing: values held');
+    state = applyDelta(state, { type: 'DELTA', changed: [], streamTime: state.streamTime, tiles: tiles(), activeUsers: [], revenue: [], newAlerts: [], stalePartitions: [5] }, 1400);
+    rerender(badge());
+    expect(screen.getByTestId('rebalancing').textContent).toBe('1 partition rebalancing: values held');
+    state = applyDelta(state, { type: 'DELTA', changed: [], streamTime: state.streamTime, tiles: tiles(), activeUsers: [], revenue: [], newAlerts: [], stalePartitions: [] }, 1500);
+    rerender(badge());
+    expect(screen.queryByTestId('rebalancing')).toBeNull();
+    // Disconnected: the connection state says it all; no claim about the partitions.
+    state = applySnapshot({ ...snapshot(), stalePartitions: [1] }, 1000);
+    rerender(<ConnectionBadge status={{ ...status, state: 'reconnecting', nextRetryAt: null }} receivedAt={1000} streamTime={null} now={1500} onRetry={() => {}} stalePartitions={state.stalePartitions} />);
+    expect(screen.queryByTestId('rebalancing')).toBeNull();
   });
 });

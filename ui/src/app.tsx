@@ -30,7 +30,7 @@ function Header(props: { theme: ReturnType<typeof useThemeChoice>; path: string 
         ))}
       </nav>
       <span class="spacer" />
-      <ConnectionBadge status={d.status} receivedAt={d.state?.receivedAt ?? null} streamTime={d.state?.streamTime ?? null} now={now} onRetry={() => d.connection.retryNow()} />
+      <ConnectionBadge status={d.status} receivedAt={d.state?.receivedAt ?? null} streamTime={d.state?.streamTime ?? null} now={now} onRetry={() => d.connection.retryNow()} stalePartitions={d.state?.stalePartitions} />
       <ThemeToggle choice={props.theme.choice} effective={props.theme.effective} onToggle={props.theme.cycle} />
     </header>
   );

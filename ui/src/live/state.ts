@@ -22,6 +22,8 @@ export interface DashboardState {
   platformRate: PlatformRateWindow[];
   latency: LatencyWindow[];
   alerts: AlertSummary;
+  /** Scaled out, during a rebalance: partitions whose numbers are held at their last committed values. */
+  stalePartitions: number[];
   /** Engine throughput (wall clock events/s) from successive eventsProcessed, or null before two samples. */
   throughput: number | null;
   /** Wall-clock time of the last message applied (freshness). */
@@ -118,6 +120,7 @@ export function applySnapshot(msg: SnapshotMessage, now = Date.now()): Dashboard
     platformRate: mergeWindows([], platformRates(msg.platformEvents ?? [])),
     latency: mergeWindows([], msg.latency ?? []),
     alerts: { total: msg.alerts?.total ?? 0, bySeverity: { ...(msg.alerts?.bySeverity ?? {}) }, recent: capAlerts([...(msg.alerts?.recent ?? [])].sort(byNewest)) },
+    stalePartitions: msg.stalePartitions ?? [],
     throughput: null,
     receivedAt: now,
     processedSample: msg.tiles?.eventsProcessed !== undefined ? { at: now, events: msg.tiles.eventsProcessed } : null,
@@ -134,6 +137,7 @@ export function applyDelta(state: DashboardState, msg: DeltaMessage, now = Date.
     platformRate: mergeWindows(state.platformRate, platformRates(msg.platformEvents ?? [])),
     latency: mergeWindows(state.latency, msg.latency ?? []),
     alerts: mergeAlerts(state.alerts, msg.newAlerts ?? []),
+    stalePartitions: msg.stalePartitions ?? state.stalePartitions,
     ...throughputFrom(state.processedSample, msg.tiles ?? state.tiles, now, state.throughput),
     receivedAt: now,
   };

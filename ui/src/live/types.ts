@@ -80,6 +80,8 @@ export interface SnapshotMessage {
   platformEvents: PlatformEventsRow[];
   latency?: LatencyWindow[];
   alerts: AlertSummary;
+  /** Scaled out: partitions without a live owner (a rebalance); their values are their last committed ones. */
+  stalePartitions?: number[];
 }
 
 export interface DeltaMessage {
@@ -92,6 +94,8 @@ export interface DeltaMessage {
   platformEvents?: PlatformEventsRow[];
   latency?: LatencyWindow[];
   newAlerts: Alert[];
+  /** Scaled out: as in the snapshot, at the time of this delta. */
+  stalePartitions?: number[];
 }
 
 export interface ResponseMessage {
