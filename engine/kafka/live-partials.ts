@@ -56,7 +56,7 @@ export class LivePartials {
   private readonly topic: string;
   /** The oldest window a user of the views still needs (the global alerts' next window). */
   private readonly floors = new Set<() => number | null>();
-  readonly stats = { records: 0, bytes: 0, transactions: 0, lastError: '' };
+  readonly stats = { records: 0, bytes: 0, transactions: 0, unreadable: 0, lastError: '' };
   ready = false;
 
   constructor(private readonly opts: LivePartialsOptions) {
@@ -118,7 +118,7 @@ export class LivePartials {
         try {
           this.onMessages(msgs);
         } catch (e) {
-          // A record this version cannot read: counted and skipped, never a crash.
+          // Not expected (unreadable records are skipped one by one in onMessages): never a crash.
           this.stats.lastError = `${this.topic}: ${(e as Error).message}`;
         }
       }
@@ -143,6 +143,7 @@ export class LivePartials {
           rel = decodeKey(key);
           value = m.value ? decodeValue(m.value) : undefined;
         } catch {
+          this.stats.unreadable++;
           this.stats.lastError = `${this.topic}: unreadable record at partition ${m.partition} offset ${m.offset}`;
           continue;
         }
@@ -152,7 +153,15 @@ export class LivePartials {
       // The end of one of the partition's transactions: apply it whole.
       const view = this.views[m.partition];
       if (!view) continue;
-      const meta = m.value ? (decodeValue(m.value) as PartitionMeta) : undefined;
+      let meta: PartitionMeta | undefined;
+      try {
+        meta = m.value ? (decodeValue(m.value) as PartitionMeta) : undefined;
+      } catch {
+        // The commit's records are committed (read_committed): apply them, keep the last progress.
+        this.stats.unreadable++;
+        this.stats.lastError = `${this.topic}: unreadable progress record at partition ${m.partition} offset ${m.offset}`;
+        meta = view.meta;
+      }
       this.stats.transactions++;
       for (const [rel, value] of list.splice(0)) {
         const pipeline = rel[0] as string;
