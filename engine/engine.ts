@@ -473,6 +473,11 @@ export class Engine {
         this.scaledGlobal = null;
         return;
       }
+      // Owned by the shard but not yet readable here: an assignment loads its partitions one by one
+      // and routes this thread's reads to them only once all are loaded. Read before that, partition
+      // 0's progress looked absent, and the evaluation started again from the first window, raising
+      // every global alert a second time (seen in test/scale/live-dashboard.test.ts after a move).
+      if (!this.query.isLocal(0)) return;
       this.scaledGlobal ??= new GlobalWindowAlerts(this.config, this.liveQuery, (p) => this.scaledActivity(p));
       const g = this.scaledGlobal;
       this.query.fresh();

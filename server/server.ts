@@ -153,8 +153,12 @@ export class DashboardServer {
   private registry_: InstanceRegistry | null = null;
   /** Scaled out: every partition's committed dashboard partials (the live stream's source). */
   private live: LivePartials | null = null;
-  /** Scaled out: the stalePartitions of the last snapshot built (a change is pushed even without commits). */
-  private staleShown = '';
+  /**
+   * Scaled out: stalePartitions as the open dashboards last heard them (in a delta) and as the cached
+   * snapshot for connecting clients has them; a change is pushed even without commits.
+   */
+  private staleSent = '';
+  private snapshotStale = '';
   private routingTimer: NodeJS.Timeout | null = null;
   private routingText = '';
   private readonly unsubscribers: Array<() => void> = [];
@@ -671,8 +675,9 @@ export class DashboardServer {
   private tick(): void {
     // Scaled out: a rebalance starting or ending changes what the dashboards must say
     // (stalePartitions) even when no commit does (idle input): a delta then carries just that.
-    const staleChanged = this.live !== null && this.stalePartitions().join(',') !== this.staleShown;
-    if (staleChanged) this.snapshotText = null;
+    const staleNow = this.live ? this.stalePartitions().join(',') : '';
+    if (staleNow !== this.snapshotStale) this.snapshotText = null; // connecting clients get the current list
+    const staleChanged = staleNow !== this.staleSent;
     if (this.clients.size === 0) {
       this.dirty.clear();
       this.pendingAlerts = [];
@@ -747,6 +752,7 @@ export class DashboardServer {
         type: 'DELTA', sentAt: Date.now(), changed: [...dirty.keys()], streamTime: snap.streamTime, watermark: snap.watermark, tiles: snap.tiles, newAlerts: alerts,
         ...(snap.stalePartitions ? { stalePartitions: snap.stalePartitions } : {}),
       };
+      if (Array.isArray(snap.stalePartitions)) this.staleSent = snap.stalePartitions.join(',');
       for (const m of topic.slice(9).split(',')) {
         const rows = changedSeries.get(m as LiveMetric);
         if (rows) delta[m] = rows;
@@ -886,7 +892,7 @@ export class DashboardServer {
     if (!this.live) this.engine.query.fresh();
     const snap = this.snapshot();
     this.snapshotObj = snap;
-    if (Array.isArray(snap.stalePartitions)) this.staleShown = snap.stalePartitions.join(',');
+    if (Array.isArray(snap.stalePartitions)) this.snapshotStale = snap.stalePartitions.join(',');
     this.snapshotText = JSON.stringify({ type: 'SNAPSHOT', ...snap });
     this.snapshotAt = Date.now();
     return snap;
@@ -978,6 +984,8 @@ export class DashboardServer {
   /** Writes an alert status into its (owned) partition's state: committed and in the changelog before the answer. */
   private async writeStatusLocally(id: string, partition: number, status: 'ACKNOWLEDGED' | 'RESOLVED'): Promise<Reply> {
     if (!this.engine.ownedPartitions().includes(partition)) return new Reply(409, { error: 'ERR_PARTITION_NOT_OWNED', message: `partition ${partition} is not owned by this instance (any more)` });
+    // Loaded in its shard but not yet routed to this thread's reads (an assignment in progress).
+    if (!this.engine.query.isLocal(partition)) return unavailable(`partition ${partition} is being taken over by this instance; retry in a few seconds`);
     // Only an alert the partition holds gets a status (a status key is never deleted: no strays).
     this.engine.query.fresh();
     if (this.engine.query.readKey(partition, ['alerts', id]) === undefined) return notFound(`alert ${id} does not exist in partition ${partition}`);

@@ -108,6 +108,11 @@ export class QueryLayer {
     this.routing = routing;
   }
 
+  /** Whether partition p is read from this instance's own store (always, unless routed). */
+  isLocal(p: number): boolean {
+    return !this.routing || this.routing.local.has(p);
+  }
+
   private reader(p: number): PartitionReader | null {
     const r = this.routing;
     if (!r || r.local.has(p)) return this.store(p % this.config.shards);

@@ -284,7 +284,7 @@ describe('scaled out: the live dashboard, global alerts and alert statuses cover
       await sleep(2500);
       const recordsAfter = await globalAlertRecords(prefix);
       expect([...recordsAfter.keys()].sort()).toEqual(expected);
-      expect([...recordsAfter.values()].every((n) => n === 1)).toBe(true);
+      expect([...recordsAfter.values()].every((n) => n === 1), `records per global alert after the move: ${JSON.stringify([...recordsAfter])}`).toBe(true);
       expect(alive(a)).toBe(true);
     } finally {
       for (const d of dashboards) d.close();
