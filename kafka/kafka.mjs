@@ -569,10 +569,18 @@ async function status() {
   }
 }
 
-const commands = { start, stop, status };
+/** Fetches the broker's jars into the cache without starting it (tools that run Kafka's own classes need them). */
+async function fetchLibs() {
+  checkJava();
+  await acquireLock(15 * 60_000);
+  await ensureLibs();
+  log(`jars: ${LIBS}`);
+}
+
+const commands = { start, stop, status, fetch: fetchLibs };
 const cmd = process.argv[2];
 if (!commands[cmd]) {
-  console.error('usage: node kafka/kafka.mjs start|stop|status');
+  console.error('usage: node kafka/kafka.mjs start|stop|status|fetch');
   process.exit(1);
 }
 await commands[cmd]();

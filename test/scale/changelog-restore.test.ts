@@ -190,6 +190,9 @@ async function truncateInput(prefix: string): Promise<void> {
     }
   }
   await new Promise<void>((r) => c.disconnect(() => r()));
+  // The broker's jars: this checkout's cache has them only if it started the broker itself (another
+  // checkout's broker may be the one answering), so fetch them first (a no-op when present).
+  execFileSync(process.execPath, ['kafka/kafka.mjs', 'fetch'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const libs = path.resolve(process.env.KAFKA_CACHE_DIR ?? '.cache/kafka', 'libs');
   execFileSync('java', ['-cp', `${libs}/*`, path.resolve('test/scale/DeleteRecords.java'), BROKERS, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
