@@ -548,12 +548,39 @@ export class Engine {
       if (alerts.length) {
         // Announced once stored, so a listener reading the alert store sees them.
         void this.publishAlerts(alerts, true).then(() => {
+          this.alertStoreWritten = true;
           for (const l of this.deltaListeners) l([], alerts);
         });
       }
+      this.pruneAlertStore();
     } catch (e) {
       this.lastError = e as Error;
     }
+  }
+
+  /** Retention cutoff of the alert store's last prune, and whether alerts were stored since. */
+  private alertStoreCutoff = 0;
+  private alertStoreWritten = false;
+  private alertStorePrunedWall = 0;
+
+  /**
+   * Retention of the alert store (one instance: global alerts, statuses, notification marks),
+   * like the shards' retention of their alerts. By the slowest partition's stream time: a window
+   * the shards still hold is never pruned here, so a global alert re-evaluated after a restart
+   * finds its notification mark and is not notified twice. At most once a second, when the cutoff
+   * moved or alerts were stored since the last prune.
+   */
+  private pruneAlertStore(): void {
+    const wall = Date.now();
+    if (wall - this.alertStorePrunedWall < 1000) return;
+    const times = this.query.progress().map((p) => p.streamTime).filter((t) => t > 0);
+    if (times.length === 0) return;
+    const cutoff = Math.min(...times) - this.config.retentionMs;
+    if (cutoff <= 0 || (cutoff <= this.alertStoreCutoff && !this.alertStoreWritten)) return;
+    this.alertStoreCutoff = cutoff;
+    this.alertStoreWritten = false;
+    this.alertStorePrunedWall = wall;
+    void this.alertStore.pruneBefore(cutoff).catch((e: unknown) => (this.lastError = e as Error));
   }
 
   /** Graceful stop: stop consuming, process and commit what was sent, close the stores. */

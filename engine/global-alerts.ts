@@ -66,6 +66,11 @@ export class GlobalWindowAlerts {
     const grace = this.config.graceMs;
     if (this.nextRevenue === null) this.nextRevenue = this.firstWindow('revenue', MINUTE);
     if (this.nextErrors === null) this.nextErrors = this.firstWindow('error_rate', size);
+    // Windows older than the retention period have been deleted (their revenue would read as 0):
+    // an evaluation that fell that far behind resumes at the oldest window still kept.
+    const floor = wm - this.config.retentionMs;
+    if (this.nextRevenue !== null && this.nextRevenue < floor) this.nextRevenue = Math.ceil(floor / MINUTE) * MINUTE;
+    if (this.nextErrors !== null && this.nextErrors < floor) this.nextErrors = Math.ceil(floor / size) * size;
     if (this.nextRevenue !== null) {
       let ws = this.nextRevenue;
       const finals = ws + size + grace <= wm ? this.query.revenue({ from: ws, to: wm }) : [];

@@ -78,6 +78,28 @@ export class AlertStore {
     return fresh;
   }
 
+  /**
+   * Retention: deletes the global alerts, statuses and notification marks of windows that started
+   * before `cutoff` (alert ids end with their window start: alertId()). Returns how many went.
+   */
+  async pruneBefore(cutoff: number): Promise<number> {
+    const windowOf = (id: string) => Number(id.slice(id.lastIndexOf(':') + 1));
+    const old = (id: string) => {
+      const ws = windowOf(id);
+      return Number.isFinite(ws) && ws < cutoff;
+    };
+    const alerts = [...this.global.getRange()].filter(({ value }) => Math.max(value.windowStart || 0, value.timestamp || 0) < cutoff).map(({ key }) => key);
+    const statuses = [...this.status.getKeys()].filter(old);
+    const marks = [...this.notified.getKeys()].filter(old);
+    if (alerts.length + statuses.length + marks.length === 0) return 0;
+    await this.env.transaction(() => {
+      for (const k of alerts) this.global.remove(k);
+      for (const k of statuses) this.status.remove(k);
+      for (const k of marks) this.notified.remove(k);
+    });
+    return alerts.length + statuses.length + marks.length;
+  }
+
   close(): Promise<void> {
     return this.env.close();
   }

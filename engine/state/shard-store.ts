@@ -2,6 +2,7 @@ import { EngineError } from '../errors.js';
 import path from 'node:path';
 import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
+import { ALERT_STATUS } from './live-projection.js';
 
 /**
  * One LMDB environment per shard. Keys are arrays: [partition, pipeline, ...key]. Each
@@ -187,6 +188,28 @@ export class ShardStore {
       if (deleted) for (const k of funnel) deleted.push(k);
     });
     return index.length + funnel.length;
+  }
+
+  /**
+   * Deletes the partition's alerts whose window started before `cutoff`, with their statuses
+   * (retention: without it every alert ever raised stays, and every alert list reads them all).
+   * Alerts are keyed by id, not time, so this reads them; retention bounds how many there are.
+   */
+  deleteAlertsBefore(partition: number, cutoff: number, deleted?: StoreKey[]): number {
+    const keys: StoreKey[] = [];
+    for (const { key, value } of this.state.getRange({ start: [partition, 'alerts'], end: [partition, 'alerts\u0000'] })) {
+      const a = value as { alertId: string; windowStart: number; timestamp: number };
+      if (Math.max(a.windowStart || 0, a.timestamp || 0) >= cutoff) continue;
+      keys.push(key as StoreKey);
+      const status: StoreKey = [partition, ALERT_STATUS, a.alertId];
+      if (this.state.get(status) !== undefined) keys.push(status);
+    }
+    if (keys.length === 0) return 0;
+    this.env.transactionSync(() => {
+      for (const k of keys) this.state.removeSync(k);
+    });
+    if (deleted) for (const k of keys) deleted.push(k);
+    return keys.length;
   }
 
   /** Deletes a pipeline's windows that started before `cutoff` (retention). */

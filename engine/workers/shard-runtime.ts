@@ -277,7 +277,7 @@ export class ShardRuntime {
   }
 
   /**
-   * Deletes windows, closed sessions and funnel hours older than the retention period of event
+   * Deletes windows, closed sessions, funnel hours and alerts older than the retention period of event
    * time; runs for a partition whenever its stream time has moved a minute since the last run.
    */
   private applyRetention(deleted?: StoreKey[]): void {
@@ -290,6 +290,7 @@ export class ShardRuntime {
       if (cutoff <= 0) continue;
       for (const name of rt.windowedPipelineNames()) this.store.deleteWindowsBefore(p, name, cutoff, deleted);
       this.store.deleteSessionsBefore(p, cutoff, deleted);
+      this.store.deleteAlertsBefore(p, cutoff, deleted);
     }
   }
 

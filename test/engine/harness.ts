@@ -34,13 +34,13 @@ export function generateEvents(gen: Partial<GeneratorConfig>, n: number): EventR
   return new EventGenerator(gen).take(n);
 }
 
-export async function runEmbedded(dataDir: string, gen: Partial<GeneratorConfig>, totalEvents: number, options: EngineOptions = {}): Promise<Engine> {
+export async function runEmbedded(dataDir: string, gen: Partial<GeneratorConfig>, totalEvents: number, options: EngineOptions = {}, sink = new MemorySink()): Promise<Engine> {
   const partitions = options.partitions ?? 8;
   const source = new EmbeddedSource({ partitions, rate: Infinity, totalEvents, generator: gen, eventsPerMessage: 200 });
   const ref = ReferenceStore.open(dataDir);
   await source.bootstrap(ref);
   await ref.close();
-  const engine = await Engine.start({ dataDir, partitions, ...options }, source, new MemorySink());
+  const engine = await Engine.start({ dataDir, partitions, ...options }, source, sink);
   await engine.finished();
   return engine;
 }
