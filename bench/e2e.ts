@@ -195,15 +195,22 @@ export async function runE2E(o: E2EOptions): Promise<Record<string, unknown>> {
     let wsBytes = 0;
     ws = new WebSocket(url.replace(/^http/, 'ws') + '/dashboard-ws');
     let lastMessageAt = 0;
-    const onDashboardMessage = (data: Buffer) => {
+    /** When /metrics first showed every acknowledged event committed (after loadgen finished). */
+    let allCommittedAt: number | null = null;
+    /** `requestedAt`: a fresh snapshot asked for at that time (it is cut from the state of then or later). */
+    const onDashboardMessage = (data: Buffer, requestedAt?: number) => {
       const arrival = wallNow();
       lastMessageAt = arrival;
       messages++;
       wsBytes += data.length;
       const m = JSON.parse(data.toString()) as { type?: string; streamTime?: number; watermark?: number };
       if (m.type !== 'DELTA' && m.type !== 'SNAPSHOT') return;
-      // A `watermark` (oldest partition's committed stream time), if the server sends one, is the exact bound.
-      const covered = typeof m.watermark === 'number' ? m.watermark : m.streamTime;
+      // A `watermark` (oldest partition's committed stream time), if the server sends one, is the exact bound
+      // while events flow. Once the input has ended it stays at the partition whose last event is oldest,
+      // so the last events of the other partitions would never count as shown: a snapshot asked for after
+      // every acknowledged event was committed shows all of them, up to the newest stream time.
+      const complete = requestedAt !== undefined && allCommittedAt !== null && requestedAt >= allCommittedAt;
+      const covered = complete ? Math.max(m.watermark ?? 0, m.streamTime ?? 0) : typeof m.watermark === 'number' ? m.watermark : m.streamTime;
       if (typeof covered === 'number' && covered >= startAt) {
         latency.onDashboard(arrival, covered);
         dashboardStreamTime = Math.max(dashboardStreamTime, m.streamTime ?? covered);
@@ -212,9 +219,10 @@ export async function runE2E(o: E2EOptions): Promise<Record<string, unknown>> {
     ws.on('message', onDashboardMessage);
     /** A fresh connection's SNAPSHOT: what a dashboard opened now shows. */
     const snapshotNow = () => new Promise<void>((resolve) => {
+      const requestedAt = wallNow();
       const probe = new WebSocket(url.replace(/^http/, 'ws') + '/dashboard-ws');
       const timer = setTimeout(() => { probe.terminate(); resolve(); }, 2000);
-      probe.once('message', (d: Buffer) => { onDashboardMessage(d); clearTimeout(timer); probe.close(); resolve(); });
+      probe.once('message', (d: Buffer) => { onDashboardMessage(d, requestedAt); clearTimeout(timer); probe.close(); resolve(); });
       probe.once('error', () => { clearTimeout(timer); resolve(); });
     });
     let tailSnapshots = 0;
@@ -298,6 +306,7 @@ export async function runE2E(o: E2EOptions): Promise<Record<string, unknown>> {
     const drainDeadline = wallNow() + o.drainTimeoutMs;
     while (latency.outstanding() > 0 && wallNow() < drainDeadline) {
       await new Promise((r) => setTimeout(r, 100));
+      if (allCommittedAt === null && (samples.at(-1)?.committedEvents ?? 0) >= lg.records) allCommittedAt = wallNow();
       // The server sends a DELTA only when a pipeline changed, so the commit that follows the
       // last change is never pushed: once deltas stop, ask for a snapshot (as a reconnecting
       // dashboard would) every second.
