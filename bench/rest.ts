@@ -36,6 +36,8 @@ const { values: a } = parseArgs({
     dashboards: { type: 'string', default: '0' },
     // Passed to the engine (repeatable), e.g. --engine-arg=--tick-snapshot --engine-arg=event-loop for a baseline.
     'engine-arg': { type: 'string', multiple: true, default: [] },
+    // Node/V8 flags for the engine process (repeatable), e.g. --node-arg=--single-threaded-gc.
+    'node-arg': { type: 'string', multiple: true, default: [] },
     // Comma-separated substrings: measure only the routes that contain one of them.
     only: { type: 'string' },
   },
@@ -62,7 +64,7 @@ const feed = a.source === 'kafka'
   : null;
 const sourceArgs = feed ? feed.engineArgs : ['--source', 'embedded', '--rate', a['engine-rate']!, '--time-scale', '10'];
 const profile = a['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', a['cpu-prof-dir']] : [];
-const engine = spawn(process.execPath, [...profile, path.join(root, 'dist/engine/main.js'), ...sourceArgs,
+const engine = spawn(process.execPath, [...a['node-arg']!, ...profile, path.join(root, 'dist/engine/main.js'), ...sourceArgs,
   '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '600000', ...a['engine-arg']!], { stdio: ['ignore', 'ignore', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 try {

@@ -133,6 +133,7 @@ async function main(): Promise<void> {
       partitions: o.partitions,
       rate: o.rate,
       totalEvents: o.events,
+      threadNice: o.workerNice,
       generator: { seed: o.seed, users: o.users, startTime: Date.now(), eventsPerSecond: Number.isFinite(o.rate) ? o.rate / o.timeScale : 20_000 },
     });
     log.info(await embedded.bootstrap(ref), 'reference tables bootstrapped');

@@ -1,16 +1,13 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EngineConfig } from '../engine/config.js';
+import { builtFile } from '../engine/built-file.js';
 import type { DashboardQuery } from './queries.js';
 import type { QueryRequest, QueryResponse, RoutingUpdate } from './query-worker.js';
 import type { Routing } from '../engine/query/remote.js';
 
 /** The built worker (dist/server/query-worker.js), whether this file runs from the build or from source (tests). */
 function workerFile(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(`${path.sep}dist${path.sep}`) ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`)) : path.resolve(here, '..');
-  return path.join(root, 'dist', 'server', 'query-worker.js');
+  return builtFile(import.meta.url, 'server', 'query-worker.js');
 }
 
 const MAX_PENDING_QUERIES = 64;

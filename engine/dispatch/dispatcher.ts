@@ -1,7 +1,6 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
+import { builtFile } from '../built-file.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
 import { decodeTaskError, type BatchTask, type CommitInfo, type MembershipResult, type ShardResult, type ShardTask } from '../workers/protocol.js';
 import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
@@ -9,9 +8,7 @@ import type { ChangelogBatch } from '../state/changelog-codec.js';
 
 /** The compiled worker entry (tests run the TypeScript sources, workers always run the build). */
 export function workerFile(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(`${path.sep}dist${path.sep}`) ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`)) : path.resolve(here, '..', '..');
-  return path.join(root, 'dist', 'engine', 'workers', 'shard-worker.js');
+  return builtFile(import.meta.url, 'engine', 'workers', 'shard-worker.js');
 }
 
 interface SlabBuilder {

@@ -1,96 +1,100 @@
-import { EventBatchEncoder, hashString, type EventRecord } from '../codec/index.js';
-import { EventGenerator, type GeneratorConfig } from './generator.js';
+import { Worker } from 'node:worker_threads';
+import { builtFile } from '../built-file.js';
+import { EventGenerator } from './generator.js';
+import type { EmbeddedProducerOptions } from './embedded-producer.js';
 import type { EventSource, OffsetMap, RawMessage, SourceHandler } from './types.js';
 import type { ReferenceStore } from '../state/reference-store.js';
 
-export interface EmbeddedSourceOptions {
-  generator?: Partial<GeneratorConfig>;
-  partitions: number;
+export { partitionOf, keyOf } from './embedded-producer.js';
+
+export interface EmbeddedSourceOptions extends EmbeddedProducerOptions {
   /** Events per second of wall time (Infinity: as fast as the engine takes them). */
   rate: number;
   /** Stop after this many events (bounded run), or run forever. */
   totalEvents?: number;
-  /** Events per Kafka-like message (an EventBatch). */
-  eventsPerMessage: number;
-  /** A partition's pending batch is also sent when its oldest event is this old in event time. */
-  maxBatchEventTimeMs: number;
+  /** Niceness of the generator thread (Linux), like the shard workers': the main thread preempts it. */
+  threadNice: number;
 }
 
-/** Events generated per event-loop turn: unthrottled (bench:engine), and at a fixed rate (about 2 ms of generation and encoding). */
-const MAX_SLICE_UNTHROTTLED = 20_000;
-const MAX_SLICE_AT_RATE = 250;
-
-/** The partition of a user's events: stable hash of the key (userId, or deviceId for ownerless IoT). */
-export function partitionOf(key: string, partitions: number): number {
-  return hashString(key) % partitions;
+/** What the generator thread starts with (engine/source/embedded-thread.ts). */
+export interface EmbeddedThreadData {
+  options: EmbeddedSourceOptions;
+  resumeAfter: OffsetMap;
+  nice: number;
 }
 
-export function keyOf(e: EventRecord): string {
-  return e.userId || (e.source === 'IOT' ? e.deviceId : '');
-}
+export type ToGenerator = { type: 'pause' } | { type: 'resume' };
+type FromGenerator = { type: 'messages' | 'end'; messages: RawMessage[]; produced: number };
 
 /**
- * The default source: the deterministic event model, batched per partition into FlatBuffers
- * EventBatches keyed by user, with per-partition offsets, exactly as loadgen writes to Kafka.
- * Batching depends only on the events (counts and event time), never on timing, so a restarted
- * engine regenerates the same messages with the same offsets and skips what its state counted.
+ * The default source: the deterministic event model (engine/source/embedded-producer.ts), batched
+ * per partition into FlatBuffers EventBatches keyed by user, exactly as loadgen writes to Kafka.
+ * The events are generated and encoded on a thread of their own, as the Kafka source fetches on
+ * librdkafka's: the main thread only receives finished messages. Backpressure: while paused,
+ * messages already on their way are held here and handed over on resume, none is lost or reordered.
  */
 export class EmbeddedSource implements EventSource {
   readonly name = 'embedded';
-  readonly generator: EventGenerator;
   private readonly opts: EmbeddedSourceOptions;
-  /**
-   * Each partition's pending batch, encoded as its events are generated: the event objects die
-   * young (queued until their batch is full they survived scavenges and filled the old generation,
-   * and the main thread paid for it in mark-compact pauses).
-   */
-  private readonly pending: EventBatchEncoder[];
-  private readonly firstTs: number[];
-  private readonly nextOffset: number[];
   private handler: SourceHandler | null = null;
-  private resumeAfter: OffsetMap = {};
+  private worker: Worker | null = null;
+  private readonly held: RawMessage[][] = [];
   private paused = false;
   private stopped = false;
-  private produced = 0;
-  private startWall = 0;
-  private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
-  committed: OffsetMap = {};
+  /** The thread sent its last message (bounded run); onEnd follows once every message is handed over. */
   private ended = false;
+  private endDelivered = false;
+  private produced = 0;
+  committed: OffsetMap = {};
 
   constructor(opts: Partial<EmbeddedSourceOptions> & { partitions: number }) {
-    this.opts = { rate: 20_000, eventsPerMessage: 500, maxBatchEventTimeMs: 1000, ...opts };
-    this.generator = new EventGenerator(this.opts.generator);
-    this.pending = Array.from({ length: this.opts.partitions }, () => new EventBatchEncoder());
-    this.firstTs = new Array(this.opts.partitions).fill(0);
-    this.nextOffset = new Array(this.opts.partitions).fill(0);
+    this.opts = { rate: 20_000, eventsPerMessage: 500, maxBatchEventTimeMs: 1000, threadNice: 10, ...opts };
   }
 
   /** Writes the reference tables (profiles and catalog) before any event flows. */
   async bootstrap(reference: ReferenceStore): Promise<{ profiles: number; products: number }> {
-    const profiles = await reference.putProfiles(this.generator.profiles());
-    const products = await reference.putProducts(this.generator.catalog());
+    const generator = new EventGenerator(this.opts.generator);
+    const profiles = await reference.putProfiles(generator.profiles());
+    const products = await reference.putProducts(generator.catalog());
     return { profiles, products };
   }
 
+  /** Events the generator thread has produced so far (as last reported). */
   get eventsProduced(): number {
     return this.produced;
   }
 
   async start(handler: SourceHandler, resumeAfter: OffsetMap): Promise<void> {
     this.handler = handler;
-    this.resumeAfter = resumeAfter;
-    this.startWall = performance.now();
-    this.schedule(0);
+    const data: EmbeddedThreadData = { options: this.opts, resumeAfter, nice: this.opts.threadNice };
+    const w = new Worker(builtFile(import.meta.url, 'engine', 'source', 'embedded-thread.js'), { workerData: data });
+    this.worker = w;
+    w.on('message', (m: FromGenerator) => {
+      this.produced = m.produced;
+      if (m.messages.length) this.held.push(m.messages);
+      if (m.type === 'end') this.ended = true;
+      this.deliver();
+    });
+    w.on('error', (e) => {
+      if (!this.stopped) handler.onError(new Error(`the embedded source's generator thread failed: ${e.message}`, { cause: e }));
+    });
+    w.on('exit', (code) => {
+      if (!this.stopped && !this.ended) handler.onError(new Error(`the embedded source's generator thread exited (code ${code}) before its last event`));
+    });
+    if (this.paused) w.postMessage({ type: 'pause' } satisfies ToGenerator);
   }
 
   pause(): void {
+    if (this.paused) return;
     this.paused = true;
+    this.worker?.postMessage({ type: 'pause' } satisfies ToGenerator);
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (!this.timer && !this.stopped && !this.ended) this.schedule(0);
+    this.deliver();
+    if (!this.paused && !this.ended) this.worker?.postMessage({ type: 'resume' } satisfies ToGenerator);
   }
 
   commit(offsets: OffsetMap): void {
@@ -99,65 +103,19 @@ export class EmbeddedSource implements EventSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer as NodeJS.Timeout);
-    this.timer = null;
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
   }
 
-  private schedule(delayMs: number): void {
-    this.timer = delayMs > 0 ? setTimeout(() => this.tick(), delayMs) : setImmediate(() => this.tick());
-  }
-
-  private tick(): void {
-    this.timer = null;
-    if (this.stopped || this.paused || !this.handler) return;
-    const { rate, totalEvents } = this.opts;
-    const elapsed = (performance.now() - this.startWall) / 1000;
-    // At a fixed rate the source shares the event loop with dispatch and the dashboard server: it
-    // catches up in slices of about 2 ms of generation (setImmediate between them lets I/O run), not in
-    // one block of everything it fell behind by. Unthrottled runs take big slices (less overhead).
-    let budget = Number.isFinite(rate) ? Math.floor(rate * elapsed) - this.produced : MAX_SLICE_UNTHROTTLED;
-    budget = Math.min(budget, Number.isFinite(rate) ? MAX_SLICE_AT_RATE : MAX_SLICE_UNTHROTTLED);
-    if (totalEvents !== undefined) budget = Math.min(budget, totalEvents - this.produced);
-    if (budget <= 0 && totalEvents !== undefined && this.produced >= totalEvents) {
-      this.finish();
-      return;
+  /** Hands over held messages in order until paused (onMessages may pause the source itself). */
+  private deliver(): void {
+    const h = this.handler;
+    if (!h || this.stopped) return;
+    while (!this.paused && this.held.length) h.onMessages(this.held.shift()!);
+    if (this.ended && !this.endDelivered && this.held.length === 0 && !this.paused) {
+      this.endDelivered = true;
+      h.onEnd();
     }
-    if (budget <= 0) {
-      this.schedule(Math.max(1, Math.ceil(1000 / rate)));
-      return;
-    }
-    const out: RawMessage[] = [];
-    for (let i = 0; i < budget; i++) {
-      const e = this.generator.next();
-      this.produced++;
-      const p = partitionOf(keyOf(e), this.opts.partitions);
-      const q = this.pending[p];
-      if (q.size === 0) this.firstTs[p] = e.timestamp;
-      q.add(e);
-      if (q.size >= this.opts.eventsPerMessage || e.timestamp - this.firstTs[p] >= this.opts.maxBatchEventTimeMs) this.emit(p, out);
-    }
-    if (out.length) this.handler.onMessages(out);
-    if (totalEvents !== undefined && this.produced >= totalEvents) {
-      this.finish();
-      return;
-    }
-    this.schedule(0);
-  }
-
-  private emit(p: number, out: RawMessage[]): void {
-    const value = this.pending[p].finish();
-    const offset = this.nextOffset[p]++;
-    const done = this.resumeAfter[p]?.['0'];
-    if (done !== undefined && offset <= done) return; // state already counted it
-    out.push({ topic: 0, partition: p, offset, value });
-  }
-
-  private finish(): void {
-    if (this.ended) return;
-    this.ended = true;
-    const out: RawMessage[] = [];
-    for (let p = 0; p < this.pending.length; p++) if (this.pending[p].size) this.emit(p, out);
-    if (out.length) this.handler!.onMessages(out);
-    this.handler!.onEnd();
   }
 }
