@@ -1,6 +1,5 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { execFileSync } from 'node:child_process';
 
 /**
  * Lowers the calling thread's scheduling priority (Linux: niceness is per thread, and setpriority
@@ -16,7 +15,6 @@ export function lowerThreadPriority(nice: number): boolean {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return false;
     setPriority(tid, nice);
-    if (process.env.RTA_EXP_IDLE === '1') execFileSync('chrt', ['--idle', '-p', '0', String(tid)]);
     return true;
   } catch {
     return false;
