@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../engine/index.js';
 import { ReplaySource } from '../engine/source/replay.js';
 import type { RawMessage } from '../engine/source/types.js';
@@ -29,8 +30,11 @@ const { values: a } = parseArgs({
     'commit-interval-ms': { type: 'string', default: '1000' },
     'slab-bytes': { type: 'string', default: String(256 * 1024) },
     'data-dir': { type: 'string' },
+    // As the engine's --heap-growing-percent (main.ts): V8 flags are per process, so workers get it too.
+    'heap-growing-percent': { type: 'string', default: '300' },
   },
 });
+if (Number(a['heap-growing-percent']) > 0) v8.setFlagsFromString(`--heap-growing-percent=${Number(a['heap-growing-percent'])}`);
 const total = Number(a.events);
 const warmup = Number(a.warmup);
 const partitions = Number(a.partitions);
@@ -138,6 +142,7 @@ const summary = {
   commitWritesSum: engine.metrics.commitWrites.reduce((x, y) => x + y, 0),
   inputMB: Math.round(bytes / 1e6),
   shards: Number(a.shards),
+  heapGrowingPercent: Number(a['heap-growing-percent']),
   partitions,
   commitIntervalMs: engineOpts.commitIntervalMs,
   slabBytes: engineOpts.slabBytes,

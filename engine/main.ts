@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import os from 'node:os';
+import v8 from 'node:v8';
 import { pino } from 'pino';
 import { Engine, EmbeddedSource, MemorySink, ReferenceStore, ConfigError, type EventSource, type OutputSink } from './index.js';
 import { ensureTopics } from './kafka/topics.js';
@@ -74,6 +75,7 @@ const program = new Command()
   .addOption(new Option('--seed <n>', 'embedded source: random seed').argParser(int('--seed')).default(42).env('RTA_SEED'))
   .addOption(new Option('--commit-interval-ms <ms>', 'state commit interval').argParser(int('--commit-interval-ms')).default(1000).env('RTA_COMMIT_INTERVAL_MS'))
   .addOption(new Option('--worker-nice <n>', 'niceness of the worker and query threads (Linux; 0 = same priority as the main thread)').argParser(int('--worker-nice')).default(10).env('RTA_WORKER_NICE'))
+  .addOption(new Option('--heap-growing-percent <n>', 'V8 heap growth after each full GC, in percent of the live heap (0 = V8\'s adaptive default; see BENCHMARKS.md, REST)').argParser(int('--heap-growing-percent')).default(300).env('RTA_HEAP_GROWING_PERCENT'))
   .addOption(new Option('--grace-ms <ms>', 'window grace period').argParser(int('--grace-ms')).default(30_000).env('RTA_GRACE_MS'))
   .addOption(new Option('--idle-timeout-ms <ms>', 'a partition without events this long (wall time) stops holding back global windows').argParser(int('--idle-timeout-ms')).default(60_000).env('RTA_IDLE_TIMEOUT_MS'))
   .addOption(new Option('--webhook-url <url>', 'CRITICAL alert webhook').env('RTA_WEBHOOK_URL'))
@@ -92,6 +94,10 @@ const program = new Command()
 
 program.parse();
 const o = program.opts();
+// Before any worker starts (V8 flags are per process). The main thread's live heap is small (about
+// 14 MB) and V8's adaptive growth gave it about 10% of headroom: a full GC every 3.4 s whose
+// marking steps and final pause (5-15 ms) held the event loop, so REST and WebSocket latency.
+if (o.heapGrowingPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${o.heapGrowingPercent}`);
 
 async function main(): Promise<void> {
   // Refuse an unsafe server setup before anything starts (no token on a public address, weak token).
