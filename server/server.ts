@@ -607,7 +607,7 @@ export class DashboardServer {
       : anyRecovering || sourceDown || storesDown > 0 || (notif.enabled && notif.failed > 0) || (outputs?.failed ?? 0) > 0 ? 'DEGRADED' : 'UP';
     return {
       overallStatus,
-      stream: { source: e.source.name, sourceStats, eventsProcessed: e.metrics.events, committedEvents: e.committedTotals().events, lastError: e.lastError?.message ?? null },
+      stream: { source: e.source.name, sourceStats, eventsProcessed: e.metrics.events, committedEvents: Object.values(e.committedCounters).reduce((n, c) => n + c.events, 0), lastError: e.lastError?.message ?? null },
       outputs,
       shards: shards.map((s, i) => ({ ...s, storeAvailable: stores[i]?.available ?? false })),
       freshness: { newestEventTime: newest ? new Date(newest).toISOString() : null, ageOfNewestEventMs: ageMs, consumerLagMessages: consumerLag, slabsInFlight: shards.reduce((n, s) => n + s.inFlight, 0) },
