@@ -31,6 +31,9 @@ function nextEpoch(): number {
   return ++epochCounter;
 }
 
+/** A user's open sessions: the session when there is one, else an array. */
+type Open = Session | Session[];
+
 /** A session as stored: platforms by name; the scheduling fields are recomputed on restore. */
 type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
 
@@ -58,14 +61,16 @@ export class SessionsPipeline implements Pipeline {
   readonly name = 'sessions';
   readonly changed = new Set<number>();
   /**
-   * Open sessions per user. A user's list sits in `lists` at the index the thread's per-user
+   * Open sessions per user: the session itself when there is one (nearly always: one pointer to
+   * follow, not three through an array of one), an array when there are more (events out of order
+   * in the gap). A user's entry sits in `lists` at the index the thread's per-user
    * record holds for this pipeline instance (owner tag = this instance's thread-unique id): an
    * array read in the cache line the other pipelines already touched, instead of a Map probe
    * among millions of users. A user whose record slot belongs to another partition's instance
    * (input not keyed by user) is kept in `foreign`.
    */
-  private readonly lists: (Session[] | undefined)[] = [];
-  private readonly foreign = new Map<number, Session[]>();
+  private readonly lists: (Open | undefined)[] = [];
+  private readonly foreign = new Map<number, Open>();
   private readonly owner: UserColumn;
   private readonly slot: UserColumn;
   private readonly instance = nextEpoch();
@@ -93,13 +98,23 @@ export class SessionsPipeline implements Pipeline {
     liveInstances.add(this.instance);
   }
 
-  private listOf(user: number): Session[] | undefined {
+  private openOf(user: number): Open | undefined {
     if (this.owner.get(user) === this.instance) return this.lists[this.slot.get(user)];
     return this.foreign.size === 0 ? undefined : this.foreign.get(user);
   }
 
-  /** Sets a user's list; `list` is new only where listOf returned undefined. */
-  private setList(user: number, list: Session[] | undefined): void {
+  /** A user's open sessions as a list (a new array when there is one or none). */
+  private listOf(user: number): Session[] {
+    const open = this.openOf(user);
+    return open === undefined ? [] : Array.isArray(open) ? open : [open];
+  }
+
+  /** Sets a user's open sessions (none, one, or more). */
+  private setList(user: number, sessions: Session[]): void {
+    this.setOpen(user, sessions.length === 0 ? undefined : sessions.length === 1 ? sessions[0] : sessions);
+  }
+
+  private setOpen(user: number, list: Open | undefined): void {
     const o = this.owner.get(user);
     if (o === this.instance) {
       this.lists[this.slot.get(user)] = list;
@@ -127,34 +142,40 @@ export class SessionsPipeline implements Pipeline {
       return;
     }
     const v = this.ctx.vocab;
-    let list = this.listOf(e.user);
-    if (!list) this.setList(e.user, (list = []));
-    // Merge every open session within the gap of this event.
+    const open = this.openOf(e.user);
     let merged: Session | null = null;
-    for (let i = 0; i < list.length; i++) {
-      const s = list[i];
-      // A session whose close time has come is closed, even if the sweep has not run yet:
-      // merging must not depend on when the sweep runs (batch boundaries).
-      if (s.end + this.gap + this.grace <= streamTime) continue;
-      if (t > s.start - this.gap && t < s.end + this.gap) {
-        if (!merged) merged = s;
-        else {
-          merged.start = Math.min(merged.start, s.start);
-          merged.end = Math.max(merged.end, s.end);
-          merged.events += s.events;
-          merged.pageViews += s.pageViews;
-          merged.transactions += s.transactions;
-          merged.usd += s.usd;
-          for (const p of s.platforms) if (!merged.platforms.includes(p)) merged.platforms.push(p);
-          merged.stages |= s.stages;
-          list.splice(i, 1);
-          i--;
+    if (open !== undefined && !Array.isArray(open) && open.end + this.gap + this.grace > streamTime && t > open.start - this.gap && t < open.end + this.gap) {
+      // The common case: the user's one open session takes the event.
+      merged = open;
+    } else {
+      const list = open === undefined ? [] : Array.isArray(open) ? open : [open];
+      // Merge every open session within the gap of this event.
+      for (let i = 0; i < list.length; i++) {
+        const s = list[i];
+        // A session whose close time has come is closed, even if the sweep has not run yet:
+        // merging must not depend on when the sweep runs (batch boundaries).
+        if (s.end + this.gap + this.grace <= streamTime) continue;
+        if (t > s.start - this.gap && t < s.end + this.gap) {
+          if (!merged) merged = s;
+          else {
+            merged.start = Math.min(merged.start, s.start);
+            merged.end = Math.max(merged.end, s.end);
+            merged.events += s.events;
+            merged.pageViews += s.pageViews;
+            merged.transactions += s.transactions;
+            merged.usd += s.usd;
+            for (const p of s.platforms) if (!merged.platforms.includes(p)) merged.platforms.push(p);
+            merged.stages |= s.stages;
+            list.splice(i, 1);
+            i--;
+          }
         }
       }
-    }
-    if (!merged) {
-      merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: -1 };
-      list.push(merged);
+      if (!merged) {
+        merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: -1 };
+        list.push(merged);
+      }
+      this.setList(e.user, list);
     }
     if (t < merged.start) merged.start = t;
     if (t > merged.end) merged.end = t;
@@ -225,8 +246,9 @@ export class SessionsPipeline implements Pipeline {
   }
 
   private closeUser(user: number, streamTime: number, reschedule = true): void {
-    const list = this.listOf(user);
-    if (!list) return;
+    const open = this.openOf(user);
+    if (open === undefined) return;
+    const list = Array.isArray(open) ? open : [open];
     let closedAny = false;
     for (let i = 0; i < list.length; i++) {
       const s = list[i];
@@ -239,7 +261,7 @@ export class SessionsPipeline implements Pipeline {
         this.schedule(user, s);
       }
     }
-    if (list.length === 0) this.setList(user, undefined);
+    if (closedAny) this.setList(user, list);
     if (closedAny) this.markDirty(user);
   }
 
@@ -282,7 +304,7 @@ export class SessionsPipeline implements Pipeline {
     const users = this.ctx.vocab.users;
     for (const user of this.dirtyUsers) {
       const list = this.listOf(user);
-      write(['open', users.values[user]], list && list.length ? list.map((s) => this.encode(s)) : undefined);
+      write(['open', users.values[user]], list.length ? list.map((s) => this.encode(s)) : undefined);
     }
     for (const [user, s] of this.closedToWrite) {
       write(['closed', users.values[user], s.start], this.encode(s));
