@@ -21,7 +21,10 @@ describe('WebSocket abuse (scenario 10, quick)', () => {
     }
     expect(r.abusers.reduce((n, a) => n + a.churned, 0)).toBeGreaterThan(300);
     expect(r.clientsAfter).toBe(8); // only the watchers: nothing leaked
-    expect(r.rssPeakMb - r.rssBeforeMb).toBeLessThan(150);
+    // Bounded, not leaking: the engine lets V8's heaps grow to 4x their live size before a full GC
+    // (--heap-growing-percent 300, for the REST tail), so the peak includes that headroom. Measured
+    // growth here: +101 MB with V8's default growth, +134 MB with 300 (alone); +155 MB under npm test.
+    expect(r.rssPeakMb - r.rssBeforeMb).toBeLessThan(200);
     for (const p of [r.clean, r.abuse]) {
       expect(p.requests).toBeGreaterThan((p.ms / 200) * 8 * 0.8); // answered (5 per second per watcher)
       expect(p.unanswered).toBe(0);
