@@ -8,7 +8,7 @@
  *                           [--modes precompressed,shared,dedicated-4kb,off] [--client-inflate payload|frame]
  *                           [--source embedded|kafka]
  *
- * --source embedded (the default) generates the input on the engine's own event loop; --source
+ * --source embedded (the default) generates the input in the engine process (the embedded source's own thread); --source
  * kafka is production's shape: loadgen, in its own process, writes to the broker at --rate.
  *
  * Besides the per-client latency, each mode reports where it went: `firstMs` (the server's send

@@ -5,8 +5,8 @@
  *
  *   npm run bench:rest -- [--rate 1000] [--duration 10] [--connections 10] [--warmup-s 20] [--source embedded|kafka] [--only geo,health] [--cpu-prof-dir d] [--dashboards 0]
  *
- * --source embedded (the default) generates the input on the engine's own event loop, so the tail
- * includes that work; --source kafka is production's shape: loadgen, in its own process, writes to
+ * --source embedded (the default) generates the input in the engine process, on the embedded
+ * source's own thread (on the engine's event loop before 2026-11-30); --source kafka is production's shape: loadgen, in its own process, writes to
  * the broker at --engine-rate and the engine consumes it (with event time = wall time, not 10x).
  *
  * Last line: {"bench":"rest","ratePerSec":N,"routes":[{"route":..,"p50Ms":..,"p99Ms":..,...}],"worstP99Ms":N}

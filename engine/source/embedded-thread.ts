@@ -17,7 +17,7 @@ const MAX_SLICE_AT_RATE = 250;
 
 const data = workerData as EmbeddedThreadData;
 const port = parentPort!;
-lowerThreadPriority(data.nice);
+lowerThreadPriority(data.options.threadNice);
 const producer = new EmbeddedProducer(data.options, data.resumeAfter);
 const { rate, totalEvents } = data.options;
 const startWall = performance.now();

@@ -20,7 +20,6 @@ export interface EmbeddedSourceOptions extends EmbeddedProducerOptions {
 export interface EmbeddedThreadData {
   options: EmbeddedSourceOptions;
   resumeAfter: OffsetMap;
-  nice: number;
 }
 
 export type ToGenerator = { type: 'pause' } | { type: 'resume' };
@@ -66,7 +65,7 @@ export class EmbeddedSource implements EventSource {
 
   async start(handler: SourceHandler, resumeAfter: OffsetMap): Promise<void> {
     this.handler = handler;
-    const data: EmbeddedThreadData = { options: this.opts, resumeAfter, nice: this.opts.threadNice };
+    const data: EmbeddedThreadData = { options: this.opts, resumeAfter };
     const w = new Worker(builtFile(import.meta.url, 'engine', 'source', 'embedded-thread.js'), { workerData: data });
     this.worker = w;
     w.on('message', (m: FromGenerator) => {
