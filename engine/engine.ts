@@ -172,7 +172,7 @@ export class Engine {
         this.lastError = err;
         if (!recovered) this.rejectEnded(new Error(`shard ${shard} could not recover: ${err.message}`, { cause: err }));
       },
-    }, this.reference.profileEpochs);
+    }, this.reference.profileEpochs, () => this.reference.profileIndex());
   }
 
   static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink(), scale: ScaleOut | null = null): Promise<Engine> {

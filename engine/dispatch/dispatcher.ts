@@ -2,7 +2,7 @@ import { Piscina } from 'piscina';
 import type { EngineConfig } from '../config.js';
 import { builtFile } from '../built-file.js';
 import type { OffsetMap, RawMessage } from '../source/types.js';
-import { decodeTaskError, encodeTaskError, type BatchTask, type CommitInfo, type MembershipResult, type ShardResult, type ShardTask } from '../workers/protocol.js';
+import { decodeTaskError, encodeTaskError, type ProfileIndexHandle, type BatchTask, type CommitInfo, type MembershipResult, type ShardResult, type ShardTask } from '../workers/protocol.js';
 import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 import type { ChangelogBatch } from '../state/changelog-codec.js';
 
@@ -98,6 +98,8 @@ export class ShardDispatcher {
    */
   private readonly handed: ShardTask[][];
   private readonly waited = new Set<ShardTask>();
+  /** Per worker thread, the version of the profile index last handed to it. */
+  private readonly indexVersionHanded: number[] = [];
   private readonly channels: ShardChannel[];
   private paused = false;
   private lingerTimer: NodeJS.Timeout | null = null;
@@ -112,6 +114,7 @@ export class ShardDispatcher {
     private readonly config: EngineConfig,
     private readonly events: DispatcherEvents,
     private readonly profileEpochs?: Int32Array,
+    private readonly profileIndex?: () => ProfileIndexHandle,
   ) {
     // A shard runs one task at a time (see `run`), but a thread with several shards takes one task
     // of each at once: it starts the next shard's batch while the main thread is still handling the
@@ -262,6 +265,14 @@ export class ShardDispatcher {
     ch.running = true;
     const handed = this.handed[ch.worker];
     handed.push(next.task);
+    // The thread reads profiles from the shared index: every open, and the first batch after the index grew, carry it.
+    if (this.profileIndex && (next.task.op === 'open' || next.task.op === 'batch')) {
+      const index = this.profileIndex();
+      if (next.task.op === 'open' || this.indexVersionHanded[ch.worker] !== index.version) {
+        next.task.profileIndex = index;
+        this.indexVersionHanded[ch.worker] = index.version;
+      }
+    }
     this.pools[ch.worker].run(next.task).then(
       (res) => {
         handed.splice(handed.indexOf(next.task), 1);

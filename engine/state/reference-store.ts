@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Product, UserProfile } from '../codec/types.js';
 import { hashString } from '../codec/index.js';
+import { ProfileIndexWriter, type ProfileIndexBuffers } from './profile-index.js';
 
 /** Buckets of the profile-change counters shared with the workers (a power of two). */
 export const PROFILE_EPOCH_BUCKETS = 1 << 16;
@@ -53,13 +54,48 @@ export class ReferenceStore {
   private dir = '';
 
   async putProfiles(profiles: Iterable<UserProfile>): Promise<number> {
-    const written: string[] = [];
+    const written: UserProfile[] = [];
     const n = await this.putAll(this.profiles, profiles, (p) => {
-      written.push(p.userId);
+      written.push(p);
       return p.userId;
     });
-    for (const id of written) Atomics.add(this.profileEpochs, profileEpochBucket(id), 1);
+    // Committed to LMDB: now the index, then the counters that make workers read a profile again.
+    if (this.index) for (const p of written) this.indexPut(p);
+    for (const p of written) Atomics.add(this.profileEpochs, profileEpochBucket(p.userId), 1);
     return n;
+  }
+
+  private index: ProfileIndexWriter | null = null;
+  /** The index before the last growth: batches that started before the workers got the new one still read it. */
+  private previousIndex: ProfileIndexWriter | null = null;
+  private indexVersion = 0;
+
+  /**
+   * The profiles' index in shared memory for the workers' join (see profile-index.ts), built from
+   * LMDB at the first call and kept up to date by putProfiles from then on. Only the writer (the
+   * engine's main thread) calls this. `version` changes when the index grows into new buffers.
+   */
+  profileIndex(): { version: number; buffers: ProfileIndexBuffers } {
+    if (!this.index) {
+      let users = 0;
+      for (const _ of this.profiles.getKeys()) users++;
+      const index = ProfileIndexWriter.create(Math.max(1 << 16, users * 2));
+      this.index = index;
+      this.indexVersion++;
+      for (const { value } of this.profiles.getRange()) if (value) this.indexPut(value);
+    }
+    return { version: this.indexVersion, buffers: this.index.buffers };
+  }
+
+  private indexPut(p: UserProfile): void {
+    this.previousIndex?.put(p);
+    if (this.index!.put(p)) return;
+    const next = this.index!.grown();
+    this.index!.retire();
+    this.previousIndex = this.index;
+    this.index = next;
+    this.indexVersion++;
+    if (!next.put(p)) throw new Error('profile index: no room for a profile right after growing');
   }
 
   putProducts(products: Iterable<Product>): Promise<number> {

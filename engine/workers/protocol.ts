@@ -3,6 +3,13 @@ import type { EngineConfig } from '../config.js';
 import type { OutputRecord } from '../operators/api.js';
 import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 import type { ChangelogBatch } from '../state/changelog-codec.js';
+import type { ProfileIndexBuffers } from '../state/profile-index.js';
+
+/** The profiles' shared index (see state/profile-index.ts); a new version replaces the thread's copy. */
+export interface ProfileIndexHandle {
+  version: number;
+  buffers: ProfileIndexBuffers;
+}
 
 /**
  * Messages between the dispatcher (main thread) and shard workers. A slab is a SharedArrayBuffer
@@ -27,6 +34,7 @@ export interface OpenTask {
   config: EngineConfig;
   /** The reference store's profile-change counters (shared memory), see ReferenceStore.profileEpochs. */
   profileEpochs?: Int32Array;
+  profileIndex?: ProfileIndexHandle;
 }
 
 export interface BatchTask {
@@ -41,6 +49,8 @@ export interface BatchTask {
   commit: boolean;
   /** Test-only fault injection, honoured only when RTA_ENABLE_FAULTS=1. */
   fault?: 'throw' | 'exit';
+  /** Set when the thread's copy is older (the index grew since the thread was last handed it). */
+  profileIndex?: ProfileIndexHandle;
 }
 
 export interface CommitTask {

@@ -9,16 +9,27 @@
  * tasks are refused there too. Nothing is applied twice and nothing is skipped.
  */
 import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js';
+import { Lookup, ProfileIndexReader, type IndexedProfile } from '../state/profile-index.js';
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
 import { Vocabulary } from './symbols.js';
 import { lowerThreadPriority } from './thread-priority.js';
-import { emptyCounters, encodeTaskError, type MembershipResult, type ShardResult, type ShardTask } from './protocol.js';
+import { emptyCounters, encodeTaskError, type ProfileIndexHandle, type MembershipResult, type ShardResult, type ShardTask } from './protocol.js';
 
 const vocab = new Vocabulary();
 const shards = new Map<number, ShardRuntime>();
 let reference: ReferenceStore | null = null;
 let profileEpochs: Int32Array | null = null;
+/** The shared profile index (null until handed one: then profiles are read from LMDB). */
+let profileIndex: ProfileIndexReader | null = null;
+let profileIndexVersion = -1;
+const indexed: IndexedProfile = { tier: 0, segment: 0, country: 0, region: 0 };
+
+function useProfileIndex(handle: ProfileIndexHandle | undefined): void {
+  if (!handle || handle.version === profileIndexVersion) return;
+  profileIndex = new ProfileIndexReader(handle.buffers, (s) => vocab.symOf(s));
+  profileIndexVersion = handle.version;
+}
 /** The thread yields to the main thread (see thread-priority.ts); set once, at the first shard it opens. */
 let prioritySet = false;
 
@@ -57,15 +68,24 @@ const profiles = {
     const userId = vocab.users.values[user];
     const bucket = profileEpochBucket(userId);
     const epoch = profileEpochs ? Atomics.load(profileEpochs, bucket) : 0;
-    // A changed profile is read from a fresh snapshot (this thread's may predate the write).
-    if (at !== 0) reference?.env.resetReadTxn();
-    const rec = reference?.profile(userId);
-    if (!rec) return UNKNOWN_PROFILE; // LEFT join: unknown users get tier UNKNOWN
     const p = scratchProfile;
-    p.tier = vocab.symOf(rec.tier || 'UNKNOWN');
-    p.segment = vocab.symOf(rec.segment || 'UNKNOWN');
-    p.country = vocab.symOf(rec.country || 'UNKNOWN');
-    p.region = vocab.symOf(rec.region || 'UNKNOWN');
+    const found = profileIndex ? profileIndex.lookup(userId, indexed) : Lookup.NotIndexed;
+    if (found === Lookup.Unknown) return UNKNOWN_PROFILE; // LEFT join: unknown users get tier UNKNOWN
+    if (found === Lookup.Found) {
+      p.tier = indexed.tier;
+      p.segment = indexed.segment;
+      p.country = indexed.country;
+      p.region = indexed.region;
+    } else {
+      // A changed profile is read from a fresh snapshot (this thread's may predate the write).
+      if (at !== 0) reference?.env.resetReadTxn();
+      const rec = reference?.profile(userId);
+      if (!rec) return UNKNOWN_PROFILE;
+      p.tier = vocab.symOf(rec.tier || 'UNKNOWN');
+      p.segment = vocab.symOf(rec.segment || 'UNKNOWN');
+      p.country = vocab.symOf(rec.country || 'UNKNOWN');
+      p.region = vocab.symOf(rec.region || 'UNKNOWN');
+    }
     cTier.set(user, p.tier);
     cSegment.set(user, p.segment);
     cCountry.set(user, p.country);
@@ -104,12 +124,14 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       }
       reference ??= ReferenceStore.open(task.config.dataDir);
       if (task.profileEpochs) profileEpochs = task.profileEpochs;
+      useProfileIndex(task.profileIndex);
       vocab.resetColumns();
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
       return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters() };
     }
     case 'batch': {
+      useProfileIndex(task.profileIndex);
       const rt = current(task.shard, task.gen);
       if (task.fault && process.env.RTA_ENABLE_FAULTS === '1') {
         if (task.fault === 'exit') process.exit(1);
