@@ -79,7 +79,7 @@ export class ReferenceStore {
     if (!this.index) {
       let users = 0;
       for (const _ of this.profiles.getKeys()) users++;
-      const index = ProfileIndexWriter.create(Math.max(1 << 16, users * 2));
+      const index = ProfileIndexWriter.create(Math.max(1 << 16, users));
       this.index = index;
       this.indexVersion++;
       for (const { value } of this.profiles.getRange()) if (value) this.indexPut(value);
