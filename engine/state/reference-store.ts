@@ -77,8 +77,7 @@ export class ReferenceStore {
    */
   profileIndex(): { version: number; buffers: ProfileIndexBuffers } {
     if (!this.index) {
-      let users = 0;
-      for (const _ of this.profiles.getKeys()) users++;
+      const users = (this.profiles.getStats() as { entryCount: number }).entryCount;
       const index = ProfileIndexWriter.create(Math.max(1 << 16, users));
       this.index = index;
       this.indexVersion++;
