@@ -65,13 +65,13 @@ interface ShardChannel {
 }
 
 const MAX_NON_RETRIABLE_FAILURES = 3;
+/** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
+const MIN_SLAB_BYTES = 16 * 1024;
 
 /** A task that failed because its thread died while it waited behind another shard's task: retriable. */
 function queuedBehind(err: Error): Error {
   return encodeTaskError(Object.assign(new Error(`${err.message} (this task was waiting behind another shard's, which was running)`, { cause: err }), { code: 'ERR_THREAD_LOST', retriable: true }));
 }
-/** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
-const MIN_SLAB_BYTES = 16 * 1024;
 
 export interface DispatcherEvents {
   onResult(result: ShardResult): void;
@@ -276,6 +276,7 @@ export class ShardDispatcher {
     this.pools[ch.worker].run(next.task).then(
       (res) => {
         handed.splice(handed.indexOf(next.task), 1);
+        this.waited.delete(next.task); // marked by a failure that was not its thread's death after all
         ch.running = false;
         next.done(res);
         this.pump(ch);
