@@ -30,6 +30,12 @@ export interface ProfileIndexBuffers {
   header: SharedArrayBuffer;
 }
 
+/** The index as handed to the workers; a new version (the index grew) replaces a thread's copy. */
+export interface ProfileIndexHandle {
+  version: number;
+  buffers: ProfileIndexBuffers;
+}
+
 const SLOT_INTS = 8;
 const V = 0;
 const HASH = 1;
@@ -139,10 +145,13 @@ export class ProfileIndexReader extends IndexView {
     super(buffers);
   }
 
-  /** Looks a user up; on Found, `out` holds the profile's dimensions as this thread's symbols. */
-  lookup(userId: string, out: IndexedProfile): Lookup {
+  /**
+   * Looks a user up; on Found, `out` holds the profile's dimensions as this thread's symbols.
+   * `hash`: the user id's hashString, when the caller already has it.
+   */
+  lookup(userId: string, out: IndexedProfile, hash?: number): Lookup {
     const len = this.encode(userId);
-    const at = this.find(len, this.hash(len));
+    const at = this.find(len, hash === undefined ? this.hash(len) : hash | 0);
     const slots = this.slots;
     for (;;) {
       const v = at < 0 ? 0 : Atomics.load(slots, at + V);

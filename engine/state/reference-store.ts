@@ -3,13 +3,18 @@ import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Product, UserProfile } from '../codec/types.js';
 import { hashString } from '../codec/index.js';
-import { ProfileIndexWriter, type ProfileIndexBuffers } from './profile-index.js';
+import { ProfileIndexWriter, type ProfileIndexHandle } from './profile-index.js';
 
 /** Buckets of the profile-change counters shared with the workers (a power of two). */
 export const PROFILE_EPOCH_BUCKETS = 1 << 16;
 
 export function profileEpochBucket(userId: string): number {
-  return hashString(userId) & (PROFILE_EPOCH_BUCKETS - 1);
+  return profileEpochBucketOfHash(hashString(userId));
+}
+
+/** The bucket of a user id whose hashString the caller already has. */
+export function profileEpochBucketOfHash(hash: number): number {
+  return hash & (PROFILE_EPOCH_BUCKETS - 1);
 }
 
 /**
@@ -75,7 +80,7 @@ export class ReferenceStore {
    * LMDB at the first call and kept up to date by putProfiles from then on. Only the writer (the
    * engine's main thread) calls this. `version` changes when the index grows into new buffers.
    */
-  profileIndex(): { version: number; buffers: ProfileIndexBuffers } {
+  profileIndex(): ProfileIndexHandle {
     if (!this.index) {
       const users = (this.profiles.getStats() as { entryCount: number }).entryCount;
       const index = ProfileIndexWriter.create(Math.max(1 << 16, users));

@@ -3,13 +3,9 @@ import type { EngineConfig } from '../config.js';
 import type { OutputRecord } from '../operators/api.js';
 import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 import type { ChangelogBatch } from '../state/changelog-codec.js';
-import type { ProfileIndexBuffers } from '../state/profile-index.js';
+import type { ProfileIndexHandle } from '../state/profile-index.js';
 
-/** The profiles' shared index (see state/profile-index.ts); a new version replaces the thread's copy. */
-export interface ProfileIndexHandle {
-  version: number;
-  buffers: ProfileIndexBuffers;
-}
+export type { ProfileIndexHandle };
 
 /**
  * Messages between the dispatcher (main thread) and shard workers. A slab is a SharedArrayBuffer

@@ -8,7 +8,8 @@
  * replays the slabs since that commit. A thread that died starts with no shard open, so stale
  * tasks are refused there too. Nothing is applied twice and nothing is skipped.
  */
-import { ReferenceStore, profileEpochBucket } from '../state/reference-store.js';
+import { ReferenceStore, profileEpochBucketOfHash } from '../state/reference-store.js';
+import { hashString } from '../codec/index.js';
 import { Lookup, ProfileIndexReader, type IndexedProfile } from '../state/profile-index.js';
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
@@ -66,10 +67,12 @@ const profiles = {
       return p;
     }
     const userId = vocab.users.values[user];
-    const bucket = profileEpochBucket(userId);
+    // One hash for the change counter's bucket and the index probe.
+    const hash = hashString(userId);
+    const bucket = profileEpochBucketOfHash(hash);
     const epoch = profileEpochs ? Atomics.load(profileEpochs, bucket) : 0;
     const p = scratchProfile;
-    const found = profileIndex ? profileIndex.lookup(userId, indexed) : Lookup.NotIndexed;
+    const found = profileIndex ? profileIndex.lookup(userId, indexed, hash) : Lookup.NotIndexed;
     if (found === Lookup.Unknown) return UNKNOWN_PROFILE; // LEFT join: unknown users get tier UNKNOWN
     if (found === Lookup.Found) {
       p.tier = indexed.tier;
