@@ -109,6 +109,31 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
     expect(model.funnel.reached[4]).toBeGreaterThan(0);
   });
 
+  it('every session, closed and still open: bounds, counts, revenue, platforms, funnel stages', () => {
+    type View = { start: number; end: number; events: number; pageViews: number; transactions: number; usd: number; platforms: string[]; stages: number };
+    const users = new Set([...model.sessions.closed, ...model.sessions.open].map((s) => s.user));
+    const got = { closed: new Map<string, View>(), open: new Map<string, View>() };
+    for (const user of users) {
+      const u = engine.query.user(user);
+      for (const s of u.sessions as View[]) got.closed.set(`${user}|${s.start}`, s);
+      for (const s of u.openSessions as View[]) got.open.set(`${user}|${s.start}`, s);
+    }
+    expect(model.sessions.closed.length).toBeGreaterThan(100);
+    expect(model.sessions.open.length).toBeGreaterThan(100);
+    // Sessions that merged out-of-order events and used several platforms are in the stream.
+    expect(model.sessions.closed.some((s) => s.platforms.length > 1)).toBe(true);
+    for (const kind of ['closed', 'open'] as const) {
+      expect(got[kind].size).toBe(model.sessions[kind].length);
+      for (const m of model.sessions[kind]) {
+        const s = got[kind].get(`${m.user}|${m.start}`);
+        expect(s, `${kind} session of ${m.user} from ${m.start}`).toBeDefined();
+        const pick = (v: View) => ({ start: v.start, end: v.end, events: v.events, pageViews: v.pageViews, transactions: v.transactions, platforms: [...v.platforms].sort(), stages: v.stages });
+        expect(pick(s!)).toEqual(pick(m));
+        expect(close(s!.usd, m.usd), `revenue of ${m.user}'s session from ${m.start}: ${s!.usd} vs ${m.usd}`).toBe(true);
+      }
+    }
+  });
+
   it('per-event alerts with deterministic ids', () => {
     const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
     const got = new Set(engine.query.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0])));

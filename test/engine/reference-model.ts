@@ -68,7 +68,7 @@ export function referenceModel(events: EventRecord[], c: ModelConfig) {
   const sharing = new Map<string, { platforms: Set<string>; locations: Set<string>; ap: boolean; al: boolean }>();
   const iotAlerted = new Set<string>();
   const baselines = new Map<string, { n: number; mean: number; m2: number }>();
-  type S = { start: number; end: number; stages: number; partition: number };
+  type S = { user: string; start: number; end: number; stages: number; partition: number; events: number; pageViews: number; transactions: number; usd: number; platforms: Set<string> };
   const openSessions = new Map<string, S[]>();
   const closedSessions: S[] = [];
 
@@ -229,18 +229,30 @@ export function referenceModel(events: EventRecord[], c: ModelConfig) {
               merged.start = Math.min(merged.start, s.start);
               merged.end = Math.max(merged.end, s.end);
               merged.stages |= s.stages;
+              merged.events += s.events;
+              merged.pageViews += s.pageViews;
+              merged.transactions += s.transactions;
+              merged.usd += s.usd;
+              for (const x of s.platforms) merged.platforms.add(x);
               list.splice(i, 1);
               i--;
             }
           }
         }
         if (!merged) {
-          merged = { start: t, end: t, stages: 0, partition: p };
+          merged = { user, start: t, end: t, stages: 0, partition: p, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: new Set() };
           list.push(merged);
         }
         merged.start = Math.min(merged.start, t);
         merged.end = Math.max(merged.end, t);
-        if (e.source === 'TRANSACTION' && e.type === 'COMPLETED') merged.stages |= 16;
+        merged.events++;
+        merged.platforms.add(platform);
+        if (e.source === 'TRANSACTION' && e.type === 'COMPLETED') {
+          merged.stages |= 16;
+          merged.transactions++;
+          merged.usd += e.amount * fx(e.currency);
+        }
+        if ((e.source === 'WEB' || e.source === 'MOBILE') && action === 'PAGE_VIEW') merged.pageViews++;
         if (e.source === 'WEB' || e.source === 'MOBILE') {
           const bit = { PAGE_VIEW: 1, PRODUCT_VIEW: 2, ADD_TO_CART: 4, CHECKOUT: 8 }[action as 'PAGE_VIEW'];
           if (bit) merged.stages |= bit;
@@ -249,9 +261,13 @@ export function referenceModel(events: EventRecord[], c: ModelConfig) {
     }
   }
   // A session is closed once its partition's final stream time passed end + gap + grace.
+  const stillOpen: S[] = [];
   for (const list of openSessions.values()) {
-    for (const s of list) if (s.end + c.sessionGapMs + c.graceMs <= streamTime[s.partition]) closedSessions.push(s);
+    for (const s of list) (s.end + c.sessionGapMs + c.graceMs <= streamTime[s.partition] ? closedSessions : stillOpen).push(s);
   }
+  const sessionView = (s: S) => ({
+    user: s.user, start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd, platforms: [...s.platforms].sort(), stages: s.stages,
+  });
   const reached = [0, 0, 0, 0, 0];
   for (const s of closedSessions) {
     for (let k = 0; k < 5 && (s.stages & (1 << k)); k++) reached[k]++;
@@ -278,5 +294,7 @@ export function referenceModel(events: EventRecord[], c: ModelConfig) {
     iot: Object.fromEntries(iot),
     alerts,
     funnel: { sessions: closedSessions.length, reached },
+    /** Every session, closed or still open at the end, in its merged form. */
+    sessions: { closed: closedSessions.map(sessionView), open: stillOpen.map(sessionView) },
   };
 }
