@@ -42,7 +42,7 @@ export class Vocabulary {
     this.PRODUCT_PAGE = s('/product/:id');
   }
 
-  private readonly columns = new Map<string, UserColumn>();
+  private readonly columns = new Map<string, UserColumn | UserFloatColumn>();
   private readonly records = new UserRecords();
 
   /**
@@ -53,6 +53,15 @@ export class Vocabulary {
   column(name: string, fill = -1, keep = false): UserColumn {
     let c = this.columns.get(name);
     if (!c) this.columns.set(name, (c = this.records.field(name, fill, keep)));
+    if (!(c instanceof UserColumn)) throw new Error(`per-user column ${name} holds floats`);
+    return c;
+  }
+
+  /** A named per-user column of doubles (timestamps, amounts) in the same record; starts at 0. */
+  float64Column(name: string, keep = false): UserFloatColumn {
+    let c = this.columns.get(name);
+    if (!c) this.columns.set(name, (c = this.records.float64Field(name, keep)));
+    if (!(c instanceof UserFloatColumn)) throw new Error(`per-user column ${name} holds integers`);
     return c;
   }
 
@@ -90,16 +99,34 @@ export class Vocabulary {
 export class UserRecords {
   static readonly STRIDE = 32;
   a = new Int32Array(UserRecords.STRIDE << 16);
+  /** The same memory as doubles: a float field takes an aligned pair of int slots. */
+  f = new Float64Array(this.a.buffer);
+  /** Integer fields fill the record from its start, float fields from its end. */
   private readonly fills: number[] = [];
   private readonly keep: boolean[] = [];
+  private readonly floatFields: Array<{ index: number; keep: boolean }> = [];
+
+  /** Checked before a field is added (a refused field leaves the records as they were). */
+  private checkRoom(name: string, ints: number, floats: number): void {
+    if (this.fills.length + ints + 2 * (this.floatFields.length + floats) > UserRecords.STRIDE) {
+      throw new Error(`too many per-user columns (${UserRecords.STRIDE} int slots per user, a float takes two): cannot add ${name}`);
+    }
+  }
 
   field(name: string, fill: number, keep = false): UserColumn {
+    this.checkRoom(name, 1, 0);
     const offset = this.fills.length;
-    if (offset >= UserRecords.STRIDE) throw new Error(`too many per-user columns (${UserRecords.STRIDE} at most): cannot add ${name}`);
     this.fills.push(fill);
     this.keep.push(keep);
     this.fillRange(offset, 0, this.a.length);
     return new UserColumn(this, offset, fill);
+  }
+
+  float64Field(name: string, keep = false): UserFloatColumn {
+    this.checkRoom(name, 0, 1);
+    const index = UserRecords.STRIDE / 2 - 1 - this.floatFields.length; // in doubles, within the record
+    this.floatFields.push({ index, keep });
+    return new UserFloatColumn(this, index);
   }
 
   private fillRange(offset: number, from: number, to: number): void {
@@ -116,6 +143,7 @@ export class UserRecords {
     next.set(this.a);
     const from = this.a.length;
     this.a = next;
+    this.f = new Float64Array(next.buffer);
     for (let f = 0; f < this.fills.length; f++) this.fillRange(f, from, n);
   }
 
@@ -125,6 +153,11 @@ export class UserRecords {
       if (this.keep[f]) continue;
       const fill = this.fills[f];
       for (let i = f; i < a.length; i += UserRecords.STRIDE) a[i] = fill;
+    }
+    const d = this.f;
+    for (const { index, keep } of this.floatFields) {
+      if (keep) continue;
+      for (let i = index; i < d.length; i += UserRecords.STRIDE / 2) d[i] = 0;
     }
   }
 }
@@ -152,5 +185,25 @@ export class UserColumn {
     const i = user * UserRecords.STRIDE + this.offset;
     if (i >= this.records.a.length) this.records.grow(user);
     this.records.a[i] = v;
+  }
+}
+
+/** A per-thread column of doubles indexed by user id, in the user's record (see UserColumn). */
+export class UserFloatColumn {
+  constructor(
+    private readonly records: UserRecords,
+    private readonly index: number,
+  ) {}
+
+  get(user: number): number {
+    const i = user * (UserRecords.STRIDE / 2) + this.index;
+    const f = this.records.f;
+    return i < f.length ? f[i] : 0;
+  }
+
+  set(user: number, v: number): void {
+    const i = user * (UserRecords.STRIDE / 2) + this.index;
+    if (i >= this.records.f.length) this.records.grow(user);
+    this.records.f[i] = v;
   }
 }

@@ -2,7 +2,7 @@ import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import type { Pipeline, PipelineContext, StateKey } from '../api.js';
 import { HOUR, tumblingStart } from '../windows.js';
-import type { UserColumn } from '../../workers/symbols.js';
+import type { UserColumn, UserFloatColumn } from '../../workers/symbols.js';
 
 /** Funnel steps as bits of a session's stage mask, in order. */
 export const FUNNEL_STEPS = ['PAGE_VIEW', 'PRODUCT_VIEW', 'ADD_TO_CART', 'CHECKOUT', 'TRANSACTION_COMPLETED'] as const;
@@ -50,6 +50,21 @@ export function funnelDepth(mask: number): number {
   return k;
 }
 
+/** Whether a session can live in a user's record: platform symbols fit the mask, the close bucket fits an Int32. */
+function fitsRecord(s: Session): boolean {
+  for (const p of s.platforms) if (!(p >= 0 && p < 31)) return false;
+  return s.bucket < 0 || (s.bucket - BUCKET_BASE > NO_BUCKET && s.bucket - BUCKET_BASE <= 0x7fffffff);
+}
+
+/** `sessions.slot` values other than an index into `lists`: the user's one open session is in its record, or the user has none. */
+const INLINE = -1;
+const NONE = -2;
+/** Close buckets (whole seconds) are kept in the record relative to this (2023-11-14): 1955 to 2091 fits an Int32. */
+const BUCKET_BASE = 1_700_000_000;
+const NO_BUCKET = -0x80000000;
+const STAGE_PAGE_VIEW = 1;
+const STAGE_COMPLETED = 1 << 4;
+
 /**
  * User sessions: session windows keyed by user, merging events closer than the inactivity gap
  * (default 30 min). A session closes when its partition's stream time passes end + gap + grace;
@@ -61,18 +76,30 @@ export class SessionsPipeline implements Pipeline {
   readonly name = 'sessions';
   readonly changed = new Set<number>();
   /**
-   * Open sessions per user: the session itself when there is one (nearly always: one pointer to
-   * follow, not three through an array of one), an array when there are more (events out of order
-   * in the gap). A user's entry sits in `lists` at the index the thread's per-user
-   * record holds for this pipeline instance (owner tag = this instance's thread-unique id): an
-   * array read in the cache line the other pipelines already touched, instead of a Map probe
-   * among millions of users. A user whose record slot belongs to another partition's instance
-   * (input not keyed by user) is kept in `foreign`.
+   * Where a user's open sessions are. Nearly always there is one: it lives in the user's record of
+   * the thread (start, end, counts, platforms as a bit mask, close bucket), the cache line the
+   * other pipelines' per-user columns already brought in, so an event of that session reads and
+   * writes no object (a Session object per user cost two more cache misses per event and the
+   * scavenger's copying of every long-lived session). A user with several (events out of order in
+   * the gap) or with a platform symbol too large for the mask has them as objects in `lists`, at
+   * the index the record holds. The record belongs to this pipeline instance when its owner tag is
+   * this instance's thread-unique id; a user whose record another partition's instance owns (input
+   * not keyed by user) is kept in `foreign`.
    */
   private readonly lists: (Open | undefined)[] = [];
+  private readonly freeListSlots: number[] = [];
   private readonly foreign = new Map<number, Open>();
   private readonly owner: UserColumn;
   private readonly slot: UserColumn;
+  private readonly rStart: UserFloatColumn;
+  private readonly rEnd: UserFloatColumn;
+  private readonly rUsd: UserFloatColumn;
+  private readonly rEvents: UserColumn;
+  private readonly rPageViews: UserColumn;
+  private readonly rTransactions: UserColumn;
+  private readonly rStages: UserColumn;
+  private readonly rPlatforms: UserColumn;
+  private readonly rBucket: UserColumn;
   private readonly instance = nextEpoch();
   /** Users whose open sessions changed since the last commit (each once: the dirty tag guards). */
   private readonly dirtyUsers: number[] = [];
@@ -92,14 +119,31 @@ export class SessionsPipeline implements Pipeline {
   constructor(private readonly ctx: PipelineContext) {
     this.gap = ctx.config.sessionGapMs;
     this.grace = ctx.config.graceMs;
-    this.dirtyTag = ctx.vocab.column('sessions.dirty');
-    this.owner = ctx.vocab.column('sessions.owner', 0, true);
-    this.slot = ctx.vocab.column('sessions.slot', 0, true);
+    const v = ctx.vocab;
+    this.dirtyTag = v.column('sessions.dirty');
+    // Kept across resetColumns: they are valid only under this instance's owner tag, and another
+    // partition of the thread may be live while one is reopened.
+    this.owner = v.column('sessions.owner', 0, true);
+    this.slot = v.column('sessions.slot', NONE, true);
+    this.rStart = v.float64Column('sessions.start', true);
+    this.rEnd = v.float64Column('sessions.end', true);
+    this.rUsd = v.float64Column('sessions.usd', true);
+    this.rEvents = v.column('sessions.events', 0, true);
+    this.rPageViews = v.column('sessions.pageViews', 0, true);
+    this.rTransactions = v.column('sessions.transactions', 0, true);
+    this.rStages = v.column('sessions.stages', 0, true);
+    this.rPlatforms = v.column('sessions.platforms', 0, true);
+    this.rBucket = v.column('sessions.bucket', NO_BUCKET, true);
     liveInstances.add(this.instance);
   }
 
+  /** A user's open sessions. One held in the user's record comes back as a copy: write changes back with setOpen. */
   private openOf(user: number): Open | undefined {
-    if (this.owner.get(user) === this.instance) return this.lists[this.slot.get(user)];
+    if (this.owner.get(user) === this.instance) {
+      const slot = this.slot.get(user);
+      if (slot === INLINE) return this.readRecord(user);
+      return slot >= 0 ? this.lists[slot] : undefined;
+    }
     return this.foreign.size === 0 ? undefined : this.foreign.get(user);
   }
 
@@ -114,41 +158,130 @@ export class SessionsPipeline implements Pipeline {
     this.setOpen(user, sessions.length === 0 ? undefined : sessions.length === 1 ? sessions[0] : sessions);
   }
 
-  private setOpen(user: number, list: Open | undefined): void {
+  private setOpen(user: number, open: Open | undefined): void {
     const o = this.owner.get(user);
-    if (o === this.instance) {
-      this.lists[this.slot.get(user)] = list;
-    } else if (list === undefined) {
-      this.foreign.delete(user);
-    } else if (o !== 0 && liveInstances.has(o)) {
-      this.foreign.set(user, list);
-    } else {
+    if (o !== this.instance) {
+      if (open === undefined) {
+        this.foreign.delete(user);
+        return;
+      }
+      if (o !== 0 && liveInstances.has(o)) {
+        this.foreign.set(user, open);
+        return;
+      }
       // Free, or left by a closed instance (ids are never reused): claim it.
       this.owner.set(user, this.instance);
-      this.slot.set(user, this.lists.length);
-      this.lists.push(list);
+      this.slot.set(user, NONE);
     }
+    const slot = this.slot.get(user);
+    if (open !== undefined && !Array.isArray(open) && fitsRecord(open)) {
+      this.writeRecord(user, open);
+      if (slot >= 0) this.freeListSlot(slot);
+      this.slot.set(user, INLINE);
+    } else if (open === undefined) {
+      if (slot >= 0) this.freeListSlot(slot);
+      this.slot.set(user, NONE);
+    } else if (slot >= 0) {
+      this.lists[slot] = open;
+    } else {
+      const s = this.freeListSlots.length > 0 ? this.freeListSlots.pop()! : this.lists.push(undefined) - 1;
+      this.lists[s] = open;
+      this.slot.set(user, s);
+    }
+  }
+
+  private freeListSlot(slot: number): void {
+    this.lists[slot] = undefined;
+    this.freeListSlots.push(slot);
+  }
+
+  private readRecord(user: number): Session {
+    const platforms: number[] = [];
+    for (let m = this.rPlatforms.get(user); m !== 0; m &= m - 1) platforms.push(31 - Math.clz32(m & -m));
+    const bucket = this.rBucket.get(user);
+    return {
+      start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
+      transactions: this.rTransactions.get(user), usd: this.rUsd.get(user), platforms, stages: this.rStages.get(user),
+      bucket: bucket === NO_BUCKET ? -1 : bucket + BUCKET_BASE, lastPlatform: -1,
+    };
+  }
+
+  private writeRecord(user: number, s: Session): void {
+    let mask = 0;
+    for (const p of s.platforms) mask |= 1 << p;
+    this.rStart.set(user, s.start);
+    this.rEnd.set(user, s.end);
+    this.rUsd.set(user, s.usd);
+    this.rEvents.set(user, s.events);
+    this.rPageViews.set(user, s.pageViews);
+    this.rTransactions.set(user, s.transactions);
+    this.rStages.set(user, s.stages);
+    this.rPlatforms.set(user, mask);
+    this.rBucket.set(user, s.bucket < 0 ? NO_BUCKET : s.bucket - BUCKET_BASE);
   }
 
   dispose(): void {
     liveInstances.delete(this.instance);
   }
 
+  /** Funnel stage an event marks (a bit of the stage mask; 0 for none). */
+  private stageOf(e: ScratchEvent): number {
+    const v = this.ctx.vocab;
+    if (e.kind === EventKind.TRANSACTION) return e.action === v.COMPLETED ? STAGE_COMPLETED : 0;
+    if (e.kind === EventKind.WEB || e.kind === EventKind.MOBILE) {
+      if (e.action === v.PAGE_VIEW) return STAGE_PAGE_VIEW;
+      if (e.action === v.PRODUCT_VIEW) return 2;
+      if (e.action === v.ADD_TO_CART) return 4;
+      if (e.action === v.CHECKOUT) return 8;
+    }
+    return 0;
+  }
+
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.user < 0 || e.kind === EventKind.IOT) return;
     const t = e.ts;
-    if (t + this.gap + this.grace <= streamTime) {
+    const gap = this.gap;
+    if (t + gap + this.grace <= streamTime) {
       this.ctx.late(this.name);
       return;
     }
-    const v = this.ctx.vocab;
+    const u = e.user;
+    if (this.owner.get(u) === this.instance && this.slot.get(u) === INLINE && e.platform >= 0 && e.platform < 31) {
+      const start = this.rStart.get(u);
+      const end = this.rEnd.get(u);
+      if (end + gap + this.grace > streamTime && t > start - gap && t < end + gap) {
+        // The common case: the user's one open session, in its record, takes the event.
+        if (t < start) this.rStart.set(u, t);
+        if (t > end) this.rEnd.set(u, t);
+        this.rEvents.set(u, this.rEvents.get(u) + 1);
+        this.rPlatforms.set(u, this.rPlatforms.get(u) | (1 << e.platform));
+        const stage = this.stageOf(e);
+        if (stage !== 0) {
+          this.rStages.set(u, this.rStages.get(u) | stage);
+          if (stage === STAGE_PAGE_VIEW) this.rPageViews.set(u, this.rPageViews.get(u) + 1);
+          else if (stage === STAGE_COMPLETED) {
+            this.rTransactions.set(u, this.rTransactions.get(u) + 1);
+            this.rUsd.set(u, this.rUsd.get(u) + e.amount * this.ctx.fx(e.currency));
+          }
+        }
+        this.markDirty(u);
+        this.touchHour(t < start ? t : start);
+        return;
+      }
+    }
+    this.mergeEvent(e, streamTime);
+  }
+
+  /** Any other case: sessions as objects; the event joins (and may merge) the open sessions within the gap, or starts one. */
+  private mergeEvent(e: ScratchEvent, streamTime: number): void {
+    const t = e.ts;
     const open = this.openOf(e.user);
     let merged: Session | null = null;
+    let list: Session[] | null = null;
     if (open !== undefined && !Array.isArray(open) && open.end + this.gap + this.grace > streamTime && t > open.start - this.gap && t < open.end + this.gap) {
-      // The common case: the user's one open session takes the event.
       merged = open;
     } else {
-      const list = open === undefined ? [] : Array.isArray(open) ? open : [open];
+      list = open === undefined ? [] : Array.isArray(open) ? open : [open];
       // Merge every open session within the gap of this event.
       for (let i = 0; i < list.length; i++) {
         const s = list[i];
@@ -175,7 +308,6 @@ export class SessionsPipeline implements Pipeline {
         merged = { start: t, end: t, events: 0, pageViews: 0, transactions: 0, usd: 0, platforms: [e.platform], stages: 0, lastPlatform: e.platform, bucket: -1 };
         list.push(merged);
       }
-      this.setList(e.user, list);
     }
     if (t < merged.start) merged.start = t;
     if (t > merged.end) merged.end = t;
@@ -184,25 +316,25 @@ export class SessionsPipeline implements Pipeline {
       if (!merged.platforms.includes(e.platform)) merged.platforms.push(e.platform);
       merged.lastPlatform = e.platform;
     }
-    if (e.kind === EventKind.TRANSACTION) {
-      if (e.action === v.COMPLETED) {
-        merged.transactions++;
-        merged.usd += e.amount * this.ctx.fx(e.currency);
-        merged.stages |= 1 << 4;
-      }
-    } else if (e.kind === EventKind.WEB || e.kind === EventKind.MOBILE) {
-      if (e.action === v.PAGE_VIEW) {
-        merged.pageViews++;
-        merged.stages |= 1;
-      } else if (e.action === v.PRODUCT_VIEW) merged.stages |= 2;
-      else if (e.action === v.ADD_TO_CART) merged.stages |= 4;
-      else if (e.action === v.CHECKOUT) merged.stages |= 8;
+    const stage = this.stageOf(e);
+    merged.stages |= stage;
+    if (stage === STAGE_PAGE_VIEW) merged.pageViews++;
+    else if (stage === STAGE_COMPLETED) {
+      merged.transactions++;
+      merged.usd += e.amount * this.ctx.fx(e.currency);
     }
-    this.markDirty(e.user);
     // Close times only move later: a session is scheduled once, and rescheduled lazily when its
     // bucket comes due and it turns out to have grown.
     if (merged.events === 1) this.schedule(e.user, merged);
-    const hour = tumblingStart(merged.start, HOUR);
+    if (list === null) this.setOpen(e.user, merged);
+    else this.setList(e.user, list);
+    this.markDirty(e.user);
+    this.touchHour(merged.start);
+  }
+
+  /** The funnel hour of a changed session (the hour it started) is a changed window. */
+  private touchHour(sessionStart: number): void {
+    const hour = tumblingStart(sessionStart, HOUR);
     if (hour !== this.lastChangedHour || this.changed.size === 0) {
       this.lastChangedHour = hour;
       this.changed.add(hour);
@@ -216,14 +348,18 @@ export class SessionsPipeline implements Pipeline {
     }
   }
 
-  /** Bucket = the first whole second at or after the close time: a due bucket holds only due sessions. */
-  private schedule(user: number, s: Session): void {
+  /**
+   * Bucket = the first whole second at or after the close time: a due bucket holds only due
+   * sessions. Returns whether the session's bucket changed (a copy read from the record must be written back).
+   */
+  private schedule(user: number, s: Session): boolean {
     const sec = Math.ceil((s.end + this.gap + this.grace) / 1000);
-    if (s.bucket >= sec) return;
+    if (s.bucket >= sec) return false;
     s.bucket = sec;
     let b = this.closeBuckets.get(sec);
     if (!b) this.closeBuckets.set(sec, (b = []));
     b.push(user);
+    return true;
   }
 
   onStreamTime(streamTime: number): void {
@@ -250,6 +386,7 @@ export class SessionsPipeline implements Pipeline {
     if (open === undefined) return;
     const list = Array.isArray(open) ? open : [open];
     let closedAny = false;
+    let rescheduled = false;
     for (let i = 0; i < list.length; i++) {
       const s = list[i];
       if (s.end + this.gap + this.grace <= streamTime) {
@@ -257,11 +394,11 @@ export class SessionsPipeline implements Pipeline {
         list.splice(i, 1);
         i--;
         closedAny = true;
-      } else if (reschedule) {
-        this.schedule(user, s);
+      } else if (reschedule && this.schedule(user, s)) {
+        rescheduled = true;
       }
     }
-    if (closedAny) this.setList(user, list);
+    if (closedAny || rescheduled) this.setList(user, list);
     if (closedAny) this.markDirty(user);
   }
 
@@ -296,7 +433,8 @@ export class SessionsPipeline implements Pipeline {
   private encode(s: Session): StoredSession {
     return {
       start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
-      platforms: [...s.platforms].map((p) => this.ctx.vocab.sym(p)), stages: s.stages,
+      // Sorted: the order events arrived in is not kept (the record holds platforms as a mask).
+      platforms: s.platforms.map((p) => this.ctx.vocab.sym(p)).sort(), stages: s.stages,
     };
   }
 
@@ -333,8 +471,8 @@ export class SessionsPipeline implements Pipeline {
         start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
         platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: -1,
       }));
-      this.setList(user, list);
       for (const s of list) this.schedule(user, s);
+      this.setList(user, list);
       this.lastBucket = -1;
     } else if (key[0] === 'funnel') {
       this.funnel.set(key[1] as number, value as FunnelStats);
