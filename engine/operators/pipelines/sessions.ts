@@ -438,12 +438,32 @@ export class SessionsPipeline implements Pipeline {
     };
   }
 
+  /** Sorted platform names of a record's platform mask (few distinct masks: shared, never mutated). */
+  private readonly platformNames = new Map<number, string[]>();
+
+  /** A user's open sessions as stored; one in the user's record is encoded from it (no Session copy). */
+  private storedOpen(user: number): StoredSession[] | undefined {
+    if (this.owner.get(user) === this.instance && this.slot.get(user) === INLINE) {
+      const mask = this.rPlatforms.get(user);
+      let platforms = this.platformNames.get(mask);
+      if (!platforms) {
+        platforms = [];
+        for (let m = mask; m !== 0; m &= m - 1) platforms.push(this.ctx.vocab.sym(31 - Math.clz32(m & -m)));
+        platforms.sort();
+        this.platformNames.set(mask, platforms);
+      }
+      return [{
+        start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
+        transactions: this.rTransactions.get(user), usd: this.rUsd.get(user), platforms, stages: this.rStages.get(user),
+      }];
+    }
+    const list = this.listOf(user);
+    return list.length ? list.map((s) => this.encode(s)) : undefined;
+  }
+
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
-    for (const user of this.dirtyUsers) {
-      const list = this.listOf(user);
-      write(['open', users.values[user]], list.length ? list.map((s) => this.encode(s)) : undefined);
-    }
+    for (const user of this.dirtyUsers) write(['open', users.values[user]], this.storedOpen(user));
     for (const [user, s] of this.closedToWrite) {
       write(['closed', users.values[user], s.start], this.encode(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
