@@ -48,4 +48,31 @@ describe('intern table', () => {
     expect(t.values[first]).toBe('user-1');
     expect(t.values[second]).toBe('user-2');
   });
+
+  it('tells apart values whose hashes collide, of every length, across growth', () => {
+    const t = new InternTable(4);
+    const enc = new TextEncoder();
+    // Every value gets the same hash: each lookup must compare the bytes.
+    const values: string[] = [];
+    for (let len = 1; len <= 40; len++) {
+      values.push('x'.repeat(len), 'y'.repeat(len - 1) + 'x', 'x'.repeat(len - 1) + 'y');
+    }
+    const intern = (v: string) => {
+      const b = enc.encode(v);
+      return t.intern(b, 0, b.length, 7);
+    };
+    const ids = values.map(intern);
+    // At length 1 the three patterns are 'x', 'x', 'y': the duplicate gets the same id.
+    const distinct = new Set(values);
+    expect(new Set(ids).size).toBe(distinct.size);
+    for (let i = 0; i < values.length; i++) {
+      expect(t.values[ids[i]]).toBe(values[i]);
+      expect(intern(values[i])).toBe(ids[i]);
+    }
+    // Same length and hash, bytes differing only in the last one.
+    const a = intern('p'.repeat(16) + 'a');
+    const b = intern('p'.repeat(16) + 'b');
+    expect(a).not.toBe(b);
+    expect([t.values[a], t.values[b]]).toEqual(['p'.repeat(16) + 'a', 'p'.repeat(16) + 'b']);
+  });
 });
