@@ -4,7 +4,8 @@ import { isLate } from './windows.js';
  * The state of one windowed aggregation in one partition: open windows in memory (the write-back
  * cache), dirty entries written to LMDB at the next commit. A window closes when the partition's
  * stream time passes its end + grace: its final value is handed to `onClose` (output topics get
- * only final values) and it leaves memory once the commit that writes it is done.
+ * only final values) and it leaves memory: at once when the store already holds its final value,
+ * else once the next commit has written its changed entries.
  */
 export interface WindowCodec<V> {
   create(): V;
@@ -20,7 +21,6 @@ export interface WindowEntry<V> {
   key: number;
   value: V;
   dirty: boolean;
-  closed: boolean;
 }
 
 export class KeyedWindows<V> {
@@ -53,7 +53,7 @@ export class KeyedWindows<V> {
     this.lastWindow = w;
     let e = w.get(key);
     if (!e) {
-      e = { windowStart, key, value: this.codec.create(), dirty: false, closed: false };
+      e = { windowStart, key, value: this.codec.create(), dirty: false };
       w.set(key, e);
     }
     if (!e.dirty) {
@@ -78,14 +78,9 @@ export class KeyedWindows<V> {
       const closeAt = ws + this.sizeMs + this.graceMs;
       if (closeAt <= streamTime) {
         const w = this.windows.get(ws)!;
+        // Entries changed since the last commit are written by the next one (they are in `dirty`);
+        // the others are in the store as they are: closing changes no value, so nothing is rewritten.
         this.windows.delete(ws);
-        for (const e of w.values()) {
-          e.closed = true;
-          if (!e.dirty) {
-            e.dirty = true;
-            this.dirty.push(e);
-          }
-        }
         onClose(ws, w);
       } else if (closeAt < this.nextClose) {
         this.nextClose = closeAt;
@@ -119,7 +114,7 @@ export class KeyedWindows<V> {
       if (closeAt < this.nextClose) this.nextClose = closeAt;
     }
     const key = this.codec.keyFromString(keyString);
-    w.set(key, { windowStart, key, value: this.codec.decode(stored), dirty: false, closed: false });
+    w.set(key, { windowStart, key, value: this.codec.decode(stored), dirty: false });
   }
 
   get openWindowCount(): number {
