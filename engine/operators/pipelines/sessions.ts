@@ -56,6 +56,13 @@ function fitsRecord(s: Session): boolean {
   return s.bucket < 0 || (s.bucket - BUCKET_BASE > NO_BUCKET && s.bucket - BUCKET_BASE <= 0x7fffffff);
 }
 
+/** The platform symbols of a record's platform mask, lowest first. */
+function platformsOfMask(mask: number): number[] {
+  const out: number[] = [];
+  for (let m = mask; m !== 0; m &= m - 1) out.push(31 - Math.clz32(m & -m));
+  return out;
+}
+
 /** `sessions.slot` values other than an index into `lists`: the user's one open session is in its record, or the user has none. */
 const INLINE = -1;
 const NONE = -2;
@@ -196,8 +203,7 @@ export class SessionsPipeline implements Pipeline {
   }
 
   private readRecord(user: number): Session {
-    const platforms: number[] = [];
-    for (let m = this.rPlatforms.get(user); m !== 0; m &= m - 1) platforms.push(31 - Math.clz32(m & -m));
+    const platforms = platformsOfMask(this.rPlatforms.get(user));
     const bucket = this.rBucket.get(user);
     return {
       start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
@@ -447,9 +453,7 @@ export class SessionsPipeline implements Pipeline {
       const mask = this.rPlatforms.get(user);
       let platforms = this.platformNames.get(mask);
       if (!platforms) {
-        platforms = [];
-        for (let m = mask; m !== 0; m &= m - 1) platforms.push(this.ctx.vocab.sym(31 - Math.clz32(m & -m)));
-        platforms.sort();
+        platforms = platformsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
         this.platformNames.set(mask, platforms);
       }
       return [{
