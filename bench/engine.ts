@@ -5,6 +5,7 @@
  * engine's: dispatch, verify + zero-copy decode, 14 pipelines, LMDB commits.
  *
  *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
+ *                            [--concurrent-sessions 20000] [--zipf 1]
  *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
  *                            [--input-cache .cache/bench-input]
  *
@@ -22,6 +23,7 @@ import v8 from 'node:v8';
 import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../engine/index.js';
 import { ReplaySource } from '../engine/source/replay.js';
 import type { RawMessage } from '../engine/source/types.js';
+import { countUsers } from './count-users.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -29,6 +31,11 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '500000' },
     workers: { type: 'string', default: String(Math.max(1, os.availableParallelism() - 1)) },
     users: { type: 'string', default: '1000000' },
+    // Sessions open at a time and the Zipf exponent of the user choice: with the defaults about
+    // 79,000 distinct users appear in 2.3 M events; `--concurrent-sessions 2000000 --zipf 0.3
+    // --users 2000000` makes about a million pass through (see BENCHMARKS.md).
+    'concurrent-sessions': { type: 'string', default: '20000' },
+    zipf: { type: 'string', default: '1' },
     shards: { type: 'string', default: '4' },
     partitions: { type: 'string', default: '8' },
     'events-per-message': { type: 'string', default: '1000' },
@@ -44,7 +51,9 @@ if (Number(a['heap-growing-percent']) > 0) v8.setFlagsFromString(`--heap-growing
 const total = Number(a.events);
 const warmup = Number(a.warmup);
 const partitions = Number(a.partitions);
-const generator = { seed: 1, users: Number(a.users), products: 5000, eventsPerSecond: 20_000, concurrentSessions: 20_000 };
+const generator = {
+  seed: 1, users: Number(a.users), products: 5000, eventsPerSecond: 20_000, concurrentSessions: Number(a['concurrent-sessions']), zipfExponent: Number(a.zipf),
+};
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
@@ -65,7 +74,7 @@ async function generate(n: number): Promise<RawMessage[]> {
  * offset as a float64) and its bytes. Named after everything that shapes the bytes.
  */
 function cacheFile(dir: string, n: number): string {
-  const key = `engine-input-v1-n${n}-u${generator.users}-p${partitions}-m${a['events-per-message']}-s${generator.seed}-r${generator.eventsPerSecond}-c${generator.concurrentSessions}`;
+  const key = `engine-input-v1-n${n}-u${generator.users}-p${partitions}-m${a['events-per-message']}-s${generator.seed}-r${generator.eventsPerSecond}-c${generator.concurrentSessions}${generator.zipfExponent === 1 ? '' : `-z${generator.zipfExponent}`}`;
   return path.join(dir, `${key}.bin`);
 }
 
@@ -116,6 +125,8 @@ log(`${cached ? 'read' : 'generated'} ${messages.length} messages, ${(bytes / 1e
 // Warm-up and measured part: split at the message whose cumulative event count passes `warmup`.
 const perMessage = (warmup + total) / messages.length;
 const split = Math.round(warmup / perMessage);
+const users = await countUsers(messages.map((m) => m.value), split);
+log(`${users.distinct} distinct users in the input, ${users.newInMeasured} of them first seen after the warm-up`);
 const ref = ReferenceStore.open(dataDir);
 await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
 await ref.close();
@@ -195,6 +206,10 @@ const summary = {
   commitWritesSum: engine.metrics.commitWrites.reduce((x, y) => x + y, 0),
   deadLetters: engine.metrics.deadLetters,
   inputMB: Math.round(bytes / 1e6),
+  distinctUsers: users.distinct,
+  newUsersMeasured: users.newInMeasured,
+  concurrentSessions: generator.concurrentSessions,
+  zipf: generator.zipfExponent,
   inputCached: cached !== null,
   shards: Number(a.shards),
   heapGrowingPercent: Number(a['heap-growing-percent']),

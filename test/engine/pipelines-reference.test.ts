@@ -134,6 +134,19 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
     }
   });
 
+  it('every account-sharing window: platforms, locations and alert flags of each user in each 10 minutes', () => {
+    const got = new Map<string, { platforms: string[]; locations: string[]; ap: boolean; al: boolean }>();
+    for (const w of engine.query.windows<{ p: string[]; l: string[]; ap: boolean; al: boolean }>('account_sharing', ALL)) {
+      const key = `${w.key}|${w.windowStart}`;
+      expect(got.has(key), `${key} stored once`).toBe(false);
+      got.set(key, { platforms: [...w.value.p].sort(), locations: [...w.value.l].sort(), ap: w.value.ap, al: w.value.al });
+    }
+    // The stream has users over the location threshold and users in several windows, some reached out of order.
+    expect([...model.sharing.values()].filter((v) => v.al).length).toBeGreaterThan(10);
+    expect(got.size).toBe(model.sharing.size);
+    for (const [key, m] of model.sharing) expect(got.get(key), key).toEqual(m);
+  });
+
   it('per-event alerts with deterministic ids', () => {
     const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
     const got = new Set(engine.query.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0])));

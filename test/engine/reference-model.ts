@@ -296,5 +296,7 @@ export function referenceModel(events: EventRecord[], c: ModelConfig) {
     funnel: { sessions: closedSessions.length, reached },
     /** Every session, closed or still open at the end, in its merged form. */
     sessions: { closed: closedSessions.map(sessionView), open: stillOpen.map(sessionView) },
+    /** Every account-sharing window of every user: `user|windowStart` -> platforms, locations (sorted), alert flags. */
+    sharing: new Map([...sharing].map(([k, v]) => [k, { platforms: [...v.platforms].sort(), locations: [...v.locations].sort(), ap: v.ap, al: v.al }])),
   };
 }

@@ -1,0 +1,40 @@
+/**
+ * Counts the distinct user ids in a benchmark's input, and how many first appear at or after a
+ * given message (after the warm-up each costs a new intern entry, a profile lookup and a new
+ * per-user record). Read from the bytes apart from the engine, in a thread of its own, so the
+ * strings it keeps never weigh on the benchmark's heap figures.
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { EventBatchReader } from '../engine/codec/index.js';
+
+export interface UserCount {
+  distinct: number;
+  newInMeasured: number;
+}
+
+export function countUsers(values: Uint8Array[], measuredFrom: number): Promise<UserCount> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL(import.meta.url), { workerData: { values, measuredFrom } });
+    w.once('message', resolve);
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`count-users thread exited with code ${code}`)));
+  });
+}
+
+if (!isMainThread && parentPort) {
+  const { values, measuredFrom } = workerData as { values: Uint8Array[]; measuredFrom: number };
+  const seen = new Set<string>();
+  const reader = new EventBatchReader();
+  let newInMeasured = 0;
+  values.forEach((v, at) => {
+    reader.reset(v, 0, v.length);
+    for (let i = 0; i < reader.count; i++) {
+      if (reader.select(i) === 0 || !reader.userId()) continue;
+      const u = reader.strValue();
+      if (seen.has(u)) continue;
+      seen.add(u);
+      if (at >= measuredFrom) newInMeasured++;
+    }
+  });
+  parentPort.postMessage({ distinct: seen.size, newInMeasured } satisfies UserCount);
+}
