@@ -43,16 +43,50 @@ interface Sharing {
   alertedLocations: boolean;
 }
 
-/** More than N platforms or M locations for one user within a 10-minute window (account sharing). */
+/** Bits of `sharing.state`: the platforms (symbols below 27) and flags of the user's window in the record. */
+const PLATFORM_BITS = (1 << 27) - 1;
+/** The window's state is in the store as an object (a third location, a platform symbol of 27 or more). */
+const SPILLED = 1 << 27;
+const ALERTED_PLATFORMS = 1 << 28;
+const ALERTED_LOCATIONS = 1 << 29;
+/** The user is in `dirtyUsers`: the record's window changed since the last commit. */
+const DIRTY = 1 << 30;
+
+let sharingInstances = 0;
+/** Owner tags of this thread's AccountSharingPipeline instances whose partition is open. */
+const liveSharing = new Set<number>();
+
+function bitCount(x: number): number {
+  let n = 0;
+  for (let m = x; m !== 0; m &= m - 1) n++;
+  return n;
+}
+
+/**
+ * More than N platforms or M locations for one user within a 10-minute window (account sharing).
+ *
+ * A user's current window lives in the user's per-thread record (window index, platforms as a
+ * bit mask, up to two locations, alert flags), written to the store from there at commit: the
+ * first event of a user in a window creates no object (a window entry, a Sharing object and two
+ * arrays per user and window were the largest part of a worker's heap when a million users passed
+ * through). Objects in the window store remain for the rare cases: a third location or a large
+ * platform symbol (the record's window is then "spilled" to the store), an event for an older
+ * window than the record's (out of order), a user whose record another partition's instance owns
+ * (input not keyed by user), and windows restored at startup. When a user moves on to a newer
+ * window, a record changed since the last commit is first copied into the store, so the commit
+ * still writes it.
+ */
 export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   static readonly SIZE = 10 * MINUTE;
-  // Hot path: an event whose platform and location the user's current window already holds
-  // changes nothing. Columns per user: window index, partition, platform bits, two locations.
+  private readonly cOwner: UserColumn;
   private readonly cWindow: UserColumn;
-  private readonly cPartition: UserColumn;
-  private readonly cMask: UserColumn;
+  private readonly cState: UserColumn;
   private readonly cLoc1: UserColumn;
   private readonly cLoc2: UserColumn;
+  private readonly instance = ++sharingInstances;
+  /** Users whose record changed since the last commit (each once: the DIRTY bit guards). */
+  private readonly dirtyUsers: number[] = [];
+  private lastChangedWindow = NaN;
 
   constructor(ctx: PipelineContext) {
     super('account_sharing', ctx, AccountSharingPipeline.SIZE, userKeyCodec<Sharing>(
@@ -65,58 +99,200 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       },
     ));
     const v = ctx.vocab;
-    this.cWindow = v.column('sharing.window');
-    this.cPartition = v.column('sharing.partition');
-    this.cMask = v.column('sharing.mask', 0);
-    this.cLoc1 = v.column('sharing.loc1');
-    this.cLoc2 = v.column('sharing.loc2');
+    // Kept across resetColumns: valid only under this instance's owner tag (as the sessions' record).
+    this.cOwner = v.column('sharing.owner', 0, true);
+    this.cWindow = v.column('sharing.window', -1, true);
+    this.cState = v.column('sharing.state', 0, true);
+    this.cLoc1 = v.column('sharing.loc1', -1, true);
+    this.cLoc2 = v.column('sharing.loc2', -1, true);
+    liveSharing.add(this.instance);
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.user < 0 || e.kind === EventKind.IOT) return;
     const ws = tumblingStart(e.ts, AccountSharingPipeline.SIZE);
+    if (this.store.isLate(ws, streamTime)) {
+      this.ctx.late(this.name);
+      return;
+    }
     const u = e.user;
     const w = ws / AccountSharingPipeline.SIZE;
     const loc = e.location === this.ctx.vocab.EMPTY ? -1 : e.location;
-    const bit = e.platform < 31 ? 1 << e.platform : 0;
-    const current = this.cWindow.get(u) === w && this.cPartition.get(u) === this.ctx.partition;
-    if (current && bit !== 0 && (this.cMask.get(u) & bit) !== 0 && (loc === -1 || loc === this.cLoc1.get(u) || loc === this.cLoc2.get(u)) && !this.store.isLate(ws, streamTime)) return;
-    const entry = this.entryFor(ws, u, streamTime);
+    const bit = e.platform >= 0 && e.platform < 27 ? 1 << e.platform : 0;
+    if (this.cOwner.get(u) === this.instance && this.cWindow.get(u) === w) {
+      const st = this.cState.get(u);
+      if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, ws, st, bit, loc)) return;
+    }
+    this.slowPath(e, ws, w, loc, bit, streamTime);
+  }
+
+  /** The event on the user's record (which holds window `ws`); false when it does not fit there. */
+  private applyToRecord(e: ScratchEvent, u: number, ws: number, st: number, bit: number, loc: number): boolean {
+    const l1 = this.cLoc1.get(u);
+    const l2 = this.cLoc2.get(u);
+    const newLoc = loc !== -1 && loc !== l1 && loc !== l2;
+    if ((st & bit) !== 0 && !newLoc) return true; // nothing new: the common case
+    if (newLoc && l1 !== -1 && l2 !== -1) return false; // a third location: the window goes to the store
+    if (newLoc) {
+      if (l1 === -1) this.cLoc1.set(u, loc);
+      else this.cLoc2.set(u, loc);
+    }
+    let next = st | bit | DIRTY;
+    if ((st & DIRTY) === 0) this.dirtyUsers.push(u);
+    if (ws !== this.lastChangedWindow || this.changed.size === 0) {
+      this.lastChangedWindow = ws;
+      this.changed.add(ws);
+    }
+    const a = this.ctx.config.alerts;
+    const platforms = bitCount(next & PLATFORM_BITS);
+    if ((next & ALERTED_PLATFORMS) === 0 && platforms > a.maxPlatformsPer10Min) {
+      next |= ALERTED_PLATFORMS;
+      this.alertPlatforms(e, ws, platforms);
+    }
+    const locations = (this.cLoc1.get(u) !== -1 ? 1 : 0) + (this.cLoc2.get(u) !== -1 ? 1 : 0);
+    if ((next & ALERTED_LOCATIONS) === 0 && locations > a.maxLocationsPer10Min) {
+      next |= ALERTED_LOCATIONS;
+      this.alertLocations(e, ws, this.recordLocations(u));
+    }
+    this.cState.set(u, next);
+    return true;
+  }
+
+  /** Every case the record's fast path does not take (see the class comment). */
+  private slowPath(e: ScratchEvent, ws: number, w: number, loc: number, bit: number, streamTime: number): void {
+    const u = e.user;
+    let owner = this.cOwner.get(u);
+    if (owner !== this.instance && (owner === 0 || !liveSharing.has(owner))) {
+      // Free, or left by a closed instance (tags are never reused): claim it.
+      this.cOwner.set(u, this.instance);
+      this.cWindow.set(u, -1);
+      this.cState.set(u, 0);
+      owner = this.instance;
+    }
+    if (owner === this.instance) {
+      const current = this.cWindow.get(u);
+      let st = this.cState.get(u);
+      if (w > current) {
+        // The user moves on to a newer window; the record's, if changed since the last commit, goes to the store first.
+        if ((st & (DIRTY | SPILLED)) === DIRTY) this.spill(u, current * AccountSharingPipeline.SIZE, st);
+        st &= DIRTY;
+        // A window restored at startup is in the store: it stays there.
+        if (this.store.windows.get(ws)?.has(u)) st |= SPILLED;
+        this.cWindow.set(u, w);
+        this.cState.set(u, st);
+        this.cLoc1.set(u, -1);
+        this.cLoc2.set(u, -1);
+        if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, ws, st, bit, loc)) return;
+      }
+      if (w === this.cWindow.get(u) && (st & SPILLED) === 0) {
+        // The event does not fit the record (a third location, a large platform symbol): the window goes to the store.
+        this.spill(u, ws, st);
+        this.cState.set(u, st | SPILLED);
+      }
+    }
+    const entry = this.storedEntry(ws, u, streamTime);
     if (!entry) return;
     const v = entry.value;
     if (!v.platforms.includes(e.platform)) v.platforms.push(e.platform);
     if (loc !== -1 && !v.locations.includes(loc)) v.locations.push(loc);
-    if (!current) {
-      this.cWindow.set(u, w);
-      this.cPartition.set(u, this.ctx.partition);
-      this.cMask.set(u, bit);
-      this.cLoc1.set(u, loc);
-      this.cLoc2.set(u, -1);
-    } else {
-      this.cMask.set(u, this.cMask.get(u) | bit);
-      if (loc !== -1 && loc !== this.cLoc1.get(u) && loc !== this.cLoc2.get(u)) {
-        if (this.cLoc1.get(u) === -1) this.cLoc1.set(u, loc);
-        else if (this.cLoc2.get(u) === -1) this.cLoc2.set(u, loc);
-      }
-    }
     const a = this.ctx.config.alerts;
-    const userId = this.ctx.vocab.users.values[e.user];
     if (!v.alertedPlatforms && v.platforms.length > a.maxPlatformsPer10Min) {
       v.alertedPlatforms = true;
-      this.ctx.alert({
-        alertId: alertId('MULTIPLE_PLATFORMS', userId, ws), type: 'MULTIPLE_PLATFORMS', severity: 'MEDIUM', key: userId, windowStart: ws, timestamp: e.ts,
-        message: `${userId} used ${v.platforms.length} platforms within 10 minutes`, value: v.platforms.length, threshold: a.maxPlatformsPer10Min, userId,
-      });
+      this.alertPlatforms(e, ws, v.platforms.length);
     }
     if (!v.alertedLocations && v.locations.length > a.maxLocationsPer10Min) {
       v.alertedLocations = true;
-      this.ctx.alert({
-        alertId: alertId('MULTIPLE_LOCATIONS', userId, ws), type: 'MULTIPLE_LOCATIONS', severity: 'HIGH', key: userId, windowStart: ws, timestamp: e.ts,
-        message: `${userId} appeared in ${v.locations.length} locations within 10 minutes (${v.locations.map((l) => this.ctx.vocab.sym(l)).join(', ')})`,
-        value: v.locations.length, threshold: a.maxLocationsPer10Min, userId,
+      this.alertLocations(e, ws, v.locations);
+    }
+  }
+
+  /**
+   * The record's window as an entry of the store, dirty there so the next commit writes it (even
+   * when stream time has passed the window's grace since: its change came in time).
+   */
+  private spill(u: number, ws: number, st: number): void {
+    const v = this.store.entry(ws, u).value;
+    v.platforms = platformsOf(st & PLATFORM_BITS);
+    v.locations = this.recordLocations(u);
+    v.alertedPlatforms = (st & ALERTED_PLATFORMS) !== 0;
+    v.alertedLocations = (st & ALERTED_LOCATIONS) !== 0;
+  }
+
+  /**
+   * The store's entry of (window, user), read from the committed state when it left memory (an
+   * older window than the record's, which held it until then), else new. Null when late.
+   */
+  private storedEntry(ws: number, u: number, streamTime: number): { value: Sharing } | null {
+    if (!this.store.windows.get(ws)?.has(u)) {
+      const userId = this.ctx.vocab.users.values[u];
+      const stored = this.ctx.read(this.name, [ws, userId]);
+      if (stored !== undefined) this.store.restore(ws, userId, stored);
+    }
+    return this.entryFor(ws, u, streamTime);
+  }
+
+  private recordLocations(u: number): number[] {
+    const out: number[] = [];
+    const l1 = this.cLoc1.get(u);
+    const l2 = this.cLoc2.get(u);
+    if (l1 !== -1) out.push(l1);
+    if (l2 !== -1) out.push(l2);
+    return out;
+  }
+
+  private alertPlatforms(e: ScratchEvent, ws: number, n: number): void {
+    const a = this.ctx.config.alerts;
+    const userId = this.ctx.vocab.users.values[e.user];
+    this.ctx.alert({
+      alertId: alertId('MULTIPLE_PLATFORMS', userId, ws), type: 'MULTIPLE_PLATFORMS', severity: 'MEDIUM', key: userId, windowStart: ws, timestamp: e.ts,
+      message: `${userId} used ${n} platforms within 10 minutes`, value: n, threshold: a.maxPlatformsPer10Min, userId,
+    });
+  }
+
+  private alertLocations(e: ScratchEvent, ws: number, locations: number[]): void {
+    const a = this.ctx.config.alerts;
+    const userId = this.ctx.vocab.users.values[e.user];
+    this.ctx.alert({
+      alertId: alertId('MULTIPLE_LOCATIONS', userId, ws), type: 'MULTIPLE_LOCATIONS', severity: 'HIGH', key: userId, windowStart: ws, timestamp: e.ts,
+      message: `${userId} appeared in ${locations.length} locations within 10 minutes (${locations.map((l) => this.ctx.vocab.sym(l)).join(', ')})`,
+      value: locations.length, threshold: a.maxLocationsPer10Min, userId,
+    });
+  }
+
+  override collectWrites(write: (key: StateKey, value: unknown) => void): void {
+    super.collectWrites(write);
+    const vocab = this.ctx.vocab;
+    for (const u of this.dirtyUsers) {
+      if (this.cOwner.get(u) !== this.instance) continue;
+      const st = this.cState.get(u);
+      if ((st & SPILLED) !== 0) continue; // the store's entry is written instead
+      write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.values[u]], {
+        p: platformsOf(st & PLATFORM_BITS).map((x) => vocab.sym(x)), l: this.recordLocations(u).map((x) => vocab.sym(x)),
+        ap: (st & ALERTED_PLATFORMS) !== 0, al: (st & ALERTED_LOCATIONS) !== 0,
       });
     }
   }
+
+  override committed(): void {
+    super.committed();
+    for (const u of this.dirtyUsers) if (this.cOwner.get(u) === this.instance) this.cState.set(u, this.cState.get(u) & ~DIRTY);
+    this.dirtyUsers.length = 0;
+  }
+
+  override get dirtyCount(): number {
+    return this.store.dirtyCount + this.dirtyUsers.length;
+  }
+
+  dispose(): void {
+    liveSharing.delete(this.instance);
+  }
+}
+
+/** The platform symbols of a bit mask, lowest first. */
+function platformsOf(mask: number): number[] {
+  const out: number[] = [];
+  for (let m = mask; m !== 0; m &= m - 1) out.push(31 - Math.clz32(m & -m));
+  return out;
 }
 
 /** An IoT reading over its sensor's threshold: one alert per device per 1-minute window. */
