@@ -116,22 +116,28 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       return;
     }
     const u = e.user;
+    // Window indexes, not starts, go to the calls below: small integers, where a start in
+    // milliseconds is a double that V8 boxes (allocates) at each call it does not inline.
     const w = ws / AccountSharingPipeline.SIZE;
     const loc = e.location === this.ctx.vocab.EMPTY ? -1 : e.location;
     const bit = e.platform >= 0 && e.platform < 27 ? 1 << e.platform : 0;
     if (this.cOwner.get(u) === this.instance && this.cWindow.get(u) === w) {
       const st = this.cState.get(u);
-      if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, ws, st, bit, loc)) return;
+      if ((st & SPILLED) === 0 && bit !== 0) {
+        // Nothing new (the common case), or new and fits the record.
+        if ((st & bit) !== 0 && (loc === -1 || loc === this.cLoc1.get(u) || loc === this.cLoc2.get(u))) return;
+        if (this.applyToRecord(e, u, w, st, bit, loc)) return;
+      }
     }
-    this.slowPath(e, ws, w, loc, bit, streamTime);
+    this.slowPath(e, w, loc, bit, streamTime);
   }
 
-  /** The event on the user's record (which holds window `ws`); false when it does not fit there. */
-  private applyToRecord(e: ScratchEvent, u: number, ws: number, st: number, bit: number, loc: number): boolean {
+  /** The event on the user's record (which holds window `w`); false when it does not fit there. */
+  private applyToRecord(e: ScratchEvent, u: number, w: number, st: number, bit: number, loc: number): boolean {
     const l1 = this.cLoc1.get(u);
     const l2 = this.cLoc2.get(u);
     const newLoc = loc !== -1 && loc !== l1 && loc !== l2;
-    if ((st & bit) !== 0 && !newLoc) return true; // nothing new: the common case
+    if ((st & bit) !== 0 && !newLoc) return true;
     if (newLoc && l1 !== -1 && l2 !== -1) return false; // a third location: the window goes to the store
     if (newLoc) {
       if (l1 === -1) this.cLoc1.set(u, loc);
@@ -139,6 +145,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     }
     let next = st | bit | DIRTY;
     if ((st & DIRTY) === 0) this.dirtyUsers.push(u);
+    const ws = w * AccountSharingPipeline.SIZE;
     if (ws !== this.lastChangedWindow || this.changed.size === 0) {
       this.lastChangedWindow = ws;
       this.changed.add(ws);
@@ -159,8 +166,9 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   }
 
   /** Every case the record's fast path does not take (see the class comment). */
-  private slowPath(e: ScratchEvent, ws: number, w: number, loc: number, bit: number, streamTime: number): void {
+  private slowPath(e: ScratchEvent, w: number, loc: number, bit: number, streamTime: number): void {
     const u = e.user;
+    const ws = w * AccountSharingPipeline.SIZE;
     let owner = this.cOwner.get(u);
     if (owner !== this.instance && (owner === 0 || !liveSharing.has(owner))) {
       // Free, or left by a closed instance (tags are never reused): claim it.
@@ -182,7 +190,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
         this.cState.set(u, st);
         this.cLoc1.set(u, -1);
         this.cLoc2.set(u, -1);
-        if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, ws, st, bit, loc)) return;
+        if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, w, st, bit, loc)) return;
       }
       if (w === this.cWindow.get(u) && (st & SPILLED) === 0) {
         // The event does not fit the record (a third location, a large platform symbol): the window goes to the store.
