@@ -123,11 +123,11 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     const bit = e.platform >= 0 && e.platform < 27 ? 1 << e.platform : 0;
     if (this.cOwner.get(u) === this.instance && this.cWindow.get(u) === w) {
       const st = this.cState.get(u);
-      if ((st & SPILLED) === 0 && bit !== 0) {
-        // Nothing new (the common case), or new and fits the record.
-        if ((st & bit) !== 0 && (loc === -1 || loc === this.cLoc1.get(u) || loc === this.cLoc2.get(u))) return;
-        if (this.applyToRecord(e, u, w, st, bit, loc)) return;
-      }
+      // Nothing new: the common case. Also when the window is spilled: the record then still holds
+      // its platforms and first two locations, a subset of the stored entry's (hot users with
+      // many sessions reach a third location, and keep sending most of the events).
+      if (bit !== 0 && (st & bit) !== 0 && (loc === -1 || loc === this.cLoc1.get(u) || loc === this.cLoc2.get(u))) return;
+      if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, w, st, bit, loc)) return;
     }
     this.slowPath(e, w, loc, bit, streamTime);
   }
@@ -192,10 +192,14 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
         this.cLoc2.set(u, -1);
         if ((st & SPILLED) === 0 && bit !== 0 && this.applyToRecord(e, u, w, st, bit, loc)) return;
       }
-      if (w === this.cWindow.get(u) && (st & SPILLED) === 0) {
-        // The event does not fit the record (a third location, a large platform symbol): the window goes to the store.
-        this.spill(u, ws, st);
-        this.cState.set(u, st | SPILLED);
+      if (w === this.cWindow.get(u)) {
+        if ((st & SPILLED) === 0) {
+          // The event does not fit the record (a third location, a large platform symbol): the window goes to the store.
+          this.spill(u, ws, st);
+          st |= SPILLED;
+        }
+        // The record keeps up as a filter for the check in onEvent.
+        this.cState.set(u, st | bit);
       }
     }
     const entry = this.storedEntry(ws, u, streamTime);
