@@ -56,6 +56,12 @@ export const EngineConfigSchema = z.strictObject({
   maxRetainedBytesPerShard: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
   /** Dirty entries in a shard's write-back cache that force a commit. */
   cacheMaxDirty: z.number().int().min(100).default(200_000),
+  /**
+   * Exact user sets (active users, users per country) are stored as member chunks: each commit
+   * writes the users it added, and every this-many chunks the whole set is written once more and
+   * the chunks before it are deleted (a reader reads at most this many + 1).
+   */
+  memberChunkMerge: z.number().int().min(1).max(1024).default(16),
   graceMs: z.number().int().nonnegative().default(30_000),
   retentionMs: z.number().int().positive().default(24 * 3600_000),
   /** A partition idle (no events) this long in wall time stops holding back global windows. */

@@ -146,12 +146,16 @@ export class QueryLayer {
     return out;
   }
 
-  /** Every stored [windowStart, key, value] of a pipeline with from <= windowStart < to, over all partitions. */
-  *windows<V>(pipeline: string, range: TimeRange): Generator<{ partition: number; windowStart: number; key: string; value: V }> {
+  /**
+   * Every stored [windowStart, key, value] of a pipeline with from <= windowStart < to, over all
+   * partitions; with `members`, the member chunks of the windows (engine/operators/api.ts MemberLog) as well.
+   */
+  *windows<V>(pipeline: string, range: TimeRange, members = false): Generator<{ partition: number; windowStart: number; key: string; value: V; chunk?: number }> {
     for (const [p, s] of this.partitions()) {
       for (const { key, value } of s.state.getRange({ start: [p, pipeline, range.from], end: [p, pipeline, range.to] })) {
         const k = key as StoreKey;
-        yield { partition: p, windowStart: k[2] as number, key: k[3] as string, value: value as V };
+        if (k.length > 4 && !members) continue;
+        yield { partition: p, windowStart: k[2] as number, key: k[3] as string, value: value as V, chunk: k[4] as number | undefined };
       }
     }
   }
@@ -298,11 +302,17 @@ export class QueryLayer {
 
   geo(range: TimeRange): Array<{ country: string; region: string; events: number; users: number; usd: number }> {
     const by = new Map<string, { country: string; region: string; events: number; users: Set<string>; usd: number }>();
-    for (const w of this.windows<{ events: number; users: string[]; usd: number; region: string }>('geo', range)) {
+    // Values (events, revenue; users too when stored before member chunks), then their user chunks.
+    for (const w of this.windows<{ events: number; users?: string[]; usd: number; region: string } | string[]>('geo', range, true)) {
       let a = by.get(w.key);
-      if (!a) by.set(w.key, (a = { country: w.key, region: w.value.region, events: 0, users: new Set(), usd: 0 }));
+      if (!a) by.set(w.key, (a = { country: w.key, region: '', events: 0, users: new Set(), usd: 0 }));
+      if (Array.isArray(w.value)) {
+        for (const u of w.value) a.users.add(u);
+        continue;
+      }
+      a.region = w.value.region;
       a.events += w.value.events;
-      for (const u of w.value.users) a.users.add(u);
+      for (const u of w.value.users ?? []) a.users.add(u);
       a.usd += w.value.usd;
     }
     return [...by.values()].map((a) => ({ country: a.country, region: a.region, events: a.events, users: a.users.size, usd: round2(a.usd) })).sort((x, y) => y.events - x.events);

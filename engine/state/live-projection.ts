@@ -37,7 +37,7 @@ export interface LiveMeta {
 
 /** The dashboard value of a stored value (active users: counts instead of user sets). */
 export function projectValue(pipeline: string, value: unknown): unknown {
-  if (pipeline !== 'active_users') return value;
+  if (pipeline !== 'active_users' || !('u' in (value as object))) return value; // stored as counts since member chunks
   const v = value as { u: string[]; p: Record<string, string[]> };
   return { n: v.u.length, p: Object.fromEntries(Object.entries(v.p).map(([k, list]) => [k, list.length])) };
 }
@@ -62,6 +62,7 @@ export function projectCommit(
       continue;
     }
     if (!LIVE_PIPELINES.has(pipeline)) continue;
+    if (pipeline === 'active_users' && k.length > 4) continue; // member chunks: the value holds the counts
     out.add(partition, encodeKey(k.slice(1)), v === undefined ? undefined : projectValue(pipeline, v));
   }
   for (const ws of minutes) {

@@ -1,6 +1,6 @@
 import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
-import { WindowedPipeline, type PipelineContext } from '../api.js';
+import { MemberLog, WindowedPipeline, type PipelineContext, type StateKey } from '../api.js';
 import { HOUR, tumblingStart } from '../windows.js';
 import { isUserActivity } from './traffic.js';
 import type { UserColumn } from '../../workers/symbols.js';
@@ -10,6 +10,8 @@ export interface GeoStats {
   users: Set<number>;
   usd: number;
   region: number;
+  /** Users added since the last commit (stored as member chunks). */
+  log: MemberLog;
 }
 
 /** Events, exact users and revenue per country (region alongside), per 1-hour window. */
@@ -21,18 +23,46 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
   constructor(ctx: PipelineContext) {
     const users = ctx.vocab.users;
     super('geo', ctx, HOUR, {
-      create: () => ({ events: 0, users: new Set(), usd: 0, region: ctx.vocab.UNKNOWN }),
+      create: () => ({ events: 0, users: new Set(), usd: 0, region: ctx.vocab.UNKNOWN, log: new MemberLog(ctx.config.memberChunkMerge) }),
       keyToString: (k) => ctx.vocab.sym(k),
       keyFromString: (s) => ctx.vocab.symOf(s),
-      encode: (v) => ({ events: v.events, users: [...v.users].map((u) => users.values[u]), usd: v.usd, region: ctx.vocab.sym(v.region) }),
+      // The users are in member chunks; `n` is their number.
+      encode: (v) => ({ events: v.events, n: v.users.size, usd: v.usd, region: ctx.vocab.sym(v.region) }),
       decode: (x) => {
-        const o = x as { events: number; users: string[]; usd: number; region: string };
-        return { events: o.events, users: new Set(o.users.map((s) => users.internString(s))), usd: o.usd, region: ctx.vocab.symOf(o.region) };
+        const o = (x ?? { events: 0, usd: 0, region: 'UNKNOWN' }) as { events: number; users?: string[]; usd: number; region: string };
+        // Stored before member chunks: the users in the value.
+        const set = new Set((o.users ?? []).map((s) => users.internString(s)));
+        return { events: o.events, users: set, usd: o.usd, region: ctx.vocab.symOf(o.region), log: new MemberLog(ctx.config.memberChunkMerge) };
       },
     });
     this.seenHour = ctx.vocab.column('geo.hour');
     this.seenPartition = ctx.vocab.column('geo.partition');
     this.seenCountry = ctx.vocab.column('geo.country');
+  }
+
+  override collectWrites(write: (key: StateKey, value: unknown) => void): void {
+    super.collectWrites(write);
+    const users = this.ctx.vocab.users.values;
+    for (const e of this.store.takeDirty()) {
+      const v = e.value;
+      v.log.write(write, e.windowStart, this.ctx.vocab.sym(e.key), (fresh) => fresh.map((u) => users[u]), () => [...v.users].map((u) => users[u]));
+    }
+  }
+
+  override committed(): void {
+    for (const e of this.store.takeDirty()) e.value.log.committed();
+    super.committed();
+  }
+
+  override restore(key: StateKey, value: unknown, streamTime: number): void {
+    if (key.length < 3) return super.restore(key, value, streamTime);
+    const [ws, country, chunk] = key as [number, string, number];
+    if (this.store.isLate(ws, streamTime)) return;
+    const k = this.ctx.vocab.symOf(country);
+    if (!this.store.windows.get(ws)?.has(k)) this.store.restore(ws, country, undefined);
+    const v = this.store.windows.get(ws)!.get(k)!.value;
+    for (const s of value as string[]) v.users.add(this.ctx.vocab.users.internString(s));
+    v.log.restored(chunk);
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
@@ -46,7 +76,10 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
     // Counted once per (hour, partition, country): the columns remember the last one per user.
     const hour = ws / HOUR;
     if (this.seenHour.get(e.user) !== hour || this.seenPartition.get(e.user) !== this.ctx.partition || this.seenCountry.get(e.user) !== p.country) {
-      v.users.add(e.user);
+      if (!v.users.has(e.user)) {
+        v.users.add(e.user);
+        v.log.add(e.user);
+      }
       this.seenHour.set(e.user, hour);
       this.seenPartition.set(e.user, this.ctx.partition);
       this.seenCountry.set(e.user, p.country);

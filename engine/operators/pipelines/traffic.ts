@@ -1,6 +1,6 @@
 import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
-import { WindowedPipeline, singleKeyCodec, symbolKeyCodec, type PipelineContext } from '../api.js';
+import { MemberLog, WindowedPipeline, singleKeyCodec, symbolKeyCodec, type PipelineContext, type StateKey } from '../api.js';
 import type { UserColumn } from '../../workers/symbols.js';
 import type { WindowEntry } from '../keyed-windows.js';
 import { MINUTE, tumblingStart } from '../windows.js';
@@ -13,6 +13,20 @@ export function isUserActivity(e: ScratchEvent): boolean {
 interface ActiveUsers {
   users: Set<number>;
   byPlatform: Map<number, Set<number>>;
+  /** Members added since the last commit, as (platform, user) pairs; platform -1: the user set. */
+  log: MemberLog;
+}
+
+/** A stored window of active users: counts in the value, the user sets in member chunks. */
+interface StoredActiveUsers {
+  n: number;
+  p: Record<string, number>;
+}
+
+/** A member chunk (and the value as stored before member chunks): user ids, per platform too. */
+interface ActiveUsersChunk {
+  u: string[];
+  p: Record<string, string[]>;
 }
 
 /** Active users per 1-minute tumbling window, exact, with a platform breakdown. */
@@ -24,24 +38,30 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
   private readonly seenMask: UserColumn;
 
   constructor(ctx: PipelineContext) {
-    const users = ctx.vocab.users;
     super('active_users', ctx, MINUTE, singleKeyCodec<ActiveUsers>(
-      () => ({ users: new Set(), byPlatform: new Map() }),
-      (v) => ({
-        u: [...v.users].map((u) => users.values[u]),
-        p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [ctx.vocab.sym(p), [...s].map((u) => users.values[u])])),
-      }),
+      () => ({ users: new Set(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) }),
+      (v) => ({ n: v.users.size, p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [ctx.vocab.sym(p), s.size])) }) satisfies StoredActiveUsers,
       (x) => {
-        const o = x as { u: string[]; p: Record<string, string[]> };
-        return {
-          users: new Set(o.u.map((s) => users.internString(s))),
-          byPlatform: new Map(Object.entries(o.p).map(([p, list]) => [ctx.vocab.symOf(p), new Set(list.map((s) => users.internString(s)))])),
-        };
+        const v: ActiveUsers = { users: new Set(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) };
+        // Stored before member chunks: the sets themselves. Now: counts, and the sets come in chunks.
+        if (x !== undefined && 'u' in (x as object)) this.addChunk(v, x as ActiveUsersChunk);
+        return v;
       },
     ));
     this.seenMinute = ctx.vocab.column('active_users.minute');
     this.seenPartition = ctx.vocab.column('active_users.partition');
     this.seenMask = ctx.vocab.column('active_users.mask', 0);
+  }
+
+  private addChunk(v: ActiveUsers, c: ActiveUsersChunk): void {
+    const users = this.ctx.vocab.users;
+    for (const s of c.u) v.users.add(users.internString(s));
+    for (const [p, list] of Object.entries(c.p)) {
+      const sym = this.ctx.vocab.symOf(p);
+      let set = v.byPlatform.get(sym);
+      if (!set) v.byPlatform.set(sym, (set = new Set()));
+      for (const s of list) set.add(users.internString(s));
+    }
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
@@ -56,16 +76,60 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     const entry = this.entryFor(ws, 0, streamTime);
     if (!entry) return;
     const v = entry.value;
-    v.users.add(u);
+    if (!v.users.has(u)) {
+      v.users.add(u);
+      v.log.fresh.push(-1, u);
+    }
     let s = v.byPlatform.get(e.platform);
     if (!s) v.byPlatform.set(e.platform, (s = new Set()));
-    s.add(u);
+    if (!s.has(u)) {
+      s.add(u);
+      v.log.fresh.push(e.platform, u);
+    }
     if (seen) this.seenMask.set(u, this.seenMask.get(u) | bit);
     else {
       this.seenMinute.set(u, minute);
       this.seenPartition.set(u, p);
       this.seenMask.set(u, bit);
     }
+  }
+
+  override collectWrites(write: (key: StateKey, value: unknown) => void): void {
+    super.collectWrites(write);
+    const users = this.ctx.vocab.users.values;
+    const sym = (p: number) => this.ctx.vocab.sym(p);
+    for (const e of this.store.takeDirty()) {
+      const v = e.value;
+      v.log.write(write, e.windowStart, '', (fresh) => {
+        const c: ActiveUsersChunk = { u: [], p: {} };
+        for (let i = 0; i < fresh.length; i += 2) {
+          const id = users[fresh[i + 1]];
+          if (fresh[i] === -1) c.u.push(id);
+          else (c.p[sym(fresh[i])] ??= []).push(id);
+        }
+        return c;
+      }, () => ({ u: [...v.users].map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [sym(p), [...s].map((u) => users[u])])) }) satisfies ActiveUsersChunk);
+    }
+  }
+
+  override committed(): void {
+    for (const e of this.store.takeDirty()) e.value.log.committed();
+    super.committed();
+  }
+
+  override restore(key: StateKey, value: unknown, streamTime: number): void {
+    if (key.length < 3) return super.restore(key, value, streamTime);
+    const [ws, , chunk] = key as [number, string, number];
+    if (this.store.isLate(ws, streamTime)) return;
+    const entry = this.store.windows.get(ws)?.get(0) ?? this.restoredEntry(ws);
+    this.addChunk(entry.value, value as ActiveUsersChunk);
+    entry.value.log.restored(chunk);
+  }
+
+  /** The entry of a window whose chunks come without its value (not written that way; read defensively). */
+  private restoredEntry(ws: number) {
+    this.store.restore(ws, '', undefined);
+    return this.store.windows.get(ws)!.get(0)!;
   }
 
   protected override onClose(ws: number, entries: Map<number, WindowEntry<ActiveUsers>>): void {
