@@ -357,15 +357,16 @@ export async function committedState(dataDir: string, partitions: number, shards
       }
       for (const [k, v] of s.scan(p, 'platform_events')) inc(got.platformEvents, `${p}|${k[0]}|${k[1]}`, (v as { n: number }).n);
       for (const [k, v] of s.scan(p, 'user_actions')) inc(got.userActions, `${p}|${k[0]}|${k[1]}`, (v as { n: number }).n);
+      // The user sets are in member chunks, [windowStart, key, n] (engine/operators/api.ts MemberLog); the values hold counts.
       for (const [k, v] of s.scan(p, 'active_users')) {
+        if (k.length < 3) continue;
         const a = v as { u: string[]; p: Record<string, string[]> };
         for (const u of a.u) addTo(got.activeUsers, `${p}|${k[0]}|*`, u);
         for (const [pl, list] of Object.entries(a.p)) for (const u of list) addTo(got.activeUsers, `${p}|${k[0]}|${pl}`, u);
       }
       for (const [k, v] of s.scan(p, 'geo')) {
-        const g = v as { events: number; users: string[] };
-        inc(got.geoEvents, `${p}|${k[0]}|${k[1]}`, g.events);
-        for (const u of g.users) addTo(got.geoUsers, `${p}|${k[0]}|${k[1]}`, u);
+        if (k.length < 3) inc(got.geoEvents, `${p}|${k[0]}|${k[1]}`, (v as { events: number }).events);
+        else for (const u of v as string[]) addTo(got.geoUsers, `${p}|${k[0]}|${k[1]}`, u);
       }
       for (const [k, v] of s.scan(p, 'sequence_audit')) {
         got.audited = true;
