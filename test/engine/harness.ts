@@ -35,14 +35,21 @@ export function generateEvents(gen: Partial<GeneratorConfig>, n: number): EventR
 }
 
 export async function runEmbedded(dataDir: string, gen: Partial<GeneratorConfig>, totalEvents: number, options: EngineOptions = {}, sink = new MemorySink()): Promise<Engine> {
+  const engine = await startEmbedded(dataDir, gen, totalEvents, { rate: Infinity, eventsPerMessage: 200 }, options, sink);
+  await engine.finished();
+  return engine;
+}
+
+/** An engine on the embedded source (reference tables bootstrapped first), running: stop it or await `finished`. */
+export async function startEmbedded(
+  dataDir: string, gen: Partial<GeneratorConfig>, totalEvents: number, feed: { rate: number; eventsPerMessage: number }, options: EngineOptions = {}, sink = new MemorySink(),
+): Promise<Engine> {
   const partitions = options.partitions ?? 8;
-  const source = new EmbeddedSource({ partitions, rate: Infinity, totalEvents, generator: gen, eventsPerMessage: 200 });
+  const source = new EmbeddedSource({ partitions, rate: feed.rate, totalEvents, generator: gen, eventsPerMessage: feed.eventsPerMessage });
   const ref = ReferenceStore.open(dataDir);
   await source.bootstrap(ref);
   await ref.close();
-  const engine = await Engine.start({ dataDir, partitions, ...options }, source, sink);
-  await engine.finished();
-  return engine;
+  return Engine.start({ dataDir, partitions, ...options }, source, sink);
 }
 
 export function partitioner(partitions: number) {

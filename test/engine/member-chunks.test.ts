@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { AlertStore, EmbeddedSource, Engine, MemorySink, QueryLayer, ReferenceStore, parseEngineConfig } from '../../engine/index.js';
-import { TEST_GENERATOR, generateEvents, referenceFor, tempDir } from './harness.js';
+import { AlertStore, QueryLayer, parseEngineConfig, type Engine } from '../../engine/index.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 /**
  * Exact user sets (active users per minute, users per country and hour) are stored as member
@@ -15,12 +15,8 @@ const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-async function startEngine(dataDir: string, rate: number): Promise<Engine> {
-  const source = new EmbeddedSource({ partitions: 8, rate, totalEvents: N, generator: TEST_GENERATOR, eventsPerMessage: 5 });
-  const ref = ReferenceStore.open(dataDir);
-  await source.bootstrap(ref);
-  await ref.close();
-  return Engine.start({ dataDir, partitions: 8, shards: 4, workers: 2, commitIntervalMs: 10, memberChunkMerge: 3 }, source, new MemorySink());
+function startEngine(dataDir: string, rate: number): Promise<Engine> {
+  return startEmbedded(dataDir, TEST_GENERATOR, N, { rate, eventsPerMessage: 5 }, { partitions: 8, shards: 4, workers: 2, commitIntervalMs: 10, memberChunkMerge: 3 });
 }
 
 describe('member chunks of exact user sets', () => {

@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Engine, EmbeddedSource, MemorySink, QueryLayer, ReferenceStore, AlertStore, parseEngineConfig } from '../../engine/index.js';
-import { TEST_GENERATOR, expectCoreNumbers, generateEvents, referenceFor, tempDir } from './harness.js';
+import { Engine, QueryLayer, AlertStore, parseEngineConfig } from '../../engine/index.js';
+import { TEST_GENERATOR, expectCoreNumbers, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 const N = 60_000;
 const model = referenceFor(generateEvents(TEST_GENERATOR, N));
@@ -28,12 +28,8 @@ async function expectReferenceNumbers(dataDir: string): Promise<void> {
   }
 }
 
-async function startEngine(dataDir: string, rate: number): Promise<Engine> {
-  const source = new EmbeddedSource({ partitions: 8, rate, totalEvents: N, generator: TEST_GENERATOR, eventsPerMessage: 200 });
-  const ref = ReferenceStore.open(dataDir);
-  await source.bootstrap(ref);
-  await ref.close();
-  return Engine.start({ dataDir, partitions: 8, shards: 4, workers: 2, commitIntervalMs: 200 }, source, new MemorySink());
+function startEngine(dataDir: string, rate: number): Promise<Engine> {
+  return startEmbedded(dataDir, TEST_GENERATOR, N, { rate, eventsPerMessage: 200 }, { partitions: 8, shards: 4, workers: 2, commitIntervalMs: 200 });
 }
 
 describe('restart and crash safety', () => {
