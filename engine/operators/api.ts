@@ -149,6 +149,11 @@ export class MemberLog {
   fresh: number[] = [];
   /** Delta chunks stored after chunk 0. */
   chunks = 0;
+  /**
+   * The next write must be the whole set: it was read from a value stored before member chunks
+   * (the value is rewritten as counts, so the set must go to chunk 0 first).
+   */
+  needsFull = false;
 
   add(member: number): void {
     this.fresh.push(member);
@@ -159,11 +164,12 @@ export class MemberLog {
    * the whole set. Call `committed` after the commit.
    */
   write(write: (key: StateKey, value: unknown) => void, ws: number, key: string, delta: (fresh: number[]) => unknown, full: () => unknown): void {
-    if (this.fresh.length === 0) return;
-    if (this.chunks + 1 > this.mergeAt) {
+    if (this.fresh.length === 0 && !this.needsFull) return;
+    if (this.needsFull || this.chunks + 1 > this.mergeAt) {
       write([ws, key, 0], full());
       for (let i = 1; i <= this.chunks; i++) write([ws, key, i], undefined);
       this.chunks = 0;
+      this.needsFull = false;
     } else {
       write([ws, key, ++this.chunks], delta(this.fresh));
     }

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { AlertStore, QueryLayer, parseEngineConfig, type Engine } from '../../engine/index.js';
+import { MemberLog } from '../../engine/operators/api.js';
 import { TEST_GENERATOR, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 /**
@@ -20,6 +21,47 @@ function startEngine(dataDir: string, rate: number): Promise<Engine> {
 }
 
 describe('member chunks of exact user sets', () => {
+  it('a log writes each commit\'s members as a chunk, the whole set every mergeAt-th, and continues numbering after a restore', () => {
+    const log = new MemberLog(3);
+    const members = new Set<number>();
+    const writes: Array<[unknown[], unknown]> = [];
+    const commit = () => {
+      log.write((k, v) => writes.push([k, v]), 60_000, '', (fresh) => [...fresh], () => [...members].sort((a, b) => a - b));
+      log.committed();
+    };
+    const add = (m: number) => {
+      members.add(m);
+      log.add(m);
+    };
+    commit();
+    expect(writes).toEqual([]); // nothing added: nothing written
+    for (const m of [1, 2, 3]) {
+      add(m);
+      commit();
+    }
+    add(4);
+    add(5);
+    commit();
+    expect(writes).toEqual([
+      [[60_000, '', 1], [1]], [[60_000, '', 2], [2]], [[60_000, '', 3], [3]],
+      [[60_000, '', 0], [1, 2, 3, 4, 5]], [[60_000, '', 1], undefined], [[60_000, '', 2], undefined], [[60_000, '', 3], undefined],
+    ]);
+    writes.length = 0;
+    // Read back at startup with chunks 0 and 1 stored: the next chunk is 2.
+    const restored = new MemberLog(3);
+    restored.restored(0);
+    restored.restored(1);
+    restored.add(6);
+    restored.write((k, v) => writes.push([k, v]), 0, 'x', (f) => f, () => 'full');
+    expect(writes).toEqual([[[0, 'x', 2], [6]]]);
+    writes.length = 0;
+    // A set read from a value stored before member chunks goes to chunk 0 at the next write, new members or not.
+    const upgraded = new MemberLog(3);
+    upgraded.needsFull = true;
+    upgraded.write((k, v) => writes.push([k, v]), 0, 'x', (f) => f, () => 'full');
+    expect(writes).toEqual([[[0, 'x', 0], 'full']]);
+  });
+
   it('merged every third chunk and read back on restart: active users and users per country stay exact', async () => {
     const dir = tempDir('members');
     dirs.push(dir);

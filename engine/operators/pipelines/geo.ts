@@ -32,7 +32,9 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
         const o = (x ?? { events: 0, usd: 0, region: 'UNKNOWN' }) as { events: number; users?: string[]; usd: number; region: string };
         // Stored before member chunks: the users in the value.
         const set = new Set((o.users ?? []).map((s) => users.internString(s)));
-        return { events: o.events, users: set, usd: o.usd, region: ctx.vocab.symOf(o.region), log: new MemberLog(ctx.config.memberChunkMerge) };
+        const log = new MemberLog(ctx.config.memberChunkMerge);
+        log.needsFull = o.users !== undefined;
+        return { events: o.events, users: set, usd: o.usd, region: ctx.vocab.symOf(o.region), log };
       },
     });
     this.seenHour = ctx.vocab.column('geo.hour');

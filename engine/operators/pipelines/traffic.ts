@@ -44,7 +44,10 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
       (x) => {
         const v: ActiveUsers = { users: new Set(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) };
         // Stored before member chunks: the sets themselves. Now: counts, and the sets come in chunks.
-        if (x !== undefined && 'u' in (x as object)) this.addChunk(v, x as ActiveUsersChunk);
+        if (x !== undefined && 'u' in (x as object)) {
+          this.addChunk(v, x as ActiveUsersChunk);
+          v.log.needsFull = true;
+        }
         return v;
       },
     ));
