@@ -90,6 +90,13 @@ export class Vocabulary {
   }
 }
 
+/** The symbols of a bit mask of symbols below 31 (platforms in per-user records), lowest first. */
+export function symbolsOfMask(mask: number): number[] {
+  const out: number[] = [];
+  for (let m = mask; m !== 0; m &= m - 1) out.push(31 - Math.clz32(m & -m));
+  return out;
+}
+
 /**
  * Per-user hot facts of one thread ("already counted in this window", "dirty in this commit"),
  * interleaved: every column of a user sits in the same 128-byte record (two adjacent cache lines, which the hardware fetches together), so an event of a user

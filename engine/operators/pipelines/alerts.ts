@@ -2,7 +2,7 @@ import { EventKind, type Alert } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import { WindowedPipeline, alertId, userKeyCodec, type Pipeline, type PipelineContext, type StateKey } from '../api.js';
 import { MINUTE, tumblingStart } from '../windows.js';
-import type { UserColumn } from '../../workers/symbols.js';
+import { symbolsOfMask, type UserColumn } from '../../workers/symbols.js';
 
 function severityByRatio(ratio: number): Alert['severity'] {
   return ratio >= 4 ? 'CRITICAL' : ratio >= 2 ? 'HIGH' : 'MEDIUM';
@@ -224,7 +224,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
    */
   private spill(u: number, ws: number, st: number): void {
     const v = this.store.entry(ws, u).value;
-    v.platforms = platformsOf(st & PLATFORM_BITS);
+    v.platforms = symbolsOfMask(st & PLATFORM_BITS);
     v.locations = this.recordLocations(u);
     v.alertedPlatforms = (st & ALERTED_PLATFORMS) !== 0;
     v.alertedLocations = (st & ALERTED_LOCATIONS) !== 0;
@@ -279,7 +279,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       const st = this.cState.get(u);
       if ((st & SPILLED) !== 0) continue; // the store's entry is written instead
       write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.values[u]], {
-        p: platformsOf(st & PLATFORM_BITS).map((x) => vocab.sym(x)), l: this.recordLocations(u).map((x) => vocab.sym(x)),
+        p: symbolsOfMask(st & PLATFORM_BITS).map((x) => vocab.sym(x)), l: this.recordLocations(u).map((x) => vocab.sym(x)),
         ap: (st & ALERTED_PLATFORMS) !== 0, al: (st & ALERTED_LOCATIONS) !== 0,
       });
     }
@@ -300,12 +300,6 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   }
 }
 
-/** The platform symbols of a bit mask, lowest first. */
-function platformsOf(mask: number): number[] {
-  const out: number[] = [];
-  for (let m = mask; m !== 0; m &= m - 1) out.push(31 - Math.clz32(m & -m));
-  return out;
-}
 
 /** An IoT reading over its sensor's threshold: one alert per device per 1-minute window. */
 export class IotThresholdPipeline extends WindowedPipeline<{ alerted: boolean }> {

@@ -2,7 +2,7 @@ import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import type { Pipeline, PipelineContext, StateKey } from '../api.js';
 import { HOUR, tumblingStart } from '../windows.js';
-import type { UserColumn, UserFloatColumn } from '../../workers/symbols.js';
+import { symbolsOfMask, type UserColumn, type UserFloatColumn } from '../../workers/symbols.js';
 
 /** Funnel steps as bits of a session's stage mask, in order. */
 export const FUNNEL_STEPS = ['PAGE_VIEW', 'PRODUCT_VIEW', 'ADD_TO_CART', 'CHECKOUT', 'TRANSACTION_COMPLETED'] as const;
@@ -56,12 +56,6 @@ function fitsRecord(s: Session): boolean {
   return s.bucket < 0 || (s.bucket - BUCKET_BASE > NO_BUCKET && s.bucket - BUCKET_BASE <= 0x7fffffff);
 }
 
-/** The platform symbols of a record's platform mask, lowest first. */
-function platformsOfMask(mask: number): number[] {
-  const out: number[] = [];
-  for (let m = mask; m !== 0; m &= m - 1) out.push(31 - Math.clz32(m & -m));
-  return out;
-}
 
 /** `sessions.slot` values other than an index into `lists`: the user's one open session is in its record, or the user has none. */
 const INLINE = -1;
@@ -203,7 +197,7 @@ export class SessionsPipeline implements Pipeline {
   }
 
   private readRecord(user: number): Session {
-    const platforms = platformsOfMask(this.rPlatforms.get(user));
+    const platforms = symbolsOfMask(this.rPlatforms.get(user));
     const bucket = this.rBucket.get(user);
     return {
       start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
@@ -453,7 +447,7 @@ export class SessionsPipeline implements Pipeline {
       const mask = this.rPlatforms.get(user);
       let platforms = this.platformNames.get(mask);
       if (!platforms) {
-        platforms = platformsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
+        platforms = symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
         this.platformNames.set(mask, platforms);
       }
       return [{
