@@ -95,12 +95,25 @@ export abstract class WindowedPipeline<V> implements Pipeline {
     this.store.closeUpTo(streamTime, (ws, entries) => this.onClose(ws, entries));
   }
 
+  /**
+   * For values that hold an exact member set: its log, and how a chunk of it is stored (the fresh
+   * members, the whole set). The entries' member chunks are written with their values.
+   */
+  protected readonly members?: { log(v: V): MemberLog; delta(v: V, fresh: number[]): unknown; full(v: V): unknown };
+
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const codec = this.store.codec;
-    for (const e of this.store.takeDirty()) write([e.windowStart, codec.keyToString(e.key)], codec.encode(e.value));
+    const m = this.members;
+    for (const e of this.store.takeDirty()) {
+      const key = codec.keyToString(e.key);
+      write([e.windowStart, key], codec.encode(e.value));
+      if (m) m.log(e.value).write(write, e.windowStart, key, (fresh) => m.delta(e.value, fresh), () => m.full(e.value));
+    }
   }
 
   committed(): void {
+    const m = this.members;
+    if (m) for (const e of this.store.takeDirty()) m.log(e.value).committed();
     this.store.committed();
   }
 

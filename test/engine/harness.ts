@@ -6,7 +6,7 @@ import type { EventRecord } from '../../engine/codec/types.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { referenceModel } from './reference-model.js';
 import { expect } from 'vitest';
-import type { QueryLayer } from '../../engine/index.js';
+import { AlertStore, QueryLayer } from '../../engine/index.js';
 
 export const TEST_GENERATOR: Partial<GeneratorConfig> = {
   seed: 7,
@@ -84,4 +84,16 @@ export function expectCoreNumbers(q: QueryLayer, model: ReturnType<typeof refere
   expect(q.userActions(ALL)).toEqual(model.userActions);
   const f = q.funnel(ALL);
   expect([f.sessions, ...f.steps.map((s) => s.sessions)]).toEqual([model.funnel.sessions, ...model.funnel.reached]);
+}
+
+/** Runs `check` on a query layer over the committed state of a data directory (8 partitions, 4 shards), closed after. */
+export async function withCommittedState(dataDir: string, check: (q: QueryLayer) => void): Promise<void> {
+  const alerts = AlertStore.open(dataDir);
+  const q = new QueryLayer(parseEngineConfig({ dataDir, partitions: 8, shards: 4 }), alerts);
+  try {
+    check(q);
+  } finally {
+    await q.close();
+    await alerts.close();
+  }
 }

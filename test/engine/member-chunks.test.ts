@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { AlertStore, QueryLayer, parseEngineConfig, type Engine } from '../../engine/index.js';
+import type { Engine } from '../../engine/index.js';
 import { MemberLog } from '../../engine/operators/api.js';
-import { TEST_GENERATOR, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
+import { TEST_GENERATOR, generateEvents, referenceFor, startEmbedded, tempDir, withCommittedState } from './harness.js';
 
 /**
  * Exact user sets (active users per minute, users per country and hour) are stored as member
@@ -74,9 +74,7 @@ describe('member chunks of exact user sets', () => {
     expect(second.committedTotals().events).toBe(N);
     await second.stop();
 
-    const alerts = AlertStore.open(dir);
-    const q = new QueryLayer(parseEngineConfig({ dataDir: dir, partitions: 8, shards: 4 }), alerts);
-    try {
+    await withCommittedState(dir, (q) => {
       // The merge happened (a chunk 0 exists) and deltas were written after it.
       for (const name of ['active_users', 'geo']) {
         const chunks = [...q.windows(name, ALL, true)].map((w) => w.chunk).filter((c) => c !== undefined);
@@ -91,9 +89,6 @@ describe('member chunks of exact user sets', () => {
       const geo = Object.fromEntries(q.geo(ALL).map((g) => [g.country, g.users]));
       expect(Object.keys(model.geo).length).toBeGreaterThan(3);
       for (const [c, m] of Object.entries(model.geo)) expect(geo[c], c).toBe(m.users);
-    } finally {
-      await q.close();
-      await alerts.close();
-    }
+    });
   }, 120_000);
 });

@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Engine, QueryLayer, AlertStore, parseEngineConfig } from '../../engine/index.js';
-import { TEST_GENERATOR, expectCoreNumbers, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
+import type { Engine } from '../../engine/index.js';
+import { TEST_GENERATOR, expectCoreNumbers, generateEvents, referenceFor, startEmbedded, tempDir, withCommittedState } from './harness.js';
 
 const N = 60_000;
 const model = referenceFor(generateEvents(TEST_GENERATOR, N));
@@ -12,20 +12,15 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 /** Reads the committed state of a data directory and checks it against the reference model. */
-async function expectReferenceNumbers(dataDir: string): Promise<void> {
-  const alerts = AlertStore.open(dataDir);
-  const q = new QueryLayer(parseEngineConfig({ dataDir, partitions: 8, shards: 4 }), alerts);
-  try {
+function expectReferenceNumbers(dataDir: string): Promise<void> {
+  return withCommittedState(dataDir, (q) => {
     expect(q.progress().map((p) => p.streamTime)).toEqual(model.streamTime);
     expectCoreNumbers(q, model);
     q.revenue(ALL).forEach((r, i) => expect(Math.abs(r.usd - model.revenue[i].usd)).toBeLessThan(0.011));
     const types = new Set(['IOT_THRESHOLD', 'REPEATED_LOGIN_FAILURE', 'MULTIPLE_LOCATIONS', 'MULTIPLE_PLATFORMS', 'TRANSACTION_ANOMALY']);
     const got = q.alerts({ limit: 1e9 }).alerts.map((a) => a.alertId).filter((id) => types.has(id.split(':')[0]));
     expect(got.sort()).toEqual([...model.alerts].sort());
-  } finally {
-    await q.close();
-    await alerts.close();
-  }
+  });
 }
 
 function startEngine(dataDir: string, rate: number): Promise<Engine> {

@@ -42,19 +42,11 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
     this.seenCountry = ctx.vocab.column('geo.country');
   }
 
-  override collectWrites(write: (key: StateKey, value: unknown) => void): void {
-    super.collectWrites(write);
-    const users = this.ctx.vocab.users.values;
-    for (const e of this.store.takeDirty()) {
-      const v = e.value;
-      v.log.write(write, e.windowStart, this.ctx.vocab.sym(e.key), (fresh) => fresh.map((u) => users[u]), () => [...v.users].map((u) => users[u]));
-    }
-  }
-
-  override committed(): void {
-    for (const e of this.store.takeDirty()) e.value.log.committed();
-    super.committed();
-  }
+  protected override readonly members = {
+    log: (v: GeoStats) => v.log,
+    delta: (_v: GeoStats, fresh: number[]) => fresh.map((u) => this.ctx.vocab.users.values[u]),
+    full: (v: GeoStats) => [...v.users].map((u) => this.ctx.vocab.users.values[u]),
+  };
 
   override restore(key: StateKey, value: unknown, streamTime: number): void {
     if (key.length < 3) return super.restore(key, value, streamTime);

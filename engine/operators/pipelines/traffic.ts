@@ -97,28 +97,23 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     }
   }
 
-  override collectWrites(write: (key: StateKey, value: unknown) => void): void {
-    super.collectWrites(write);
-    const users = this.ctx.vocab.users.values;
-    const sym = (p: number) => this.ctx.vocab.sym(p);
-    for (const e of this.store.takeDirty()) {
-      const v = e.value;
-      v.log.write(write, e.windowStart, '', (fresh) => {
-        const c: ActiveUsersChunk = { u: [], p: {} };
-        for (let i = 0; i < fresh.length; i += 2) {
-          const id = users[fresh[i + 1]];
-          if (fresh[i] === -1) c.u.push(id);
-          else (c.p[sym(fresh[i])] ??= []).push(id);
-        }
-        return c;
-      }, () => ({ u: [...v.users].map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [sym(p), [...s].map((u) => users[u])])) }) satisfies ActiveUsersChunk);
-    }
-  }
-
-  override committed(): void {
-    for (const e of this.store.takeDirty()) e.value.log.committed();
-    super.committed();
-  }
+  protected override readonly members = {
+    log: (v: ActiveUsers) => v.log,
+    delta: (_v: ActiveUsers, fresh: number[]): ActiveUsersChunk => {
+      const users = this.ctx.vocab.users.values;
+      const c: ActiveUsersChunk = { u: [], p: {} };
+      for (let i = 0; i < fresh.length; i += 2) {
+        const id = users[fresh[i + 1]];
+        if (fresh[i] === -1) c.u.push(id);
+        else (c.p[this.ctx.vocab.sym(fresh[i])] ??= []).push(id);
+      }
+      return c;
+    },
+    full: (v: ActiveUsers): ActiveUsersChunk => {
+      const users = this.ctx.vocab.users.values;
+      return { u: [...v.users].map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [this.ctx.vocab.sym(p), [...s].map((u) => users[u])])) };
+    },
+  };
 
   override restore(key: StateKey, value: unknown, streamTime: number): void {
     if (key.length < 3) return super.restore(key, value, streamTime);
