@@ -7,6 +7,7 @@ import { parseEngineConfig } from '../../engine/index.js';
 import { referenceModel } from './reference-model.js';
 import { expect } from 'vitest';
 import { AlertStore, QueryLayer } from '../../engine/index.js';
+import { sharingOf } from '../../engine/operators/pipelines/alerts.js';
 
 export const TEST_GENERATOR: Partial<GeneratorConfig> = {
   seed: 7,
@@ -96,4 +97,40 @@ export async function withCommittedState(dataDir: string, check: (q: QueryLayer)
     await q.close();
     await alerts.close();
   }
+}
+
+type SessionView = { start: number; end: number; events: number; pageViews: number; transactions: number; usd: number; platforms: string[]; stages: number };
+
+/** Every session of the model's users, closed and still open, as the query layer returns it: bounds, counts, revenue (to the cent), platforms, stages. */
+export function expectSessions(q: QueryLayer, model: ReturnType<typeof referenceFor>): void {
+  const users = new Set([...model.sessions.closed, ...model.sessions.open].map((s) => s.user));
+  const got = { closed: new Map<string, SessionView>(), open: new Map<string, SessionView>() };
+  for (const user of users) {
+    const u = q.user(user);
+    for (const s of u.sessions as SessionView[]) got.closed.set(`${user}|${s.start}`, s);
+    for (const s of u.openSessions as SessionView[]) got.open.set(`${user}|${s.start}`, s);
+  }
+  const pick = (v: SessionView) => ({ start: v.start, end: v.end, events: v.events, pageViews: v.pageViews, transactions: v.transactions, platforms: [...v.platforms].sort(), stages: v.stages });
+  for (const kind of ['closed', 'open'] as const) {
+    expect(got[kind].size, `${kind} sessions`).toBe(model.sessions[kind].length);
+    for (const m of model.sessions[kind]) {
+      const s = got[kind].get(`${m.user}|${m.start}`);
+      expect(s, `${kind} session of ${m.user} from ${m.start}`).toBeDefined();
+      expect(pick(s!)).toEqual(pick(m));
+      expect(Math.abs(s!.usd - m.usd) <= 0.011 + Math.abs(m.usd) * 1e-9, `revenue of ${m.user}'s session from ${m.start}: ${s!.usd} vs ${m.usd}`).toBe(true);
+    }
+  }
+}
+
+/** Every stored account-sharing window (user, 10 minutes): platforms, locations and alert flags equal the model's. */
+export function expectSharingWindows(q: QueryLayer, model: ReturnType<typeof referenceFor>): void {
+  const got = new Map<string, { platforms: string[]; locations: string[]; ap: boolean; al: boolean }>();
+  for (const w of q.windows('account_sharing', ALL)) {
+    const key = `${w.key}|${w.windowStart}`;
+    expect(got.has(key), `${key} stored once`).toBe(false);
+    const v = sharingOf(w.value);
+    got.set(key, { platforms: [...v.platforms].sort(), locations: [...v.locations].sort(), ap: v.alertedPlatforms, al: v.alertedLocations });
+  }
+  expect(got.size).toBe(model.sharing.size);
+  for (const [key, m] of model.sharing) expect(got.get(key), key).toEqual(m);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig, type Engine } from '../../engine/index.js';
-import { TEST_GENERATOR, generateEvents, referenceFor, runEmbedded, tempDir } from './harness.js';
+import { TEST_GENERATOR, expectSessions, expectSharingWindows, generateEvents, referenceFor, runEmbedded, tempDir } from './harness.js';
 
 const N = 100_000;
 const PARTITIONS = 8;
@@ -110,41 +110,17 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
   });
 
   it('every session, closed and still open: bounds, counts, revenue, platforms, funnel stages', () => {
-    type View = { start: number; end: number; events: number; pageViews: number; transactions: number; usd: number; platforms: string[]; stages: number };
-    const users = new Set([...model.sessions.closed, ...model.sessions.open].map((s) => s.user));
-    const got = { closed: new Map<string, View>(), open: new Map<string, View>() };
-    for (const user of users) {
-      const u = engine.query.user(user);
-      for (const s of u.sessions as View[]) got.closed.set(`${user}|${s.start}`, s);
-      for (const s of u.openSessions as View[]) got.open.set(`${user}|${s.start}`, s);
-    }
     expect(model.sessions.closed.length).toBeGreaterThan(100);
     expect(model.sessions.open.length).toBeGreaterThan(100);
     // Sessions that merged out-of-order events and used several platforms are in the stream.
     expect(model.sessions.closed.some((s) => s.platforms.length > 1)).toBe(true);
-    for (const kind of ['closed', 'open'] as const) {
-      expect(got[kind].size).toBe(model.sessions[kind].length);
-      for (const m of model.sessions[kind]) {
-        const s = got[kind].get(`${m.user}|${m.start}`);
-        expect(s, `${kind} session of ${m.user} from ${m.start}`).toBeDefined();
-        const pick = (v: View) => ({ start: v.start, end: v.end, events: v.events, pageViews: v.pageViews, transactions: v.transactions, platforms: [...v.platforms].sort(), stages: v.stages });
-        expect(pick(s!)).toEqual(pick(m));
-        expect(close(s!.usd, m.usd), `revenue of ${m.user}'s session from ${m.start}: ${s!.usd} vs ${m.usd}`).toBe(true);
-      }
-    }
+    expectSessions(engine.query, model);
   });
 
   it('every account-sharing window: platforms, locations and alert flags of each user in each 10 minutes', () => {
-    const got = new Map<string, { platforms: string[]; locations: string[]; ap: boolean; al: boolean }>();
-    for (const w of engine.query.windows<{ p: string[]; l: string[]; ap: boolean; al: boolean }>('account_sharing', ALL)) {
-      const key = `${w.key}|${w.windowStart}`;
-      expect(got.has(key), `${key} stored once`).toBe(false);
-      got.set(key, { platforms: [...w.value.p].sort(), locations: [...w.value.l].sort(), ap: w.value.ap, al: w.value.al });
-    }
     // The stream has users over the location threshold and users in several windows, some reached out of order.
     expect([...model.sharing.values()].filter((v) => v.al).length).toBeGreaterThan(10);
-    expect(got.size).toBe(model.sharing.size);
-    for (const [key, m] of model.sharing) expect(got.get(key), key).toEqual(m);
+    expectSharingWindows(engine.query, model);
   });
 
   it('per-event alerts with deterministic ids', () => {

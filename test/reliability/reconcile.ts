@@ -26,6 +26,7 @@ import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type PartitionMeta, type StoreKey } from '../../engine/state/shard-store.js';
 import { UNKEYED, type SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
+import { openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -321,8 +322,6 @@ export async function expectedFromBroker(opts: {
   return { expected: x, ack };
 }
 
-interface StoredSession { events: number }
-
 /** What the engine committed, read from its shard stores (the engine must be stopped, or its state quiet). */
 export async function committedState(dataDir: string, partitions: number, shards: number,
   /** Scaled out: the data directory of each partition's owner (default: dataDir for all). */
@@ -380,7 +379,7 @@ export async function committedState(dataDir: string, partitions: number, shards
       }
       for (const [k, v] of s.scan(p, 'sessions')) {
         const key = k as StoreKey;
-        if (key[0] === 'open') for (const x of v as StoredSession[]) inc(got.sessionEvents, key[1] as string, x.events);
+        if (key[0] === 'open') for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
         else if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
       }
     }

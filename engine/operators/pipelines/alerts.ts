@@ -43,6 +43,35 @@ interface Sharing {
   alertedLocations: boolean;
 }
 
+/**
+ * An account-sharing window as stored: [alert flags (1: platforms, 2: locations), number of
+ * platforms, ...platforms, ...locations]. A tuple, not an object, for the reason given at
+ * StoredOpenSession: a user's window is written at nearly every commit the user is active in.
+ */
+export type StoredSharing = [flags: number, platformCount: number, ...names: string[]];
+
+/** An account-sharing window as read back, by name. */
+export interface SharingView {
+  platforms: string[];
+  locations: string[];
+  alertedPlatforms: boolean;
+  alertedLocations: boolean;
+}
+
+function storedSharing(platforms: string[], locations: string[], alertedPlatforms: boolean, alertedLocations: boolean): StoredSharing {
+  return [(alertedPlatforms ? 1 : 0) | (alertedLocations ? 2 : 0), platforms.length, ...platforms, ...locations];
+}
+
+/** A stored account-sharing window: the tuple, or the object stores written before the tuple hold. */
+export function sharingOf(value: unknown): SharingView {
+  if (Array.isArray(value)) {
+    const [flags, n] = value as [number, number];
+    return { platforms: value.slice(2, 2 + n) as string[], locations: value.slice(2 + n) as string[], alertedPlatforms: (flags & 1) !== 0, alertedLocations: (flags & 2) !== 0 };
+  }
+  const o = value as { p: string[]; l: string[]; ap: boolean; al: boolean };
+  return { platforms: o.p, locations: o.l, alertedPlatforms: o.ap, alertedLocations: o.al };
+}
+
 /** Bits of `sharing.state`: the platforms (symbols below 27) and flags of the user's window in the record. */
 const PLATFORM_BITS = (1 << 27) - 1;
 /** The window's state is in the store as an object (a third location, a platform symbol of 27 or more). */
@@ -92,10 +121,10 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     super('account_sharing', ctx, AccountSharingPipeline.SIZE, userKeyCodec<Sharing>(
       ctx,
       () => ({ platforms: [], locations: [], alertedPlatforms: false, alertedLocations: false }),
-      (v) => ({ p: v.platforms.map((x) => ctx.vocab.sym(x)), l: v.locations.map((x) => ctx.vocab.sym(x)), ap: v.alertedPlatforms, al: v.alertedLocations }),
+      (v) => storedSharing(v.platforms.map((x) => ctx.vocab.sym(x)), v.locations.map((x) => ctx.vocab.sym(x)), v.alertedPlatforms, v.alertedLocations),
       (x) => {
-        const o = x as { p: string[]; l: string[]; ap: boolean; al: boolean };
-        return { platforms: [...new Set(o.p.map((s) => ctx.vocab.symOf(s)))], locations: [...new Set(o.l.map((s) => ctx.vocab.symOf(s)))], alertedPlatforms: o.ap, alertedLocations: o.al };
+        const o = sharingOf(x);
+        return { platforms: [...new Set(o.platforms.map((s) => ctx.vocab.symOf(s)))], locations: [...new Set(o.locations.map((s) => ctx.vocab.symOf(s)))], alertedPlatforms: o.alertedPlatforms, alertedLocations: o.alertedLocations };
       },
     ));
     const v = ctx.vocab;
@@ -278,10 +307,10 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       if (this.cOwner.get(u) !== this.instance) continue;
       const st = this.cState.get(u);
       if ((st & SPILLED) !== 0) continue; // the store's entry is written instead
-      write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.values[u]], {
-        p: symbolsOfMask(st & PLATFORM_BITS).map((x) => vocab.sym(x)), l: this.recordLocations(u).map((x) => vocab.sym(x)),
-        ap: (st & ALERTED_PLATFORMS) !== 0, al: (st & ALERTED_LOCATIONS) !== 0,
-      });
+      write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.values[u]], storedSharing(
+        symbolsOfMask(st & PLATFORM_BITS).map((x) => vocab.sym(x)), this.recordLocations(u).map((x) => vocab.sym(x)),
+        (st & ALERTED_PLATFORMS) !== 0, (st & ALERTED_LOCATIONS) !== 0,
+      ));
     }
   }
 

@@ -35,7 +35,24 @@ function nextEpoch(): number {
 type Open = Session | Session[];
 
 /** A session as stored: platforms by name; the scheduling fields are recomputed on restore. */
-type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
+export type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
+
+/**
+ * An open session as stored: a tuple, not an object. A user's open sessions are rewritten at every
+ * commit in which the user had an event: about one LMDB write per event when many users pass
+ * through. lmdb-js's msgpack encodes a flat array faster than a record object, and that write was
+ * a quarter of a worker's commit time with a million users (BENCHMARKS.md, ninth session). Closed
+ * sessions are written once, and keep the object form the query API returns.
+ */
+export type StoredOpenSession = [start: number, end: number, events: number, pageViews: number, transactions: number, usd: number, stages: number, ...platforms: string[]];
+
+/** A user's stored open sessions as objects: tuples, or objects as stores written before the tuples hold. */
+export function openSessionsOf(value: unknown): StoredSession[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((v: StoredOpenSession | StoredSession) => Array.isArray(v)
+    ? { start: v[0], end: v[1], events: v[2], pageViews: v[3], transactions: v[4], usd: v[5], platforms: v.slice(7) as string[], stages: v[6] }
+    : v);
+}
 
 export interface FunnelStats {
   sessions: number;
@@ -430,7 +447,7 @@ export class SessionsPipeline implements Pipeline {
     });
   }
 
-  private encode(s: Session): StoredSession {
+  private encodeClosed(s: Session): StoredSession {
     return {
       start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
       // Sorted: the order events arrived in is not kept (the record holds platforms as a mask).
@@ -441,8 +458,12 @@ export class SessionsPipeline implements Pipeline {
   /** Sorted platform names of a record's platform mask (few distinct masks: shared, never mutated). */
   private readonly platformNames = new Map<number, string[]>();
 
+  private encodeOpen(s: Session): StoredOpenSession {
+    return [s.start, s.end, s.events, s.pageViews, s.transactions, s.usd, s.stages, ...s.platforms.map((p) => this.ctx.vocab.sym(p)).sort()];
+  }
+
   /** A user's open sessions as stored; one in the user's record is encoded from it (no Session copy). */
-  private storedOpen(user: number): StoredSession[] | undefined {
+  private storedOpen(user: number): StoredOpenSession[] | undefined {
     if (this.owner.get(user) === this.instance && this.slot.get(user) === INLINE) {
       const mask = this.rPlatforms.get(user);
       let platforms = this.platformNames.get(mask);
@@ -450,20 +471,17 @@ export class SessionsPipeline implements Pipeline {
         platforms = symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
         this.platformNames.set(mask, platforms);
       }
-      return [{
-        start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
-        transactions: this.rTransactions.get(user), usd: this.rUsd.get(user), platforms, stages: this.rStages.get(user),
-      }];
+      return [[this.rStart.get(user), this.rEnd.get(user), this.rEvents.get(user), this.rPageViews.get(user), this.rTransactions.get(user), this.rUsd.get(user), this.rStages.get(user), ...platforms]];
     }
     const list = this.listOf(user);
-    return list.length ? list.map((s) => this.encode(s)) : undefined;
+    return list.length ? list.map((s) => this.encodeOpen(s)) : undefined;
   }
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
     for (const user of this.dirtyUsers) write(['open', users.values[user]], this.storedOpen(user));
     for (const [user, s] of this.closedToWrite) {
-      write(['closed', users.values[user], s.start], this.encode(s));
+      write(['closed', users.values[user], s.start], this.encodeClosed(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
       write(['closedByEnd', s.end, users.values[user], s.start], 1);
     }
@@ -485,7 +503,7 @@ export class SessionsPipeline implements Pipeline {
   restore(key: StateKey, value: unknown, _streamTime: number): void {
     if (key[0] === 'open') {
       const user = this.ctx.vocab.users.internString(key[1] as string);
-      const list: Session[] = (value as StoredSession[]).map((s) => ({
+      const list: Session[] = openSessionsOf(value).map((s) => ({
         start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
         platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: -1,
       }));
