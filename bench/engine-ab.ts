@@ -7,6 +7,7 @@
  * machine that slows down or speeds up during the run does not favour one side.
  *
  *   npm run bench:engine:ab -- --base <commit> [--pairs 4] [--workers 2] [--events 2500000] [--warmup 300000]
+ *     [--users N --concurrent-sessions N --zipf S]  (the input shape, as bench:engine)
  *
  * Last line: {"bench":"engine-ab","base":"<sha>","head":"<sha>","pairs":N,"eventsPerSec":{...},"eventsPerWorkerCpuSec":{...},"cpuUsPerEvent":{...}}
  * with the median of each side and the median of the per-pair changes.
@@ -26,6 +27,10 @@ const { values: a } = parseArgs({
     events: { type: 'string', default: '2500000' },
     warmup: { type: 'string', default: '300000' },
     'input-cache': { type: 'string', default: '.cache/bench-input' },
+    // The input's shape, passed to bench:engine when given (its defaults otherwise): e.g. the run where a million users pass through.
+    users: { type: 'string' },
+    'concurrent-sessions': { type: 'string' },
+    zipf: { type: 'string' },
   },
 });
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -52,8 +57,9 @@ try {
   fs.copyFileSync(path.join(root, 'dist', 'bench', 'engine.js'), path.join(baseDir, 'dist', 'bench', 'engine.js'));
   const cache = path.resolve(root, a['input-cache']);
   const args = ['--events', a.events, '--warmup', a.warmup, '--workers', a.workers, '--input-cache', cache];
+  for (const k of ['users', 'concurrent-sessions', 'zipf'] as const) if (a[k] !== undefined) args.push(`--${k}`, a[k]!);
 
-  type Run = { eventsPerSec: number; eventsPerWorkerCpuSec: number; cpuUsPerEvent: number; deadLetters: number };
+  type Run = { eventsPerSec: number; eventsPerWorkerCpuSec: number; cpuUsPerEvent: number; commitMsSum: number; workerHeapUsedMB: number; deadLetters: number };
   const run = (dir: string): Run => {
     const out = execFileSync(process.execPath, [path.join(dir, 'dist', 'bench', 'engine.js'), ...args], {
       cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TMPDIR: process.env.TMPDIR ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()) },
@@ -61,7 +67,7 @@ try {
     });
     const r = JSON.parse(out.trim().split('\n').pop()!);
     if (r.deadLetters) throw new Error(`${dir} dead-lettered ${r.deadLetters} events of the shared input: the two builds do not read the same wire format`);
-    return { eventsPerSec: r.eventsPerSec, eventsPerWorkerCpuSec: r.eventsPerWorkerCpuSec, cpuUsPerEvent: Math.round((r.cpuSeconds * 1e8) / r.events) / 100, deadLetters: r.deadLetters };
+    return { eventsPerSec: r.eventsPerSec, eventsPerWorkerCpuSec: r.eventsPerWorkerCpuSec, cpuUsPerEvent: Math.round((r.cpuSeconds * 1e8) / r.events) / 100, commitMsSum: r.commitMsSum, workerHeapUsedMB: r.workerHeapUsedMB, deadLetters: r.deadLetters };
   };
   // Writes the input cache before the first timed run.
   log('preparing the input ...');
@@ -73,7 +79,7 @@ try {
     for (const side of order) {
       const r = run(side === 'base' ? baseDir : root);
       (side === 'base' ? base : head).push(r);
-      log(`pair ${i + 1} ${side}: ${r.eventsPerSec} events/s, ${r.eventsPerWorkerCpuSec} per worker CPU-second, ${r.cpuUsPerEvent} us CPU per event; load ${os.loadavg()[0].toFixed(2)}`);
+      log(`pair ${i + 1} ${side}: ${r.eventsPerSec} events/s, ${r.eventsPerWorkerCpuSec} per worker CPU-second, ${r.cpuUsPerEvent} us CPU per event, commits ${r.commitMsSum} ms; load ${os.loadavg()[0].toFixed(2)}`);
     }
   }
   const median = (xs: number[]) => {
@@ -92,6 +98,7 @@ try {
   console.log(JSON.stringify({
     bench: 'engine-ab', base: baseSha, head: headSha, headDirty: dirty, pairs, workers: Number(a.workers), events: Number(a.events),
     eventsPerSec: compare('eventsPerSec'), eventsPerWorkerCpuSec: compare('eventsPerWorkerCpuSec'), cpuUsPerEvent: compare('cpuUsPerEvent'),
+    commitMsSum: compare('commitMsSum'), workerHeapUsedMB: compare('workerHeapUsedMB'),
     node: process.version, cores: os.availableParallelism(),
   }));
 } finally {
