@@ -135,14 +135,31 @@ export class ShardStore {
    * of the transaction is visible.
    */
   commit(writes: Array<[StoreKey, unknown]>, metas: Map<number, PartitionMeta>): void {
+    this.commitEach((write) => {
+      for (const [k, v] of writes) write(k, v);
+    }, metas);
+  }
+
+  /**
+   * As `commit`, with the writes produced inside the transaction by `collect` (undefined deletes);
+   * returns how many there were. Each key and value is garbage as soon as it is written: collected
+   * into an array first, a commit's hundred thousand of them outlived the young generation and were
+   * promoted, and the old generation grew with garbage when many users passed through.
+   */
+  commitEach(collect: (write: (key: StoreKey, value: unknown) => void) => void, metas: Map<number, PartitionMeta>): number {
+    let n = 0;
+    const state = this.state;
+    const write = (k: StoreKey, v: unknown) => {
+      if (v === undefined) state.removeSync(k);
+      else state.putSync(k, v);
+      n++;
+    };
     try {
       this.env.transactionSync(() => {
-        for (const [k, v] of writes) {
-          if (v === undefined) this.state.removeSync(k);
-          else this.state.putSync(k, v);
-        }
-        for (const [p, m] of metas) this.state.putSync([p, '~meta'], m);
+        collect(write);
+        for (const [p, m] of metas) state.putSync([p, '~meta'], m);
       });
+      return n;
     } catch (cause) {
       const msg = (cause as Error).message ?? String(cause);
       const full = isStoreFull(msg, this.dir);

@@ -176,13 +176,13 @@ export class PartitionRuntime {
     for (const p of this.pipelines) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
   }
 
-  collectWrites(out: Array<[StoreKey, unknown]>): void {
+  collectWrites(write: (key: StoreKey, value: unknown) => void): void {
     const partition = this.partition;
     for (const p of this.pipelines) {
       const name = p.name;
-      p.collectWrites((k, v) => out.push([[partition, name, ...k], v]));
+      p.collectWrites((k, v) => write([partition, name, ...k], v));
     }
-    for (const a of this.alertWrites) out.push([[partition, 'alerts', a.alertId], a]);
+    for (const a of this.alertWrites) write([partition, 'alerts', a.alertId], a);
   }
 
   committed(): void {

@@ -213,18 +213,29 @@ export class ShardRuntime {
   commit(seq: number, extra: Array<[StoreKey, unknown]> = []): CommitInfo {
     const t0 = performance.now();
     this.checkLoaded(extra);
-    const writes: Array<[StoreKey, unknown]> = [...extra];
     const metas = new Map<number, PartitionMeta>();
-    for (const [p, rt] of this.partitions) {
-      rt.collectWrites(writes);
-      metas.set(p, rt.meta());
+    for (const [p, rt] of this.partitions) metas.set(p, rt.meta());
+    const collect = (write: (key: StoreKey, value: unknown) => void) => {
+      for (const [k, v] of extra) write(k, v);
+      for (const rt of this.partitions.values()) rt.collectWrites(write);
+    };
+    // Scaled out, the commit's writes also go to the changelog: kept in an array. Otherwise they
+    // go straight into the transaction (see ShardStore.commitEach).
+    let writes: Array<[StoreKey, unknown]> | undefined;
+    let count: number;
+    if (this.config.changelog) {
+      const list: Array<[StoreKey, unknown]> = (writes = []);
+      collect((k, v) => list.push([k, v]));
+      this.store.commit(list, metas);
+      count = list.length;
+    } else {
+      count = this.store.commitEach(collect, metas);
     }
-    this.store.commit(writes, metas);
     for (const rt of this.partitions.values()) rt.committed();
     this.lastCommit = Date.now();
     const deleted: StoreKey[] | undefined = this.config.changelog ? [] : undefined;
     this.applyRetention(deleted);
-    const changelog = this.config.changelog ? this.changelogOf(writes, deleted!, metas) : undefined;
+    const changelog = writes ? this.changelogOf(writes, deleted!, metas) : undefined;
     const offsets: Record<number, Record<string, number>> = {};
     const streamTimes: Record<number, number> = {};
     const counters: Record<number, PartitionCounters> = {};
@@ -233,7 +244,7 @@ export class ShardRuntime {
       streamTimes[p] = m.streamTime;
       counters[p] = m.counters!;
     }
-    return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: writes.length, changelog };
+    return { seq, offsets, streamTimes, counters, durationMs: performance.now() - t0, writes: count, changelog };
   }
 
   /**
