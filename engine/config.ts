@@ -39,11 +39,15 @@ export const EngineConfigSchema = z.strictObject({
    */
   workerNice: z.number().int().min(0).max(19).default(10),
   /**
-   * Slabs (messages batched per shard) in flight per shard before the source is paused. The source
-   * pauses as a whole, so one busy shard holds back the others: 4 left the worker threads waiting
-   * for work 15-25 % of the time in bench:engine (2 workers, 4 shards), 12 about half that.
+   * Slabs (messages batched per shard) in flight per shard, on average over the shards, before the
+   * source is paused; one shard may hold four times as many (see ShardDispatcher.updateBackpressure).
+   * The source pauses as a whole, so one busy shard holds back the others: a per-shard bound of 4
+   * left the worker threads waiting for work 15-25 % of the time in bench:engine (2 workers, 4
+   * shards), 12 about half that, and 12 still 30 % when a million users pass through (long
+   * commits). 8 on average, 32 for one shard: as fast as 12 per shard in the standard run, and
+   * faster there (BENCHMARKS.md, ninth session).
    */
-  maxInFlightPerShard: z.number().int().min(1).max(64).default(12),
+  maxInFlightPerShard: z.number().int().min(1).max(64).default(8),
   /** Target slab size in bytes. */
   slabBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(256 * 1024),
   /** Longest a partial slab waits before it is dispatched. */

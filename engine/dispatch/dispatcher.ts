@@ -68,6 +68,20 @@ const MAX_NON_RETRIABLE_FAILURES = 3;
 /** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
 const MIN_SLAB_BYTES = 16 * 1024;
 
+/**
+ * Whether the source must pause: the shards hold `maxInFlightPerShard` slabs each on average, one
+ * holds four times that, or one is recovering or has failed. (Why not a per-shard bound alone: see
+ * ShardDispatcher.updateBackpressure.)
+ */
+export function sourceMustPause(shards: ReadonlyArray<{ inFlight: number; recovering: unknown; failed: boolean }>, maxInFlightPerShard: number): boolean {
+  let total = 0;
+  for (const ch of shards) {
+    if (ch.inFlight >= 4 * maxInFlightPerShard || ch.recovering || ch.failed) return true;
+    total += ch.inFlight;
+  }
+  return total >= maxInFlightPerShard * shards.length;
+}
+
 /** A task that failed because its thread died while it waited behind another shard's task: retriable. */
 function queuedBehind(err: Error): Error {
   return encodeTaskError(Object.assign(new Error(`${err.message} (this task was waiting behind another shard's, which was running)`, { cause: err }), { code: 'ERR_THREAD_LOST', retriable: true }));
@@ -379,9 +393,15 @@ export class ShardDispatcher {
     return new Promise((r) => setTimeout(r, ms).unref());
   }
 
+  /**
+   * Pauses the source when the shards together hold shards x maxInFlightPerShard slabs, or one shard
+   * four times its share. The source pauses as a whole, so a per-shard bound let one shard's long
+   * commit (300 ms when a million users pass through) hold back every other shard: the other worker
+   * ran dry and waited 30 % of the time. Now a committing shard's slabs queue up while the others'
+   * still flow; the memory bound (the total) is unchanged.
+   */
   private updateBackpressure(): void {
-    let over = false;
-    for (const ch of this.channels) if (ch.inFlight >= this.config.maxInFlightPerShard || ch.recovering || ch.failed) over = true;
+    const over = sourceMustPause(this.channels, this.config.maxInFlightPerShard);
     if (over !== this.paused) {
       this.paused = over;
       this.events.onBackpressure(over);
