@@ -40,9 +40,10 @@ export type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform
 /**
  * An open session as stored: a tuple, not an object. A user's open sessions are rewritten at every
  * commit in which the user had an event: about one LMDB write per event when many users pass
- * through. lmdb-js's msgpack encodes a flat array faster than a record object, and that write was
- * a quarter of a worker's commit time with a million users (BENCHMARKS.md, ninth session). Closed
- * sessions are written once, and keep the object form the query API returns.
+ * through, more than half of a worker's commit time with a million users. lmdb-js's msgpack
+ * encodes a flat array faster than a record object: with tuples here and for account-sharing windows
+ * that commit took 29 % less time (BENCHMARKS.md, ninth session). Closed sessions are written once,
+ * and keep the object form the query API returns.
  */
 export type StoredOpenSession = [start: number, end: number, events: number, pageViews: number, transactions: number, usd: number, stages: number, ...platforms: string[]];
 
