@@ -24,6 +24,7 @@ import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../engine/in
 import { ReplaySource } from '../engine/source/replay.js';
 import type { RawMessage } from '../engine/source/types.js';
 import { countUsers } from './count-users.js';
+import { threadCpu, threadCpuSince } from './cpu.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -139,22 +140,8 @@ const warmupEvents = Math.round(split * perMessage);
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
 const engine = await Engine.start(engineOpts, new ReplaySource(messages), new MemorySink(1000));
-/** CPU seconds per thread of this process (Linux /proc; empty elsewhere): the busiest threads are the workers. */
-function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>();
-  try {
-    for (const tid of fs.readdirSync('/proc/self/task')) {
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, (Number(f[11]) + Number(f[12])) / 100);
-    }
-  } catch {
-    // not Linux: no per-thread figure
-  }
-  return out;
-}
 let started = 0;
-let threads0 = new Map<string, number>();
+let threads0 = threadCpu();
 let cpu0 = process.cpuUsage();
 let eventsAtStart = 0;
 await new Promise<void>((resolve) => {
@@ -181,7 +168,8 @@ clearInterval(sampler);
 const cpu = process.cpuUsage(cpu0);
 // The worker threads' own CPU time: on a shared machine, events per worker CPU-second moves far
 // less than events per wall-clock second (time spent waiting for a core is not counted).
-const busiest = [...threadCpu()].map(([tid, t]) => t - (threads0.get(tid) ?? 0)).sort((x, y) => y - x).slice(0, workers);
+// The busiest threads are the workers.
+const busiest = threadCpuSince(threads0).map((t) => t.seconds).sort((x, y) => y - x).slice(0, workers);
 const workerCpuSeconds = busiest.reduce((x, y) => x + y, 0);
 const events = engine.metrics.events - eventsAtStart;
 const mem = process.memoryUsage();

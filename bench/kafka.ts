@@ -5,7 +5,8 @@
  *
  *   npm run bench:kafka -- [--events 1000000] [--partitions 8] [--workers W] [--users 100000] [--warmup 300000]
  *
- * Last line: {"bench":"kafka","eventsPerSec":N,"mbPerSec":N,"partitions":P,"rawConsumeEventsPerSec":N,...}
+ * Last line: {"bench":"kafka","eventsPerSec":N,"mbPerSec":N,"partitions":P,"rawConsumeEventsPerSec":N,...,
+ * "cpuUsPerEvent":{"main":N,"workers":N,"librdkafka":N,"other":N,"broker":N}} (CPU per event in the measured part)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +21,7 @@ import { ensureTopics, INPUT_TOPICS } from '../engine/kafka/topics.js';
 import { ReferenceLoader } from '../engine/kafka/reference-loader.js';
 import { KafkaSource } from '../engine/source/kafka.js';
 import { ensureBroker } from './e2e.js';
+import { processCpuSeconds, threadCpu, threadCpuSince } from './cpu.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -98,16 +100,34 @@ const t0 = performance.now();
 const engine = await Engine.start({ dataDir, partitions, shards: Math.min(4, partitions), workers: Number(a.workers) }, source, new MemorySink(1000));
 const progress = setInterval(() => log(`engine: ${engine.committedTotals().events} / ${raw.events} events committed`), 5000);
 const warmup = Math.min(Number(a.warmup), Math.floor(raw.events / 2));
+/** The broker's pid, when it is the project's own (kafka/kafka.mjs records it): its CPU is part of the cost. */
+function brokerPid(): number | null {
+  try {
+    return Number(fs.readFileSync(path.join(process.env.KAFKA_CACHE_DIR || path.join(root, '.cache', 'kafka'), 'kafka.pid'), 'utf8').trim()) || null;
+  } catch {
+    return null;
+  }
+}
+const broker = brokerPid();
 let tWarm = 0;
 let eventsAtWarm = 0;
+let threads0 = threadCpu();
+let broker0: number | null = null;
 while (engine.committedTotals().events + engine.committedTotals().deadLetters < raw.events) {
   if (tWarm === 0 && engine.metrics.events >= warmup) {
     tWarm = performance.now();
     eventsAtWarm = engine.metrics.events;
+    threads0 = threadCpu();
+    broker0 = broker ? processCpuSeconds(broker) : null;
   }
   await new Promise((r) => setTimeout(r, 5));
 }
 const tEnd = performance.now();
+// Where the two cores went in the measured part, in µs of CPU per event: this process's main thread
+// (consumer and dispatch), its worker threads (the busiest), librdkafka's threads, the rest (GC
+// helpers, libuv), and the broker.
+const threads = threadCpuSince(threads0);
+const brokerCpu = broker && broker0 !== null ? (processCpuSeconds(broker) ?? broker0) - broker0 : null;
 const seconds = (tEnd - t0) / 1000;
 const steadySeconds = (tEnd - tWarm) / 1000;
 const steadyEvents = raw.events - eventsAtWarm;
@@ -118,12 +138,22 @@ await loader.stop();
 await store.close();
 fs.rmSync(dataDir, { recursive: true, force: true });
 
+const usPerEvent = (sec: number) => Math.round((sec * 1e8) / steadyEvents) / 100;
+const sum = (ts: typeof threads) => ts.reduce((x, t) => x + t.seconds, 0);
+const mainThread = threads.filter((t) => t.tid === String(process.pid));
+const rdkafka = threads.filter((t) => t.name.startsWith('rdk:'));
+const workerThreads = threads.filter((t) => !mainThread.includes(t) && !rdkafka.includes(t)).sort((x, y) => y.seconds - x.seconds).slice(0, Number(a.workers));
+const cpuUsPerEvent = {
+  main: usPerEvent(sum(mainThread)), workers: usPerEvent(sum(workerThreads)), librdkafka: usPerEvent(sum(rdkafka)),
+  other: usPerEvent(sum(threads) - sum(mainThread) - sum(rdkafka) - sum(workerThreads)),
+  broker: brokerCpu === null ? null : usPerEvent(brokerCpu),
+};
 const eventsPerSec = Math.round(steadyEvents / steadySeconds);
 const mbPerSec = Math.round(((raw.bytes * (steadyEvents / raw.events)) / 1e6 / steadySeconds) * 10) / 10;
 const eventsPerSecInclStart = Math.round(raw.events / seconds);
-console.log(`\nconsumer alone: ${Math.round(raw.events / raw.seconds)} events/s (${(raw.bytes / 1e6 / raw.seconds).toFixed(1)} MB/s); into the engine: ${eventsPerSec} events/s (${mbPerSec} MB/s) after the first ${eventsAtWarm} events, to the last commit; ${eventsPerSecInclStart} events/s counting its start (${seconds.toFixed(2)} s from start to the last commit)`);
+console.log(`\nconsumer alone: ${Math.round(raw.events / raw.seconds)} events/s (${(raw.bytes / 1e6 / raw.seconds).toFixed(1)} MB/s); into the engine: ${eventsPerSec} events/s (${mbPerSec} MB/s) after the first ${eventsAtWarm} events, to the last commit; ${eventsPerSecInclStart} events/s counting its start (${seconds.toFixed(2)} s from start to the last commit); CPU µs per event: ${JSON.stringify(cpuUsPerEvent)}`);
 console.log(JSON.stringify({
   bench: 'kafka', eventsPerSec, mbPerSec, partitions, workers: Number(a.workers), events: raw.events, warmupEvents: eventsAtWarm, eventsPerSecInclStart, secondsInclStart: Math.round(seconds * 100) / 100,
-  rawConsumeEventsPerSec: Math.round(raw.events / raw.seconds), rawConsumeMbPerSec: Math.round((raw.bytes / 1e6 / raw.seconds) * 10) / 10, heapUsedMB,
+  rawConsumeEventsPerSec: Math.round(raw.events / raw.seconds), rawConsumeMbPerSec: Math.round((raw.bytes / 1e6 / raw.seconds) * 10) / 10, heapUsedMB, cpuUsPerEvent,
 }));
 setTimeout(() => process.exit(0), 200).unref();
