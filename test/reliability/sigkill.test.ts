@@ -14,8 +14,11 @@ async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; pre
   const [open] = [...store.state.getRange({ start: [0, 'sessions', 'open'], end: [0, 'sessions', 'open\u0000'], limit: 1 })];
   await store.env.transactionSync(() => {
     store.state.putSync(cell.key as StoreKey, { ...(cell.value as object), n: (cell.value as { n: number }).n + 1 });
-    const sessions = open.value as Array<{ events: number }>;
-    store.state.putSync(open.key as StoreKey, [{ ...sessions[0], events: sessions[0].events - 1 }, ...sessions.slice(1)]);
+    // An open session as stored: [start, end, events, ...] (StoredOpenSession).
+    const sessions = open.value as number[][];
+    const first = [...sessions[0]];
+    first[2] -= 1;
+    store.state.putSync(open.key as StoreKey, [first, ...sessions.slice(1)]);
   });
   // The sequence audit: one user's seq 2 taken out of its counted range (lost, a gap), another user's
   // seq 1 counted a second time.
