@@ -19,7 +19,7 @@ import { Engine, MemorySink, ReferenceStore } from '../engine/index.js';
 import { EventBatchReader } from '../engine/codec/index.js';
 import { ensureTopics, INPUT_TOPICS } from '../engine/kafka/topics.js';
 import { ReferenceLoader } from '../engine/kafka/reference-loader.js';
-import { KafkaSource } from '../engine/source/kafka.js';
+import { FETCH_BYTES_PER_PARTITION, KafkaSource } from '../engine/source/kafka.js';
 import { ensureBroker } from './e2e.js';
 import { processCpuSeconds, threadCpu, threadCpuSince } from './cpu.js';
 
@@ -54,7 +54,8 @@ execFileSync(process.execPath, [path.join(root, 'dist/loadgen/loadgen.js'), '--b
 
 // 1. The consumer alone: every message of the input topics, counting events and bytes.
 async function rawConsume(): Promise<{ events: number; bytes: number; seconds: number }> {
-  const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': brokers, 'group.id': `${prefix}raw`, 'enable.auto.commit': false, 'enable.partition.eof': true }, { 'auto.offset.reset': 'earliest' });
+  // The engine source's fetch size, so the two read the topics the same way.
+  const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': brokers, 'group.id': `${prefix}raw`, 'enable.auto.commit': false, 'enable.partition.eof': true, 'max.partition.fetch.bytes': FETCH_BYTES_PER_PARTITION }, { 'auto.offset.reset': 'earliest' });
   await new Promise<void>((r, j) => c.connect({ timeout: 20_000 }, (e) => (e ? j(e) : r())));
   const left = new Map<string, number>();
   const assignment: Kafka.Assignment[] = [];

@@ -23,6 +23,9 @@ const EMPTY = Buffer.alloc(0);
 /** librdkafka's RD_KAFKA_OFFSET_BEGINNING. */
 const OFFSET_BEGINNING = -2;
 
+/** The consumer's `max.partition.fetch.bytes` (see where it is set). */
+export const FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024;
+
 /**
  * A consumer error after which librdkafka's consumer is unusable and must be replaced: a fatal
  * error (RD_KAFKA_RESP_ERR__FATAL, e.g. a static member fenced by "another" member with its own
@@ -113,6 +116,12 @@ export class KafkaSource implements EventSource {
       // dashboard was 1-2 s behind at any moderate rate). With partition EOF events it returns as
       // soon as it has caught up, with what it has.
       'enable.partition.eof': true,
+      // A fetch returns at most this much per partition (librdkafka's default: 1 MB, about 30 event
+      // batches). With the default the engine waited for fetches: the source was paused by
+      // backpressure half of the time and each resume waited ~70 ms for the next fetch, while the
+      // workers used a third of their cores. 8 MB: 0.94-1.03 M events/s into the engine instead of
+      // 0.79 M (bench:kafka, BENCHMARKS.md ninth session). Overridable with --kafka.
+      'max.partition.fetch.bytes': FETCH_BYTES_PER_PARTITION,
       'socket.keepalive.enable': true,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
         if (current()) return this.onRebalance(err, assignment);
