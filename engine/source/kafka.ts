@@ -119,8 +119,8 @@ export class KafkaSource implements EventSource {
       // A fetch returns at most this much per partition (librdkafka's default: 1 MB, about 30 event
       // batches). With the default the engine waited for fetches: the source was paused by
       // backpressure half of the time and each resume waited ~70 ms for the next fetch, while the
-      // workers used a third of their cores. 8 MB: 0.94-1.03 M events/s into the engine instead of
-      // 0.79 M (bench:kafka, BENCHMARKS.md ninth session). Overridable with --kafka.
+      // workers used a third of their cores. 8 MB: 1.0-1.18 M events/s into the engine instead of
+      // 0.79-0.86 M (bench:kafka, BENCHMARKS.md ninth session). Overridable with --kafka.
       'max.partition.fetch.bytes': FETCH_BYTES_PER_PARTITION,
       'socket.keepalive.enable': true,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
