@@ -53,8 +53,11 @@ try {
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(baseDir, 'node_modules'));
   log('building the base ...');
   execFileSync(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: baseDir, stdio: 'inherit' });
-  // The same driver on both sides (its input cache and summary fields), over each side's engine.
-  fs.copyFileSync(path.join(root, 'dist', 'bench', 'engine.js'), path.join(baseDir, 'dist', 'bench', 'engine.js'));
+  // The same driver on both sides (its input cache and summary fields), over each side's engine:
+  // this build's bench modules (the driver imports some of them, which an older base may not have).
+  for (const f of fs.readdirSync(path.join(root, 'dist', 'bench'))) {
+    if (f.endsWith('.js')) fs.copyFileSync(path.join(root, 'dist', 'bench', f), path.join(baseDir, 'dist', 'bench', f));
+  }
   const cache = path.resolve(root, a['input-cache']);
   const args = ['--events', a.events, '--warmup', a.warmup, '--workers', a.workers, '--input-cache', cache];
   for (const k of ['users', 'concurrent-sessions', 'zipf'] as const) if (a[k] !== undefined) args.push(`--${k}`, a[k]!);
