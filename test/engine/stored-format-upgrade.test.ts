@@ -2,6 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
+import { openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
+import { sharingOf } from '../../engine/operators/pipelines/alerts.js';
 import { TEST_GENERATOR, expectCoreNumbers, expectSessions, expectSharingWindows, generateEvents, referenceFor, startEmbedded, tempDir, withCommittedState } from './harness.js';
 
 /**
@@ -16,9 +18,6 @@ const model = referenceFor(generateEvents(TEST_GENERATOR, N));
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-type OpenTuple = [number, number, number, number, number, number, number, ...string[]];
-type SharingTuple = [number, number, ...string[]];
-
 /** Rewrites one shard's open sessions and account-sharing windows into the object form older builds wrote. */
 function downgrade(dataDir: string, shard: number): { sessions: number; sharing: number } {
   const store = ShardStore.open(dataDir, shard, parseEngineConfig({}).mapSizeBytes);
@@ -28,11 +27,11 @@ function downgrade(dataDir: string, shard: number): { sessions: number; sharing:
   for (const { key, value } of store.state.getRange({})) {
     const k = key as StoreKey;
     if (k[1] === 'sessions' && k[2] === 'open') {
-      rewrites.push([k, (value as OpenTuple[]).map((t) => ({ start: t[0], end: t[1], events: t[2], pageViews: t[3], transactions: t[4], usd: t[5], platforms: t.slice(7), stages: t[6] }))]);
+      rewrites.push([k, openSessionsOf(value)]); // StoredSession objects: the older form
       sessions++;
     } else if (k[1] === 'account_sharing') {
-      const t = value as SharingTuple;
-      rewrites.push([k, { p: t.slice(2, 2 + t[1]), l: t.slice(2 + t[1]), ap: (t[0] & 1) !== 0, al: (t[0] & 2) !== 0 }]);
+      const v = sharingOf(value);
+      rewrites.push([k, { p: v.platforms, l: v.locations, ap: v.alertedPlatforms, al: v.alertedLocations }]);
       sharing++;
     }
   }
