@@ -7,7 +7,7 @@
  *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
  *                            [--concurrent-sessions 20000] [--zipf 1]
  *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
- *                            [--input-cache .cache/bench-input]
+ *                            [--input-cache .cache/bench-input] [--store-writemap]
  *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
  * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
@@ -43,6 +43,8 @@ const { values: a } = parseArgs({
     'commit-interval-ms': { type: 'string', default: '1000' },
     'slab-bytes': { type: 'string', default: String(256 * 1024) },
     'data-dir': { type: 'string' },
+    // The engine's --store-writemap (LMDB's MDB_WRITEMAP; see README).
+    'store-writemap': { type: 'boolean', default: false },
     'input-cache': { type: 'string' },
     // As the engine's --heap-growing-percent (main.ts): V8 flags are per process, so workers get it too.
     'heap-growing-percent': { type: 'string', default: '300' },
@@ -133,7 +135,7 @@ await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
 await ref.close();
 
 const workers = Number(a.workers);
-const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']) };
+const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']), storeWritemap: a['store-writemap'] === true };
 // One engine for warm-up and measurement: the clock starts when the warm-up's events have been
 // processed, so the measured part runs on warm JIT code, warm caches and open stores.
 const warmupEvents = Math.round(split * perMessage);
@@ -203,6 +205,7 @@ const summary = {
   heapGrowingPercent: Number(a['heap-growing-percent']),
   partitions,
   commitIntervalMs: engineOpts.commitIntervalMs,
+  storeWritemap: engineOpts.storeWritemap,
   slabBytes: engineOpts.slabBytes,
   node: process.version,
   cores: os.availableParallelism(),

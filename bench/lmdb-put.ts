@@ -1,14 +1,15 @@
 /**
  * bench:lmdb — the cost of one state put into a large shard store, with LMDB comparing keys through
- * lmdb-js's compareFast (its default for ordered-binary keys in a named database) and through
- * memcmp (what ShardStore uses: engine/state/shard-store.ts, KEY_ENCODER). Each side fills its own
+ * lmdb-js's compareFast (its default for ordered-binary keys in a named database), through memcmp
+ * (what ShardStore uses: engine/state/shard-store.ts, KEY_ENCODER), and through memcmp with
+ * MDB_WRITEMAP (the engine's --store-writemap). Each side fills its own
  * store with --keys open-session keys shaped like the engine's ([partition, 'sessions', 'open',
  * 'user-N'] -> a session tuple), then times --txns transactions of --puts random updates each.
  * Sides alternate, --rounds times, so a machine that changes speed does not favour one.
  *
  *   npm run bench:lmdb -- [--keys 1500000] [--puts 50000] [--txns 10] [--rounds 3] [--dir DIR]
  *
- * Last line: {"bench":"lmdb-put","keys":N,"putsPerTxn":N,"nsPerPut":{"compareFast":[...],"memcmp":[...]},"medianNsPerPut":{...}}
+ * Last line: {"bench":"lmdb-put","keys":N,"putsPerTxn":N,"nsPerPut":{"compareFast":[...],"memcmp":[...],"writemap":[...]},"medianNsPerPut":{...}}
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,15 +39,15 @@ const key = (i: number): StoreKey => [0, 'sessions', 'open', `user-${i}`];
 const value = (i: number) => [1_700_000_000_000 + i, 1_700_000_001_000 + i, 5, 3, 1, 12.5, 3, 'WEB'];
 
 interface Side {
-  name: 'compareFast' | 'memcmp';
+  name: 'compareFast' | 'memcmp' | 'writemap';
   put(k: StoreKey, v: unknown): void;
   txn(f: () => void): void;
   close(): Promise<void>;
 }
 
 function openSide(name: Side['name'], dir: string): Side {
-  if (name === 'memcmp') {
-    const s = ShardStore.open(dir, 0, 16 * 2 ** 30);
+  if (name !== 'compareFast') {
+    const s = ShardStore.open(dir, 0, 16 * 2 ** 30, false, name === 'writemap');
     return { name, put: (k, v) => s.state.putSync(k, v), txn: (f) => s.env.transactionSync(f), close: () => s.close() };
   }
   fs.mkdirSync(dir, { recursive: true });
@@ -65,11 +66,11 @@ function random(): number {
 
 const root = fs.mkdtempSync(path.join(a.dir!, 'rta-lmdb-put-'));
 try {
-  const sides = (['compareFast', 'memcmp'] as const).map((n) => openSide(n, path.join(root, n)));
+  const sides = (['compareFast', 'memcmp', 'writemap'] as const).map((n) => openSide(n, path.join(root, n)));
   for (const s of sides) {
     for (let b = 0; b < keys; b += 100_000) s.txn(() => { for (let i = b; i < Math.min(keys, b + 100_000); i++) s.put(key(i), value(i)); });
   }
-  const ns: Record<Side['name'], number[]> = { compareFast: [], memcmp: [] };
+  const ns: Record<Side['name'], number[]> = { compareFast: [], memcmp: [], writemap: [] };
   for (let r = 0; r < rounds; r++) {
     for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
       let t = 0;
@@ -86,7 +87,7 @@ try {
   }
   for (const s of sides) await s.close();
   const median = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)];
-  console.log(JSON.stringify({ bench: 'lmdb-put', keys, putsPerTxn: puts, txns, nsPerPut: ns, medianNsPerPut: { compareFast: median(ns.compareFast), memcmp: median(ns.memcmp) } }));
+  console.log(JSON.stringify({ bench: 'lmdb-put', keys, putsPerTxn: puts, txns, nsPerPut: ns, medianNsPerPut: { compareFast: median(ns.compareFast), memcmp: median(ns.memcmp), writemap: median(ns.writemap) } }));
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
 }

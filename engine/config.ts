@@ -87,6 +87,15 @@ export const EngineConfigSchema = z.strictObject({
   /** LMDB map size per environment; it grows when full. */
   mapSizeBytes: z.number().int().positive().default(256 * 1024 * 1024),
   /**
+   * Opens the shard stores with LMDB's MDB_WRITEMAP: a commit writes pages straight into the
+   * memory map, with no page copies and no sorted list of dirty pages (whose inserts grow with the
+   * transaction). Commits with a million users passing through cost about 30 % less (BENCHMARKS.md,
+   * tenth session). Off by default: the data file is then as large as the map (sparse), and a disk
+   * that fills up kills the process with SIGBUS when LMDB touches a page the filesystem cannot
+   * back, where without it the commit fails with ENOSPC and consumption pauses until there is space.
+   */
+  storeWritemap: z.boolean().default(false),
+  /**
    * Scaled-out mode (several processes in one consumer group): a partition's state is loaded only
    * while this process owns it, every commit's changes are returned for the changelog topic, and a
    * partition assigned here is restored from the changelog before it is processed (docs/SCALING.md).
