@@ -134,3 +134,20 @@ export function expectSharingWindows(q: QueryLayer, model: ReturnType<typeof ref
   expect(got.size).toBe(model.sharing.size);
   for (const [key, m] of model.sharing) expect(got.get(key), key).toEqual(m);
 }
+
+/**
+ * Runs a new engine over `dataDir`'s state to the end of the same input (its messages, 5 events
+ * each, as a first run with `eventsPerMessage: 5` left them: offsets count messages), then checks
+ * every session, account-sharing window and core number against the model.
+ */
+export async function continueToModel(dataDir: string, n: number, options: EngineOptions, model: ReturnType<typeof referenceFor>): Promise<void> {
+  const engine = await startEmbedded(dataDir, TEST_GENERATOR, n, { rate: 40_000, eventsPerMessage: 5 }, options);
+  await engine.finished();
+  await engine.stop();
+  expect(engine.committedTotals().events).toBe(n);
+  await withCommittedState(dataDir, (q) => {
+    expectSessions(q, model);
+    expectSharingWindows(q, model);
+    expectCoreNumbers(q, model);
+  });
+}
