@@ -89,8 +89,8 @@ export const EngineConfigSchema = z.strictObject({
   /**
    * Opens the shard stores with LMDB's MDB_WRITEMAP: a commit writes pages straight into the
    * memory map, with no page copies and no sorted list of dirty pages (whose inserts grow with the
-   * transaction). Commits with a million users passing through cost about 30 % less (BENCHMARKS.md,
-   * tenth session). Off by default: the data file is then as large as the map (sparse), and a disk
+   * transaction). Commits with a million users passing through cost about a quarter less, and the
+   * run is about a third faster (BENCHMARKS.md, tenth session). Off by default: the data file is then as large as the map (sparse), and a disk
    * that fills up kills the process with SIGBUS when LMDB touches a page the filesystem cannot
    * back, where without it the commit fails with ENOSPC and consumption pauses until there is space.
    */

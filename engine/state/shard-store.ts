@@ -101,11 +101,11 @@ export function isStoreFull(message: string, dir: string): boolean {
  * The state's keys, encoded with ordered-binary as lmdb-js does by default, but passed as an own
  * key encoder so that LMDB compares them with memcmp. For ordered-binary keys in a named database
  * lmdb-js installs its own comparator (compareFast), which compares 4 bytes at a time through
- * calls to ntohl; our keys share long prefixes ([partition, pipeline, 'open', 'user-…']), so a
- * put into a store of a million users spent about a third of its time there (perf). Both
- * comparators order keys as unsigned bytes, shorter first on a common prefix, so stores written
- * with either stay valid under the other. Measured: 2.0-3.2 µs instead of 3.0-5.1 µs per put
- * into 1.5 M keys (BENCHMARKS.md, tenth session).
+ * calls to ntohl; our keys share long prefixes ([partition, pipeline, 'open', 'user-…']), 28
+ * bytes before two users' keys differ, so random puts into a store of a million users spent
+ * 15 % of their time there (perf). Both comparators order keys as unsigned bytes, shorter first on
+ * a common prefix, so stores written with either stay valid under the other. Measured: +6 % events
+ * per worker CPU-second with a million users passing through (BENCHMARKS.md, tenth session).
  */
 const KEY_ENCODER = { writeKey, readKey };
 
