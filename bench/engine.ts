@@ -7,7 +7,7 @@
  *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
  *                            [--concurrent-sessions 20000] [--zipf 1]
  *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
- *                            [--input-cache .cache/bench-input] [--store-writemap]
+ *                            [--input-cache .cache/bench-input] [--store-writemap] [--store-page-size 16384]
  *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
  * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
@@ -45,6 +45,8 @@ const { values: a } = parseArgs({
     'data-dir': { type: 'string' },
     // The engine's --store-writemap (LMDB's MDB_WRITEMAP; see README).
     'store-writemap': { type: 'boolean', default: false },
+    // The engine's --store-page-size (LMDB page size of the new stores).
+    'store-page-size': { type: 'string' },
     'input-cache': { type: 'string' },
     // As the engine's --heap-growing-percent (main.ts): V8 flags are per process, so workers get it too.
     'heap-growing-percent': { type: 'string', default: '300' },
@@ -137,7 +139,7 @@ await ref.close();
 const workers = Number(a.workers);
 const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']),
   // Only when set: bench:engine:ab runs this driver over older builds, whose config refuses unknown options.
-  ...(a['store-writemap'] ? { storeWritemap: true } : {}) };
+  ...(a['store-writemap'] ? { storeWritemap: true } : {}), ...(a['store-page-size'] ? { storePageSize: Number(a['store-page-size']) } : {}) };
 // One engine for warm-up and measurement: the clock starts when the warm-up's events have been
 // processed, so the measured part runs on warm JIT code, warm caches and open stores.
 const warmupEvents = Math.round(split * perMessage);
@@ -208,6 +210,7 @@ const summary = {
   partitions,
   commitIntervalMs: engineOpts.commitIntervalMs,
   storeWritemap: a['store-writemap'] === true,
+  storePageSize: a['store-page-size'] ? Number(a['store-page-size']) : 4096,
   slabBytes: engineOpts.slabBytes,
   node: process.version,
   cores: os.availableParallelism(),

@@ -77,7 +77,7 @@ export class QueryLayer {
     let s = this.stores.get(shard);
     if (!s) {
       try {
-        s = ShardStore.open(this.config.dataDir, shard, this.config.mapSizeBytes, false, this.config.storeWritemap); // as the engine opened it (lmdb-js shares one environment per path in a process)
+        s = ShardStore.open(this.config.dataDir, shard, this.config.mapSizeBytes, false, this.config.storeWritemap, this.config.storePageSize); // as the engine opened it (lmdb-js shares one environment per path in a process)
       } catch {
         return null;
       }

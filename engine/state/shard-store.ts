@@ -116,15 +116,18 @@ export class ShardStore {
     private readonly dir: string = '',
   ) {}
 
-  /** `writemap`: EngineConfig.storeWritemap (LMDB's MDB_WRITEMAP; see there for the trade-off). */
-  static open(dataDir: string, shard: number, mapSizeBytes: number, readOnly = false, writemap = false): ShardStore {
+  /**
+   * `writemap`: EngineConfig.storeWritemap (LMDB's MDB_WRITEMAP; see there for the trade-off).
+   * `pageSize`: EngineConfig.storePageSize, for a store created now (LMDB keeps an existing one's).
+   */
+  static open(dataDir: string, shard: number, mapSizeBytes: number, readOnly = false, writemap = false, pageSize?: number): ShardStore {
     const dir = shardPath(dataDir, shard);
     if (!readOnly) fs.mkdirSync(dir, { recursive: true });
     else if (!fs.existsSync(dir)) throw new StoreError('ERR_STORE_MISSING', `shard store ${dir} does not exist yet`, true);
     const damage = checkDataFile(path.join(dir, 'data.mdb'));
     if (damage) throw new StoreError('ERR_STORE_CORRUPT', `shard store ${dir} is corrupt (${damage}). Stop the engine, delete ${dir} and restart: the shard is rebuilt by replaying its partitions from the source (see RELIABILITY.md, scenario 7).`, false);
     try {
-      const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true, useWritemap: writemap && !readOnly });
+      const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true, useWritemap: writemap && !readOnly, ...(pageSize ? { pageSize } : {}) });
       const state = env.openDB<unknown, StoreKey>({ name: 'state', keyEncoder: KEY_ENCODER } as { name: string }); // keyEncoder: not in lmdb's types
       return new ShardStore(env, state, dir);
     } catch (cause) {

@@ -41,7 +41,7 @@ export class ShardRuntime {
     profiles: ProfileSource,
   ) {
     this.profiles = profiles;
-    this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes, false, config.storeWritemap);
+    this.store = ShardStore.open(config.dataDir, shard, config.mapSizeBytes, false, config.storeWritemap, config.storePageSize);
     this.scratch.readSeq = config.auditSequences;
     this.load(partitionIds);
   }
