@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { open } from 'lmdb';
 import { ShardStore, type StoreKey } from '../engine/state/shard-store.js';
+import { Rng } from '../engine/source/random.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -56,13 +57,7 @@ function openSide(name: Side['name'], dir: string): Side {
   return { name, put: (k, v) => db.putSync(k, v), txn: (f) => env.transactionSync(f), close: () => env.close() };
 }
 
-let seed = 7;
-function random(): number {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rng = new Rng(7);
 
 const root = fs.mkdtempSync(path.join(a.dir!, 'rta-lmdb-put-'));
 try {
@@ -75,7 +70,7 @@ try {
     for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
       let t = 0;
       for (let x = 0; x < txns; x++) {
-        const batch = Array.from({ length: puts }, () => key(Math.floor(random() * keys)));
+        const batch = Array.from({ length: puts }, () => key(rng.int(keys)));
         const v = value(x);
         const t0 = process.hrtime.bigint();
         s.txn(() => { for (const k of batch) s.put(k, v); });

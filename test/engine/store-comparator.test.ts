@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { open } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { ShardStore, shardPath, type StoreKey } from '../../engine/state/shard-store.js';
+import { Rng } from '../../engine/source/random.js';
 
 /**
  * The shard store compares keys with LMDB's memcmp; stores written before (and any other opener
@@ -14,16 +15,8 @@ import { ShardStore, shardPath, type StoreKey } from '../../engine/state/shard-s
  * strings sharing long prefixes, nested prefixes of each other), then reading it back in order,
  * by point and by range, against a plain Map.
  */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomKey(rnd: () => number): StoreKey {
+function randomKey(rng: Rng): StoreKey {
+  const rnd = () => rng.next();
   const p = Math.floor(rnd() * 4);
   const r = rnd();
   if (r < 0.3) return [p, 'sessions', 'open', `user-${Math.floor(rnd() * 1e6)}`];
@@ -44,7 +37,8 @@ describe('shard store key order', () => {
   it('is the same under memcmp and lmdb-js compareFast: one store written alternately by both stays ordered and complete', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-cmp-'));
     dirs.push(dataDir);
-    const rnd = mulberry32(11);
+    const rng = new Rng(11);
+    const rnd = () => rng.next();
     const expected = new Map<string, StoreKey>();
     const id = (k: StoreKey) => JSON.stringify(k);
 
@@ -67,7 +61,7 @@ describe('shard store key order', () => {
       }
       txn(() => {
         for (let i = 0; i < 20_000; i++) {
-          const k = randomKey(rnd);
+          const k = randomKey(rng);
           db.putSync(k, i);
           expected.set(id(k), k);
         }
