@@ -217,7 +217,10 @@ export class Engine {
 
   /** Resolves when a bounded source has ended and everything it sent is processed and committed. */
   finished(): Promise<void> {
-    return this.ended.then(() => Promise.all([...this.pendingAlertWrites])).then(() => undefined);
+    return this.ended.then(() => Promise.all([...this.pendingAlertWrites])).then(() => {
+      // Reads from here on see the final commits, not a snapshot taken before them.
+      this.query.fresh();
+    });
   }
 
   /** Exactly-once totals over all partitions, from committed state (replays never count twice). */
@@ -290,21 +293,50 @@ export class Engine {
   }
 
   /** Worker alerts are already stored with their shard's state; global ones are stored here. */
-  private publishAlerts(alerts: Alert[], global: boolean): Promise<void> {
+  private publishAlerts(alerts: Alert[], global: boolean): Promise<boolean> {
     this.metrics.alerts += alerts.length;
     this.sink.alerts(alerts);
+    return this.storeAlerts(alerts, global);
+  }
+
+  /**
+   * Stores global alerts in the alert store and marks critical alerts as notified, then sends the
+   * fresh ones to the webhook. Resolves to whether the writes succeeded: a failed write (a full
+   * disk) keeps the alerts for the next global evaluation, which writes them again (ids are
+   * deterministic: a rewrite updates), so no alert and no notification is lost.
+   */
+  private storeAlerts(alerts: Alert[], global: boolean): Promise<boolean> {
     const critical = alerts.filter((a) => a.severity === 'CRITICAL');
     const w = (global ? this.alertStore.putGlobal(alerts) : Promise.resolve())
       .then(() => (critical.length ? this.alertStore.markNotified(critical.map((a) => a.alertId)) : []))
       .then((fresh) => {
         const ids = new Set(fresh);
         for (const a of critical) if (ids.has(a.alertId)) this.notifier.notify(a);
+        return true;
       }, (e: Error) => {
         this.lastError = e;
+        this.unstoredAlerts.push({ alerts, global });
+        return false;
       });
     this.pendingAlertWrites.add(w);
     void w.finally(() => this.pendingAlertWrites.delete(w));
     return w;
+  }
+
+  /** Alerts whose store writes failed, written again at the next global evaluation. */
+  private unstoredAlerts: Array<{ alerts: Alert[]; global: boolean }> = [];
+
+  private retryUnstoredAlerts(): void {
+    for (const { alerts, global } of this.unstoredAlerts.splice(0)) {
+      void this.storeAlerts(alerts, global).then((stored) => {
+        if (stored && global) this.announceGlobal(alerts);
+      });
+    }
+  }
+
+  private announceGlobal(alerts: Alert[]): void {
+    this.alertStoreWritten = true;
+    for (const l of this.deltaListeners) l([], alerts);
   }
 
   /** Scaled out, returns the changelog write's outcome: the partitions it could not write (fenced). */
@@ -538,18 +570,21 @@ export class Engine {
   }
 
   evaluateGlobal(): void {
+    this.retryUnstoredAlerts();
     // Scaled out, one instance (the owner of partition 0) evaluates them over every partition's partials.
     if (this.scale) {
       void this.evaluateGlobalScaled();
       return;
     }
     try {
+      // The newest commits: lmdb-js renews a thread's read snapshot only on a later timer turn, and
+      // a commit that just ended (the last one of a bounded run) must close its windows now.
+      this.query.fresh();
       const alerts = this.globalAlerts.evaluate();
       if (alerts.length) {
         // Announced once stored, so a listener reading the alert store sees them.
-        void this.publishAlerts(alerts, true).then(() => {
-          this.alertStoreWritten = true;
-          for (const l of this.deltaListeners) l([], alerts);
+        void this.publishAlerts(alerts, true).then((stored) => {
+          if (stored) this.announceGlobal(alerts);
         });
       }
       this.pruneAlertStore();

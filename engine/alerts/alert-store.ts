@@ -2,6 +2,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Alert } from '../codec/types.js';
+import { ASYNC_WRITE_OPTIONS, settled } from '../state/lmdb-async.js';
 
 export type AlertStatus = 'OPEN' | 'ACKNOWLEDGED' | 'RESOLVED';
 export interface StoredAlert extends Alert {
@@ -41,15 +42,15 @@ export class AlertStore {
   static open(dataDir: string): AlertStore {
     const dir = path.join(dataDir, 'alerts');
     fs.mkdirSync(dir, { recursive: true });
-    const env = open({ path: dir, maxDbs: 4, noMemInit: true });
+    const env = open({ path: dir, maxDbs: 4, noMemInit: true, ...ASYNC_WRITE_OPTIONS });
     return new AlertStore(env, env.openDB({ name: 'global' }), env.openDB({ name: 'status' }), env.openDB({ name: 'notified' }));
   }
 
   async putGlobal(alerts: Alert[]): Promise<void> {
     if (alerts.length === 0) return;
-    await this.env.transaction(() => {
+    await settled('storing global alerts', this.env.transaction(() => {
       for (const a of alerts) this.global.put(a.alertId, a);
-    });
+    }));
   }
 
   *globalAlerts(): Generator<Alert> {
@@ -61,20 +62,20 @@ export class AlertStore {
   }
 
   async setStatus(id: string, status: AlertStatus): Promise<void> {
-    await this.status.put(id, { status, at: Date.now() });
+    await settled(`storing the status of alert ${id}`, this.status.put(id, { status, at: Date.now() }));
   }
 
   /** Marks alerts as notified; returns those that were not yet (a replay does not notify twice). */
   async markNotified(ids: string[]): Promise<string[]> {
     const fresh: string[] = [];
-    await this.env.transaction(() => {
+    await settled('storing notification marks', this.env.transaction(() => {
       for (const id of ids) {
         if (this.notified.get(id) === undefined) {
           fresh.push(id);
           this.notified.put(id, Date.now());
         }
       }
-    });
+    }));
     return fresh;
   }
 
@@ -92,11 +93,11 @@ export class AlertStore {
     const statuses = [...this.status.getKeys()].filter(old);
     const marks = [...this.notified.getKeys()].filter(old);
     if (alerts.length + statuses.length + marks.length === 0) return 0;
-    await this.env.transaction(() => {
+    await settled('pruning the alert store', this.env.transaction(() => {
       for (const k of alerts) this.global.remove(k);
       for (const k of statuses) this.status.remove(k);
       for (const k of marks) this.notified.remove(k);
-    });
+    }));
     return alerts.length + statuses.length + marks.length;
   }
 

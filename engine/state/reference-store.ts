@@ -4,6 +4,7 @@ import { open, type RootDatabase, type Database } from 'lmdb';
 import type { Product, UserProfile } from '../codec/types.js';
 import { hashString } from '../codec/index.js';
 import { ProfileIndexWriter, type ProfileIndexHandle } from './profile-index.js';
+import { ASYNC_WRITE_OPTIONS, settled } from './lmdb-async.js';
 
 /** Buckets of the profile-change counters shared with the workers (a power of two). */
 export const PROFILE_EPOCH_BUCKETS = 1 << 16;
@@ -49,7 +50,7 @@ export class ReferenceStore {
       return existing;
     }
     fs.mkdirSync(dir, { recursive: true });
-    const env = open({ path: dir, maxDbs: 4, noMemInit: true });
+    const env = open({ path: dir, maxDbs: 4, noMemInit: true, ...ASYNC_WRITE_OPTIONS });
     const store = new ReferenceStore(env, env.openDB({ name: 'profiles' }), env.openDB({ name: 'products' }));
     store.dir = dir;
     ReferenceStore.openStores.set(dir, store);
@@ -108,12 +109,12 @@ export class ReferenceStore {
 
   private async putAll<T>(db: Database<T, string>, items: Iterable<T>, keyOf: (x: T) => string): Promise<number> {
     let n = 0;
-    await this.env.transaction(() => {
+    await settled('storing reference records', this.env.transaction(() => {
       for (const x of items) {
         db.put(keyOf(x), x);
         n++;
       }
-    });
+    }));
     return n;
   }
 

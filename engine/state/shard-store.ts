@@ -51,7 +51,7 @@ export function checkDataFile(file: string): string | null {
     throw e;
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    let size = fs.fstatSync(fd).size;
     if (size === 0) return null;
     const meta = (at: number) => {
       const b = Buffer.alloc(160);
@@ -64,6 +64,10 @@ export function checkDataFile(file: string): string | null {
     const m1 = meta(m0.psize);
     if (!m1) return `${path.basename(file)}'s second meta page is not valid LMDB (${size} bytes)`;
     const m = m1.txnid > m0.txnid ? m1 : m0;
+    // The size after the metas: another thread of this process (a worker, while the query layer
+    // opens the store) may be committing. LMDB writes a commit's pages before its meta, so a size
+    // read first could be older than the newest meta and read as a file cut short.
+    size = fs.fstatSync(fd).size;
     const pages = BigInt(Math.floor(size / m0.psize));
     for (const [name, root] of [['free-page', m.freeRoot], ['main', m.mainRoot]] as const) {
       if (root !== 0xffffffffffffffffn && root >= pages) return `${path.basename(file)} is cut short: ${size} bytes (${pages} pages) but its ${name} tree's root is page ${root}`;

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ShardStore, shardPath } from '../../engine/state/shard-store.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ShardStore, checkDataFile, shardPath } from '../../engine/state/shard-store.js';
 
 // A corrupt shard store must give a clear error, not crash the process: LMDB maps a truncated
 // file (SIGBUS) or a garbled header (SIGSEGV) without checking. Without the check in
@@ -76,5 +76,36 @@ describe('shard store check before opening', () => {
     fs.writeSync(fd, Buffer.alloc(8192, 0x55), 0, 8192, 0);
     fs.closeSync(fd);
     expect(() => ShardStore.open(dir, 0, 64 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT', message: expect.stringMatching(/no valid LMDB header/) }));
+  });
+
+  // Regression: the query layer opens a store (lazily, in the main thread) while a worker commits to
+  // it. LMDB writes a commit's pages, then its meta. The check read the file's size before the metas:
+  // a commit between the two made an intact file look cut short, and the query skipped that shard.
+  it('does not take a store that grows while it is checked for one cut short', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rta-storecheck-'));
+    dirs.push(dir);
+    const s = ShardStore.open(dir, 0, 64 * 1024 * 1024);
+    const file = path.join(shardPath(dir, 0), 'data.mdb');
+    s.commit([[[0, 'x', 0], { v: 'y' }]], new Map([[0, { offsets: { 1: 0 }, streamTime: 0 }]]));
+    const sizeBefore = fs.statSync(file).size;
+    const w: Array<[(string | number)[], unknown]> = [];
+    for (let j = 0; j < 5000; j++) w.push([[0, 'x', j], { v: 'y'.repeat(200) }]);
+    s.commit(w, new Map([[0, { offsets: { 1: 1 }, streamTime: 0 }]]));
+    await s.close();
+    expect(fs.statSync(file).size).toBeGreaterThan(sizeBefore * 4); // the commit grew the file
+    // The file's size as seen before that commit, its metas as after it: the interleaving of a
+    // check that read the size just before the commit and the metas just after.
+    const realFstat = fs.fstatSync;
+    let calls = 0;
+    const spy = vi.spyOn(fs, 'fstatSync').mockImplementation(((fd: number) => {
+      const st = realFstat(fd);
+      return calls++ === 0 ? Object.assign(Object.create(Object.getPrototypeOf(st)), st, { size: sizeBefore }) : st;
+    }) as typeof fs.fstatSync);
+    try {
+      expect(checkDataFile(file)).toBeNull();
+      expect(calls).toBeGreaterThan(0); // the check went through the spy
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -34,6 +34,11 @@ export interface EngineProcess {
   startedAt: number;
   /** Every log line (pino JSON on stdout, and stderr). */
   logs: string[];
+  /**
+   * After the process exited: how (code or signal) and its last log lines. It waits for the output
+   * pipes to close first: 'exit' can come before the last lines are read, and those say why.
+   */
+  exitReport(): Promise<string>;
 }
 
 /** The test-only preload (fault-hook.mjs): worker faults inside a batch and main-thread stalls, on SIGUSR2. */
@@ -51,7 +56,11 @@ export function startEngine(opts: {
   const args = [...(opts.nodeArgs ?? []), ENGINE, '--source', 'kafka', '--brokers', opts.brokers ?? BROKERS, '--topic-prefix', opts.prefix, '--group-id', opts.groupId, '--data-dir', opts.dataDir,
     '--port', '0', '--partitions', String(PARTITIONS), '--shards', String(SHARDS), '--workers', String(opts.workers ?? 1), '--commit-interval-ms', '500',
     '--status-interval-ms', '60000', ...(opts.audit === false ? [] : ['--audit-sequences']), ...(opts.extra ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  return watchEngine(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));
+}
+
+/** Follows an engine process spawned with piped stdout and stderr: its log lines, URL and exit. */
+export function watchEngine(child: ChildProcess): EngineProcess {
   const logs: string[] = [];
   let resolveUrl: (u: string) => void = () => undefined;
   let rejectUrl: (e: Error) => void = () => undefined;
@@ -75,11 +84,18 @@ export function startEngine(opts: {
     lines.forEach(onLine);
   });
   child.stderr!.on('data', (d: Buffer) => d.toString().split('\n').forEach(onLine));
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const exitReport = async () => {
+    await Promise.race([closed, sleep(3000)]);
+    if (outBuf) onLine(outBuf);
+    outBuf = '';
+    return `exited (code ${child.exitCode}, signal ${child.signalCode}); last lines:\n${logs.slice(-30).join('\n')}`;
+  };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => {
-    rejectUrl(new Error(`engine exited (${code ?? signal}) before it started:\n${logs.slice(-20).join('\n')}`));
+    void exitReport().then((report) => rejectUrl(new Error(`engine ${report} (before it started)`)));
     resolve({ code, signal });
   }));
-  return { child, url, exited, startedAt: Date.now(), logs };
+  return { child, url, exited, startedAt: Date.now(), logs, exitReport };
 }
 
 export interface Health {
@@ -107,7 +123,7 @@ export async function waitHealth(e: EngineProcess, cond: (h: Health) => boolean,
     if (h) last = h;
     if (h && cond(h)) return { at: Date.now(), h };
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last health: ${JSON.stringify(last)}`);
-    if (e.child.exitCode !== null || e.child.signalCode !== null) throw new Error(`engine exited while waiting for ${what}:\n${e.logs.slice(-20).join('\n')}`);
+    if (e.child.exitCode !== null || e.child.signalCode !== null) throw new Error(`engine exited while waiting for ${what}: ${await e.exitReport()}`);
     await sleep(100);
   }
 }

@@ -11,37 +11,14 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, shardPath } from '../../engine/state/shard-store.js';
-import { FAULT_HOOK, SHARDS, rssOf, sleep, tempDir, waitHealth, type EngineProcess } from './harness.js';
+import { FAULT_HOOK, SHARDS, rssOf, sleep, tempDir, waitHealth, watchEngine, type EngineProcess } from './harness.js';
 import { hookCommand, shardFailuresTotal, type WorkerFault } from './worker-faults.js';
 
 const ENGINE = path.resolve('dist/engine/main.js');
 
 function startEmbeddedEngine(dataDir: string, hookFile: string, extra: string[]): EngineProcess {
-  const child = spawn(process.execPath, ['--import', FAULT_HOOK, '--max-old-space-size=512', ENGINE, '--source', 'embedded', '--data-dir', dataDir, '--port', '0', '--partitions', '8',
-    '--shards', String(SHARDS), '--workers', '1', '--commit-interval-ms', '500', '--status-interval-ms', '60000', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RTA_TEST_HOOK_FILE: hookFile } });
-  const logs: string[] = [];
-  let resolveUrl: (u: string) => void = () => undefined;
-  let rejectUrl: (e: Error) => void = () => undefined;
-  const url = new Promise<string>((r, j) => ((resolveUrl = r), (rejectUrl = j)));
-  url.catch(() => undefined);
-  const onData = (d: Buffer) => {
-    for (const line of d.toString().split('\n')) {
-      if (!line) continue;
-      if (logs.length < 5000) logs.push(line);
-      if (line.startsWith('{') && line.includes('"url"')) {
-        try {
-          resolveUrl(JSON.parse(line).url);
-        } catch { /* partial line */ }
-      }
-    }
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => {
-    rejectUrl(new Error(`engine exited (${code ?? signal}):\n${logs.slice(-20).join('\n')}`));
-    resolve({ code, signal });
-  }));
-  return { child, url, exited, startedAt: Date.now(), logs };
+  return watchEngine(spawn(process.execPath, ['--import', FAULT_HOOK, '--max-old-space-size=512', ENGINE, '--source', 'embedded', '--data-dir', dataDir, '--port', '0', '--partitions', '8',
+    '--shards', String(SHARDS), '--workers', '1', '--commit-interval-ms', '500', '--status-interval-ms', '60000', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RTA_TEST_HOOK_FILE: hookFile } }));
 }
 
 function storeBytes(dataDir: string): number {

@@ -63,7 +63,7 @@ export async function untilOwned(instances: Instance[], partitions: number, cond
     const o = await ownership(instances, partitions);
     if (o && cond(o)) return o;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    for (const i of instances) if (!alive(i) && (i as { expectedDead?: boolean }).expectedDead !== true) throw new Error(`${i.name} exited:\n${i.proc.logs.slice(-20).join('\n')}`);
+    for (const i of instances) if (!alive(i) && (i as { expectedDead?: boolean }).expectedDead !== true) throw new Error(`${i.name} ${await i.proc.exitReport()}`);
     await sleep(200);
   }
 }
