@@ -148,7 +148,7 @@ export class ChangelogWriter {
           resolve();
         };
         pp.queue.push({ data: batch.data, index: batch.index, records, live: liveRecords ? { data: batch.live!.data, index: batch.live!.index, records: liveRecords } : null, resolve: settle });
-        void this.pump(pp);
+        this.pump(pp).catch((e: Error) => (this.stats.lastError = `changelog partition ${p}: ${e.message}`));
       }));
     }
     return Promise.all(done).then(() => skipped.sort((x, y) => x - y));
@@ -175,7 +175,13 @@ export class ChangelogWriter {
               break;
             }
             this.stats.retries++;
-            await new Promise<void>((r) => pp.producer.abortTransaction(30_000, () => r()));
+            await new Promise<void>((r) => {
+              try {
+                pp.producer.abortTransaction(30_000, () => r());
+              } catch {
+                r(); // no transaction to abort (beginTransaction failed): retry from the start
+              }
+            });
             await sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
           }
         }

@@ -180,7 +180,15 @@ export class KafkaSource implements EventSource {
       this.pendingCommit.clear();
       if (partitions.length) await this.handler?.onPartitionsRevoked?.(partitions)?.catch((e: Error) => (this.stats.lastError = `drain before replacing the consumer: ${e.message}`));
       this.client = null;
-      if (old) await Promise.race([new Promise<void>((r) => old.disconnect(() => r())), new Promise((r) => setTimeout(r, 10_000))]);
+      if (old) {
+        await Promise.race([new Promise<void>((r) => {
+          try {
+            old.disconnect(() => r());
+          } catch {
+            r(); // already disconnected
+          }
+        }), new Promise((r) => setTimeout(r, 10_000))]);
+      }
       for (let wait = 1000; !this.stopped; wait = Math.min(wait * 2, 30_000)) {
         try {
           await this.connectConsumer();
@@ -232,6 +240,19 @@ export class KafkaSource implements EventSource {
         // Until then the partitions are not `assigned` here, so nothing of them is handed over.
         for (const a of assignment) this.assigned.delete(`${a.topic}:${a.partition}`);
         this.stats.restoring += assignment.length;
+        // After a restore, outside onRebalance's try: an assign that throws (librdkafka refuses it
+        // in some consumer states) is reported and tried again while this assignment is current,
+        // never left to reject unhandled (that ends the process).
+        const assignLater = (tries: number): void => {
+          if (gen !== this.assignGen || this.stopped) return;
+          try {
+            assignNow();
+          } catch (e) {
+            this.stats.lastError = `assign after restore: ${(e as Error).message}`;
+            this.handler?.onError(new Error(`assigning partitions ${partitions.join(',')} after their restore failed (attempt ${tries + 1}): ${(e as Error).message}; retrying`, { cause: e }));
+            setTimeout(() => assignLater(tries + 1), Math.min(10_000, 500 * 2 ** Math.min(tries, 4))).unref();
+          }
+        };
         const attempt = (p: Promise<OffsetMap>, tries: number): void => {
           p.then((offsets) => {
             this.stats.restoring -= assignment.length;
@@ -245,7 +266,7 @@ export class KafkaSource implements EventSource {
               x.offset = done === undefined ? OFFSET_BEGINNING : done + 1;
               this.assigned.add(`${x.topic}:${x.partition}`);
             }
-            assignNow();
+            assignLater(0);
           }, (e: Error) => {
             // Say so (health) and try again: the partitions stay unprocessed (not lost) meanwhile.
             this.stats.lastError = `restore: ${e.message}`;
