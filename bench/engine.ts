@@ -8,6 +8,7 @@
  *                            [--concurrent-sessions 20000] [--zipf 1]
  *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
  *                            [--input-cache .cache/bench-input] [--store-writemap] [--store-page-size 16384]
+ *                            [--live-heap]
  *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
  * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
@@ -50,9 +51,14 @@ const { values: a } = parseArgs({
     'input-cache': { type: 'string' },
     // As the engine's --heap-growing-percent (main.ts): V8 flags are per process, so workers get it too.
     'heap-growing-percent': { type: 'string', default: '300' },
+    // The workers' heap after a full collection at each commit (V8's --expose-gc, set before the
+    // workers start): the live heap, to see whether it grows with the users passing through. The
+    // collections cost time: do not compare this run's events/s with others.
+    'live-heap': { type: 'boolean', default: false },
   },
 });
 if (Number(a['heap-growing-percent']) > 0) v8.setFlagsFromString(`--heap-growing-percent=${Number(a['heap-growing-percent'])}`);
+if (a['live-heap']) v8.setFlagsFromString('--expose-gc');
 const total = Number(a.events);
 const warmup = Number(a.warmup);
 const partitions = Number(a.partitions);
@@ -150,6 +156,7 @@ let started = 0;
 let threads0 = threadCpu();
 let cpu0 = process.cpuUsage();
 let eventsAtStart = 0;
+let workerHeapAtStart = 0;
 await new Promise<void>((resolve) => {
   const poll = setInterval(() => {
     if (engine.metrics.events >= warmupEvents) {
@@ -158,6 +165,7 @@ await new Promise<void>((resolve) => {
       cpu0 = process.cpuUsage();
       threads0 = threadCpu();
       eventsAtStart = engine.metrics.events;
+      workerHeapAtStart = engine.metrics.workerHeapBytes;
       engine.metrics.batchMs.length = 0;
       engine.metrics.commitMs.length = 0;
       engine.metrics.commitWrites.length = 0;
@@ -202,6 +210,11 @@ const summary = {
   inputMB: Math.round(bytes / 1e6),
   distinctUsers: users.distinct,
   newUsersMeasured: users.newInMeasured,
+  ...(a['live-heap'] ? {
+    liveHeap: true,
+    workerLiveHeapMBAtStart: Math.round(workerHeapAtStart / 1e6),
+    workerLiveHeapBytesPerNewUser: users.newInMeasured > 0 ? Math.round((engine.metrics.workerHeapBytes - workerHeapAtStart) / users.newInMeasured) : null,
+  } : {}),
   concurrentSessions: generator.concurrentSessions,
   zipf: generator.zipfExponent,
   inputCached: cached !== null,

@@ -50,6 +50,8 @@ export interface Pipeline {
   committed(): void;
   /** Restores one stored entry of this pipeline at startup (key relative to [partition, name]). */
   restore(key: StateKey, value: unknown, streamTime: number): void;
+  /** True when the pipeline reads its state from the store when first needed (ctx.read), not scanned at startup. */
+  readonly restoresLazily?: boolean;
   readonly dirtyCount: number;
   /** Releases thread-shared resources when the partition's runtime is closed (optional). */
   dispose?(): void;

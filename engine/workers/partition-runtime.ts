@@ -173,7 +173,7 @@ export class PartitionRuntime {
       Object.assign(this.offsets, meta.offsets);
       if (meta.counters) this.counters = { ...meta.counters, late: { ...meta.counters.late } };
     }
-    for (const p of this.pipelines) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
+    for (const p of this.pipelines) if (!p.restoresLazily) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
   }
 
   collectWrites(write: (key: StoreKey, value: unknown) => void): void {

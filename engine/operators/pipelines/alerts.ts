@@ -367,24 +367,94 @@ interface Baseline {
   m2: number;
 }
 
+let baselineInstances = 0;
+/** Ids of this thread's TransactionAnomalyPipeline instances whose partition is open. */
+const liveBaselineInstances = new Set<number>();
+
+/**
+ * This thread's per-user baseline slots, 4 doubles per user id: [owner instance, n, mean, m2] (32
+ * bytes, one cache line; off the JS heap). Not in the shared per-user records: those are full.
+ */
+let baselineSlots = new Float64Array(4 << 16);
+function baselineSlot(user: number): number {
+  const i = user * 4;
+  if (i + 4 > baselineSlots.length) {
+    let n = baselineSlots.length * 2;
+    while (n < i + 4) n *= 2;
+    const next = new Float64Array(n);
+    next.set(baselineSlots);
+    baselineSlots = next;
+  }
+  return i;
+}
+
 /**
  * Transaction amount anomaly against the user's baseline: running mean and variance (Welford) of
  * the user's completed transactions in USD. An amount more than z standard deviations above the
  * mean, once the user has enough history, alerts; anomalies do not move the baseline.
+ *
+ * Baselines live in LMDB; in memory a user's baseline sits in the thread's baseline slots (count,
+ * mean, m2), read from the committed state the first time this instance meets the user. They are
+ * not all loaded at open and not kept in a Map: that held an object per user who ever paid, on the
+ * JS heap for the life of the thread (the heap grew with every user passing through, issue #9).
+ * A slot belongs to this instance while its owner is this instance's thread-unique id (as in
+ * SessionsPipeline); a user whose slot another open partition's instance owns (input not keyed by
+ * user) is kept in `foreign` until the next commit.
  */
 export class TransactionAnomalyPipeline implements Pipeline {
   readonly name = 'baseline';
   readonly changed = new Set<number>();
-  private readonly baselines = new Map<number, Baseline>();
+  readonly restoresLazily = true;
   private readonly dirty = new Set<number>();
+  private readonly foreign = new Map<number, Baseline>();
+  private readonly instance = ++baselineInstances;
+  private readonly scratch: Baseline = { n: 0, mean: 0, m2: 0 };
 
-  constructor(private readonly ctx: PipelineContext) {}
+  constructor(private readonly ctx: PipelineContext) {
+    liveBaselineInstances.add(this.instance);
+  }
+
+  /** The user's baseline: a foreign one to change in place, or the scratch copy of the slot (write it back with `save`). */
+  private baselineOf(user: number): Baseline {
+    const i = baselineSlot(user);
+    const o = baselineSlots[i];
+    if (o !== this.instance) {
+      if (o !== 0 && liveBaselineInstances.has(o)) {
+        let b = this.foreign.get(user);
+        if (!b) this.foreign.set(user, (b = this.stored(user)));
+        return b;
+      }
+      // Free, or left by a closed instance (ids are never reused): claim it.
+      const b = this.stored(user);
+      baselineSlots[i] = this.instance;
+      baselineSlots[i + 1] = b.n;
+      baselineSlots[i + 2] = b.mean;
+      baselineSlots[i + 3] = b.m2;
+    }
+    const s = this.scratch;
+    s.n = baselineSlots[i + 1];
+    s.mean = baselineSlots[i + 2];
+    s.m2 = baselineSlots[i + 3];
+    return s;
+  }
+
+  private save(user: number, b: Baseline): void {
+    if (b !== this.scratch) return; // foreign: changed in place
+    const i = baselineSlot(user);
+    baselineSlots[i + 1] = b.n;
+    baselineSlots[i + 2] = b.mean;
+    baselineSlots[i + 3] = b.m2;
+  }
+
+  private stored(user: number): Baseline {
+    const b = this.ctx.read(this.name, [this.ctx.vocab.users.values[user]]) as Baseline | undefined;
+    return b ? { n: b.n, mean: b.mean, m2: b.m2 } : { n: 0, mean: 0, m2: 0 };
+  }
 
   onEvent(e: ScratchEvent, _streamTime: number): void {
     if (e.kind !== EventKind.TRANSACTION || e.action !== this.ctx.vocab.COMPLETED) return;
     const usd = e.amount * this.ctx.fx(e.currency);
-    let b = this.baselines.get(e.user);
-    if (!b) this.baselines.set(e.user, (b = { n: 0, mean: 0, m2: 0 }));
+    const b = this.baselineOf(e.user);
     const a = this.ctx.config.alerts;
     if (b.n >= a.anomalyMinTransactions) {
       const sd = Math.sqrt(b.m2 / (b.n - 1));
@@ -404,21 +474,30 @@ export class TransactionAnomalyPipeline implements Pipeline {
     const d = usd - b.mean;
     b.mean += d / b.n;
     b.m2 += d * (usd - b.mean);
+    this.save(e.user, b);
     this.dirty.add(e.user);
   }
 
   onStreamTime(): void {}
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
-    for (const u of this.dirty) write([this.ctx.vocab.users.values[u]], this.baselines.get(u));
+    for (const u of this.dirty) {
+      const i = baselineSlot(u);
+      const b = this.foreign.get(u) ?? { n: baselineSlots[i + 1], mean: baselineSlots[i + 2], m2: baselineSlots[i + 3] };
+      write([this.ctx.vocab.users.values[u]], b);
+    }
   }
 
   committed(): void {
     this.dirty.clear();
+    this.foreign.clear(); // committed: read again from the store when next needed
   }
 
-  restore(key: StateKey, value: unknown): void {
-    this.baselines.set(this.ctx.vocab.users.internString(key[0] as string), value as Baseline);
+  /** Not called at open (restoresLazily): baselines are read from the store when first needed. */
+  restore(): void {}
+
+  dispose(): void {
+    liveBaselineInstances.delete(this.instance);
   }
 
   get dirtyCount(): number {
