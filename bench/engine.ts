@@ -8,7 +8,7 @@
  *                            [--concurrent-sessions 20000] [--zipf 1]
  *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
  *                            [--input-cache .cache/bench-input] [--store-writemap] [--store-page-size 16384]
- *                            [--live-heap]
+ *                            [--live-heap] [--event-rate 20000] [--help]
  *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
  * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
@@ -55,15 +55,36 @@ const { values: a } = parseArgs({
     // workers start): the live heap, to see whether it grows with the users passing through. The
     // collections cost time: do not compare this run's events/s with others.
     'live-heap': { type: 'boolean', default: false },
+    // Events per second of event time in the generated input. Lower makes the same number of events
+    // span more event time, so windows close during the run (with --live-heap: what stays).
+    'event-rate': { type: 'string', default: '20000' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (a.help) {
+  process.stdout.write(`npm run bench:engine -- [options]   (node dist/bench/engine.js [options])
+  --events N               measured events (4000000)          --warmup N               events before the clock starts (500000)
+  --workers W              worker threads (cores - 1)         --shards N               shards (4)
+  --partitions N           partitions (8)                     --events-per-message N   events per message (1000)
+  --users N                user pool (1000000)                --concurrent-sessions N  sessions open at a time (20000)
+  --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through
+  --event-rate N           events per second of event time (20000)
+  --commit-interval-ms N   (1000)                             --slab-bytes N           (262144)
+  --input-cache DIR        keep the encoded input in DIR for later runs
+  --store-writemap         shard stores with MDB_WRITEMAP     --store-page-size BYTES  LMDB page size of new shard stores
+  --live-heap              worker heap after a full collection at each commit (slower run)
+  --heap-growing-percent N V8's heap growing percent (300)    --data-dir DIR           state directory (a temporary one)
+Last line: one JSON object {"bench":"engine","eventsPerSec":N,"workers":W,"heapUsedMB":N,"rssMB":N,...}
+`);
+  process.exit(0);
+}
 if (Number(a['heap-growing-percent']) > 0) v8.setFlagsFromString(`--heap-growing-percent=${Number(a['heap-growing-percent'])}`);
 if (a['live-heap']) v8.setFlagsFromString('--expose-gc');
 const total = Number(a.events);
 const warmup = Number(a.warmup);
 const partitions = Number(a.partitions);
 const generator = {
-  seed: 1, users: Number(a.users), products: 5000, eventsPerSecond: 20_000, concurrentSessions: Number(a['concurrent-sessions']), zipfExponent: Number(a.zipf),
+  seed: 1, users: Number(a.users), products: 5000, eventsPerSecond: Number(a['event-rate']), concurrentSessions: Number(a['concurrent-sessions']), zipfExponent: Number(a.zipf),
 };
 
 function log(msg: string): void {
@@ -210,6 +231,7 @@ const summary = {
   inputMB: Math.round(bytes / 1e6),
   distinctUsers: users.distinct,
   newUsersMeasured: users.newInMeasured,
+  eventRate: generator.eventsPerSecond,
   ...(a['live-heap'] ? {
     liveHeap: true,
     workerLiveHeapMBAtStart: Math.round(workerHeapAtStart / 1e6),
