@@ -4,11 +4,7 @@
  * (batched per partition exactly as the embedded source and loadgen do), so the figure is the
  * engine's: dispatch, verify + zero-copy decode, 14 pipelines, LMDB commits.
  *
- *   npm run bench:engine -- [--events 4000000] [--warmup 500000] [--workers W] [--users 1000000] [--shards 4]
- *                            [--concurrent-sessions 20000] [--zipf 1]
- *                            [--partitions 8] [--events-per-message 1000] [--commit-interval-ms 1000] [--slab-bytes 262144]
- *                            [--input-cache .cache/bench-input] [--store-writemap] [--store-page-size 16384]
- *                            [--live-heap] [--event-rate 20000] [--help]
+ *   npm run bench:engine -- [options]   (`--help` lists them with their defaults)
  *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
  * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
