@@ -58,6 +58,16 @@ export const EngineConfigSchema = z.strictObject({
    * for a commit early. Sized for a commit interval at full rate (~30 MB/s per shard at 1 M/s).
    */
   maxRetainedBytesPerShard: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+  /**
+   * Keys (users, devices, products) a worker thread may have interned before it is replaced by a
+   * fresh thread. Interned ids and the per-user records behind them live as long as their thread,
+   * so a thread that sees an unbounded number of users would grow without bound. Past this many
+   * (and past twice as many as the thread held right after opening its shards, so a large live
+   * set does not make it recycle over and over), the dispatcher commits the thread's shards,
+   * starts a new thread and reopens them there from that commit: the new thread interns only the
+   * keys of open windows and sessions (see ShardDispatcher.recycleWorker).
+   */
+  workerMaxKeys: z.number().int().min(1).default(1_000_000),
   /** Dirty entries in a shard's write-back cache that force a commit. */
   cacheMaxDirty: z.number().int().min(100).default(200_000),
   /**

@@ -46,6 +46,10 @@ export interface EngineMetrics {
   commitWrites: number[];
   /** Sum over worker threads of their V8 heap in use (latest report per shard's thread). */
   workerHeapBytes: number;
+  /** Sum over worker threads of the keys they have interned (latest report; see config.workerMaxKeys). */
+  workerKeys: number;
+  /** Highest key count a worker thread reported (since start). */
+  workerKeysPeak: number;
 }
 
 const SOURCE_NAMES = ['NONE', 'WEB', 'MOBILE', 'TRANSACTION', 'IOT', 'USER_ACTION'];
@@ -74,8 +78,10 @@ export class Engine {
   readonly metrics: EngineMetrics = {
     messages: 0, skippedMessages: 0, events: 0, eventsBySource: {}, late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0,
     outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], commitMs: [], commitWrites: [], workerHeapBytes: 0,
+    workerKeys: 0, workerKeysPeak: 0,
   };
   private readonly workerHeap = new Map<number, number>();
+  private readonly workerKeys = new Map<number, number>();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
   /** Per shard: windows changed by processed batches whose commit has not run yet. */
@@ -275,6 +281,11 @@ export class Engine {
     if (r.heapUsedBytes) {
       this.workerHeap.set(r.shard % this.config.workers, r.heapUsedBytes);
       m.workerHeapBytes = [...this.workerHeap.values()].reduce((x, y) => x + y, 0);
+    }
+    if (r.threadKeys !== undefined) {
+      this.workerKeys.set(r.shard % this.config.workers, r.threadKeys);
+      m.workerKeys = [...this.workerKeys.values()].reduce((x, y) => x + y, 0);
+      if (r.threadKeys > m.workerKeysPeak) m.workerKeysPeak = r.threadKeys;
     }
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);

@@ -74,6 +74,7 @@ const program = new Command()
   .addOption(new Option('--users <n>', 'embedded source: distinct users').argParser(int('--users')).default(100_000).env('RTA_USERS'))
   .addOption(new Option('--seed <n>', 'embedded source: random seed').argParser(int('--seed')).default(42).env('RTA_SEED'))
   .addOption(new Option('--commit-interval-ms <ms>', 'state commit interval').argParser(int('--commit-interval-ms')).default(1000).env('RTA_COMMIT_INTERVAL_MS'))
+  .addOption(new Option('--worker-max-keys <n>', 'keys (users, devices, products) a worker thread may intern before it is replaced by a fresh one, its shards reopened from a commit: bounds the workers\' memory while an unbounded number of users passes through').argParser(int('--worker-max-keys')).default(1_000_000).env('RTA_WORKER_MAX_KEYS'))
   .addOption(new Option('--store-writemap', 'open the shard stores with LMDB\'s MDB_WRITEMAP: cheaper commits with many users, but a full disk then kills the process (SIGBUS) instead of pausing consumption (see README)').default(false).env('RTA_STORE_WRITEMAP'))
   .addOption(new Option('--store-page-size <bytes>', 'LMDB page size of shard stores created from now on (4096-65536, a power of two; existing stores keep theirs): 16384 makes commits cheaper when a million users pass through (see README)').argParser(int('--store-page-size')).env('RTA_STORE_PAGE_SIZE'))
   .addOption(new Option('--worker-nice <n>', 'niceness of the worker and query threads (Linux; 0 = same priority as the main thread)').argParser(int('--worker-nice')).default(10).env('RTA_WORKER_NICE'))
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
   try {
     engine = await Engine.start({
       dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
-      commitIntervalMs: o.commitIntervalMs, workerNice: o.workerNice, graceMs: o.graceMs, idleTimeoutMs: o.idleTimeoutMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true, storeWritemap: o.storeWritemap === true, ...(o.storePageSize ? { storePageSize: o.storePageSize } : {}),
+      commitIntervalMs: o.commitIntervalMs, workerMaxKeys: o.workerMaxKeys, workerNice: o.workerNice, graceMs: o.graceMs, idleTimeoutMs: o.idleTimeoutMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true, storeWritemap: o.storeWritemap === true, ...(o.storePageSize ? { storePageSize: o.storePageSize } : {}),
     }, source, sink, scale);
   } catch (e) {
     if (e instanceof ConfigError) {

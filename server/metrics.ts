@@ -54,6 +54,12 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   g('rta_engine_shard_failures_total', 'Shard batches that failed and were replayed', [], function () {
     this.set(engine.metrics.shardFailures);
   });
+  g('rta_engine_worker_keys', 'Keys (users, devices, products) interned by the worker threads', [], function () {
+    this.set(engine.metrics.workerKeys);
+  });
+  g('rta_engine_worker_recycles_total', 'Worker threads replaced by fresh ones after interning --worker-max-keys keys', [], function () {
+    this.set(engine.dispatcher.stats.recycles);
+  });
   g('rta_engine_inflight_slabs', 'Slabs in flight per shard', ['shard'], function () {
     for (const c of engine.dispatcher.channelInfo()) this.set({ shard: String(c.shard) }, c.inFlight);
   });

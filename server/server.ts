@@ -590,7 +590,7 @@ export class DashboardServer {
 
   health(): { overallStatus: 'UP' | 'DEGRADED' | 'DOWN'; stream: unknown; outputs: unknown; shards: unknown; freshness: unknown; notifications: unknown; scale?: unknown } {
     const e = this.engine;
-    const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
+    const shards = e.dispatcher.channelInfo().map((c) => ({ shard: c.shard, worker: c.worker, recovering: c.recovering, recycling: c.recycling, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure, inFlight: c.inFlight }));
     const stores = e.query.availability();
     const newest = this.newestStreamTime();
     const ageMs = newest > 0 ? Date.now() - newest : null;

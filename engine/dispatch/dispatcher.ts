@@ -47,6 +47,10 @@ interface ShardChannel {
   retained: Sent[];
   retainedBytes: number;
   recovering: Promise<void> | null;
+  /** Its thread is being replaced (recycleWorker): `recovering` holds new slabs back meanwhile. */
+  recycling: boolean;
+  /** Slabs held back (in `retained`, not sent) while `recovering` is set. */
+  held: number;
   lastActivity: number;
   /**
    * Tasks waiting for the shard's worker. Exactly one task per shard runs at a time: Piscina's
@@ -120,7 +124,9 @@ export class ShardDispatcher {
   private commitTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly idleWaiters: Array<() => void> = [];
-  readonly stats = { slabs: 0, bytes: 0, replays: 0, failures: 0 };
+  readonly stats = { slabs: 0, bytes: 0, replays: 0, failures: 0, recycles: 0 };
+  /** Worker threads being replaced by fresh ones (see recycleWorker), by worker index. */
+  private readonly recycling = new Map<number, Promise<void>>();
   /** Exactly-once counters per partition as restored at open (then updated by commits). */
   restoredCounters: Record<number, PartitionCounters> = {};
 
@@ -134,15 +140,7 @@ export class ShardDispatcher {
     // of each at once: it starts the next shard's batch while the main thread is still handling the
     // last result. With one task per thread it waited a round trip through the main thread after
     // every batch (20-27 % of its time in bench:engine, 2 workers; 5-14 % now, with 12 slabs in flight).
-    const shardsPerWorker = Math.ceil(config.shards / config.workers);
-    this.pools = Array.from({ length: config.workers }, () => new Piscina({
-      filename: workerFile(),
-      minThreads: 1,
-      maxThreads: 1,
-      concurrentTasksPerWorker: shardsPerWorker,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      maxQueue: Infinity, // the dispatcher bounds in-flight slabs per shard itself
-    }));
+    this.pools = Array.from({ length: config.workers }, () => this.newPool());
     this.handed = this.pools.map(() => []);
     this.channels = Array.from({ length: config.shards }, (_, s) => ({
       shard: s,
@@ -158,6 +156,8 @@ export class ShardDispatcher {
       retained: [],
       retainedBytes: 0,
       recovering: null,
+      recycling: false,
+      held: 0,
       lastActivity: Date.now(),
       queue: [],
       running: false,
@@ -166,6 +166,17 @@ export class ShardDispatcher {
       lastFailure: null,
       failed: false,
     }));
+  }
+
+  private newPool(): Piscina {
+    return new Piscina({
+      filename: workerFile(),
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: Math.ceil(this.config.shards / this.config.workers),
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      maxQueue: Infinity, // the dispatcher bounds in-flight slabs per shard itself
+    });
   }
 
   shardOf(partition: number): number {
@@ -242,6 +253,7 @@ export class ShardDispatcher {
     this.stats.bytes += sent.bytes;
     // While a shard recovers, new slabs wait in `retained`: the replay sends them in order.
     if (!ch.recovering) this.send(ch, sent);
+    else ch.held++;
     this.updateBackpressure();
   }
 
@@ -312,6 +324,7 @@ export class ShardDispatcher {
     if (res.gen === ch.gen) {
       this.events.onResult(res);
       if (res.committed) this.onCommitted(ch, res.committed);
+      if (res.recycle) this.recycleWorker(ch.worker);
     }
     this.updateBackpressure();
     this.checkIdle();
@@ -374,19 +387,87 @@ export class ShardDispatcher {
     // crash loop: consumption stays paused (the shard is recovering) and each retry waits longer.
     if (ch.failures > 1) await this.sleep(Math.min(30_000, 100 * 2 ** (ch.failures - 2)));
     if (this.closed) throw new Error('dispatcher closed');
+    await this.reopenShard(ch);
+    this.stats.replays += ch.retained.length;
+    ch.held = 0;
+    for (const sent of ch.retained) this.send(ch, sent);
+  }
+
+  /** Opens the shard from its last commit with a new generation, retrying until it opens or the dispatcher closes. */
+  private async reopenShard(ch: ShardChannel): Promise<void> {
     let delay = 50;
     for (;;) {
       try {
         await this.openShard(ch);
-        break;
+        return;
       } catch (e) {
         if (this.closed) throw e;
         await this.sleep(delay);
         delay = Math.min(delay * 2, 5000);
       }
     }
-    this.stats.replays += ch.retained.length;
-    for (const sent of ch.retained) this.send(ch, sent);
+  }
+
+  /**
+   * Replaces worker thread `w` by a fresh one: it has interned more keys than config.workerMaxKeys
+   * allows, and interned ids (with the per-user records behind them) live as long as their thread.
+   * Its shards take no new slabs (they wait in `retained` and the source pauses, as in a recovery),
+   * commit what they were sent, and are reopened from that commit on the new thread, which interns
+   * only the keys their state still holds (open windows and sessions). Then the slabs that arrived
+   * meanwhile are sent. Nothing rests on the commits succeeding: whatever they did not cover is
+   * replayed from `retained`, exactly as after a failure.
+   */
+  private recycleWorker(w: number): void {
+    if (this.closed || this.recycling.has(w)) return;
+    const channels = this.channels.filter((ch) => ch.worker === w);
+    // A shard recovering or given up: not now (the thread's next commit asks again).
+    if (channels.some((ch) => ch.recovering !== null || ch.failed)) return;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    for (const ch of channels) {
+      ch.recovering = gate;
+      ch.recycling = true;
+    }
+    this.updateBackpressure();
+    const run = async () => {
+      // The new thread starts (loads its modules) while the old one finishes its shards' batches.
+      const fresh = this.newPool();
+      await Promise.all(channels.map((ch) => this.commitShard(ch)));
+      if (this.closed) {
+        await fresh.destroy();
+        return;
+      }
+      // The stores close in their thread before it ends. (lmdb-js also frees the read slots of a
+      // thread that is terminated, checked on 3.5, but the orderly path does not rest on that.)
+      await Promise.all(channels.map((ch) => this.run(ch, { op: 'close', shard: ch.shard, gen: ch.gen }).catch(() => undefined)));
+      const old = this.pools[w];
+      this.pools[w] = fresh;
+      this.indexVersionHanded[w] = -1; // the new thread has no index yet (its opens carry it)
+      await old.destroy();
+      this.stats.recycles++;
+      // Every shard opens before any slab is sent: the new thread measures the keys its shards'
+      // state restored before its first batch (shard-worker.ts).
+      for (const ch of channels) await this.reopenShard(ch);
+      for (const ch of channels) {
+        ch.held = 0;
+        for (const sent of ch.retained) this.send(ch, sent);
+      }
+    };
+    this.recycling.set(w, run().then(
+      () => undefined,
+      (err: Error) => {
+        if (!this.closed) for (const ch of channels) this.events.onShardFailure(ch.shard, err, false);
+      },
+    ).finally(() => {
+      this.recycling.delete(w);
+      for (const ch of channels) {
+        ch.recovering = null;
+        ch.recycling = false;
+      }
+      release();
+      this.updateBackpressure();
+      this.checkIdle();
+    }));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -401,7 +482,9 @@ export class ShardDispatcher {
    * still flow; the memory bound (the total) is unchanged.
    */
   private updateBackpressure(): void {
-    const over = sourceMustPause(this.channels, this.config.maxInFlightPerShard);
+    // A shard whose thread is being replaced holds its new slabs back: they count as in flight
+    // (the memory bound), but the source keeps feeding the other threads' shards.
+    const over = sourceMustPause(this.channels.map((ch) => (ch.recycling ? { inFlight: ch.inFlight + ch.held, recovering: null, failed: false } : ch)), this.config.maxInFlightPerShard);
     if (over !== this.paused) {
       this.paused = over;
       this.events.onBackpressure(over);
@@ -426,6 +509,7 @@ export class ShardDispatcher {
         const res = r as ShardResult;
         ch.inFlight--;
         if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed);
+        if (gen === ch.gen && res.recycle) this.recycleWorker(ch.worker);
         this.checkIdle();
       },
       (err: Error) => {
@@ -589,14 +673,15 @@ export class ShardDispatcher {
     this.closed = true;
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.commitTimer) clearInterval(this.commitTimer);
+    await Promise.all(this.recycling.values());
     await Promise.all(this.channels.map((ch) => this.run(ch, { op: 'close', shard: ch.shard, gen: ch.gen }).catch(() => undefined)));
     await Promise.all(this.pools.map((p) => p.destroy()));
   }
 
-  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; failed: boolean; failures: number; lastFailure: string | null }> {
+  channelInfo(): Array<{ shard: number; worker: number; partitions: number[]; inFlight: number; retained: number; gen: number; recovering: boolean; recycling: boolean; failed: boolean; failures: number; lastFailure: string | null }> {
     return this.channels.map((c) => ({
       shard: c.shard, worker: c.worker, partitions: c.partitions, inFlight: c.inFlight, retained: c.retained.length, gen: c.gen,
-      recovering: c.recovering !== null, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure ? `${decodeTaskError(c.lastFailure).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
+      recovering: c.recovering !== null && !c.recycling, recycling: c.recycling, failed: c.failed, failures: c.failures, lastFailure: c.lastFailure ? `${decodeTaskError(c.lastFailure).code ?? 'ERR'}: ${c.lastFailure.message}` : null,
     }));
   }
 }

@@ -3,6 +3,7 @@ import type { Alert } from '../codec/types.js';
 import type { ScratchEvent } from '../workers/scratch.js';
 import type { Vocabulary } from '../workers/symbols.js';
 import { KeyedWindows, type WindowCodec, type WindowEntry } from './keyed-windows.js';
+import type { KeyRange } from '../state/shard-store.js';
 
 /** A user's reference data after the LEFT join: unknown users get UNKNOWN and `known` false. */
 export interface Profile {
@@ -52,6 +53,12 @@ export interface Pipeline {
   restore(key: StateKey, value: unknown, streamTime: number): void;
   /** True when the pipeline reads its state from the store when first needed (ctx.read), not scanned at startup. */
   readonly restoresLazily?: boolean;
+  /**
+   * The key ranges (relative to [partition, name]) that hold what `restore` keeps at this stream
+   * time; omitted: every key is scanned. An open then reads the live state, not every closed
+   * window or session kept for retention (24 h of them when a million users pass through).
+   */
+  restoreRanges?(streamTime: number): KeyRange[];
   readonly dirtyCount: number;
   /** Releases thread-shared resources when the partition's runtime is closed (optional). */
   dispose?(): void;
@@ -122,6 +129,11 @@ export abstract class WindowedPipeline<V> implements Pipeline {
   restore(key: StateKey, value: unknown, streamTime: number): void {
     const [ws, k] = key as [number, string];
     if (!this.store.isLate(ws, streamTime)) this.store.restore(ws, k, value);
+  }
+
+  /** Keys start with the window start: windows that are still open start after stream time - size - grace. */
+  restoreRanges(streamTime: number): KeyRange[] {
+    return [{ start: [streamTime - this.store.sizeMs - this.store.graceMs] }];
   }
 
   get dirtyCount(): number {

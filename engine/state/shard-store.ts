@@ -27,6 +27,11 @@ export interface PartitionCounters {
 }
 
 export type StoreKey = (string | number)[];
+/** A range of keys relative to a prefix: from `start` (inclusive) to `end` (exclusive), or to the prefix's end. */
+export interface KeyRange {
+  start: StoreKey;
+  end?: StoreKey;
+}
 
 export class StoreError extends EngineError {}
 
@@ -144,8 +149,11 @@ export class ShardStore {
   }
 
   /** Every stored entry of a partition's pipeline, with the key relative to [partition, pipeline]. */
-  *scan(partition: number, pipeline: string): Generator<[StoreKey, unknown]> {
-    for (const { key, value } of this.state.getRange({ start: [partition, pipeline], end: [partition, pipeline + '\u0000'] })) {
+  /** A pipeline's stored entries (keys relative to [partition, pipeline]), all or those in `range` (`end` omitted: to the pipeline's last key). */
+  *scan(partition: number, pipeline: string, range?: KeyRange): Generator<[StoreKey, unknown]> {
+    const start = range ? [partition, pipeline, ...range.start] : [partition, pipeline];
+    const end = range?.end ? [partition, pipeline, ...range.end] : [partition, pipeline + '\u0000'];
+    for (const { key, value } of this.state.getRange({ start, end })) {
       yield [(key as StoreKey).slice(2), value];
     }
   }

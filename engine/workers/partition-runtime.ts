@@ -11,7 +11,7 @@ import { AccountSharingPipeline, IotThresholdPipeline, LoginFailuresPipeline, Tr
 import { SequenceAuditPipeline } from '../operators/pipelines/sequence-audit.js';
 import type { ScratchEvent } from './scratch.js';
 import type { Vocabulary } from './symbols.js';
-import type { PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
+import type { KeyRange, PartitionCounters, PartitionMeta, StoreKey } from '../state/shard-store.js';
 
 /** Sinks a partition writes into while a batch runs (owned by the shard runtime). */
 export interface BatchSinks {
@@ -167,13 +167,18 @@ export class PartitionRuntime {
     for (const p of this.pipelines) p.onStreamTime(this.streamTime);
   }
 
-  restore(meta: PartitionMeta | undefined, scan: (pipeline: string) => Iterable<[StoreKey, unknown]>): void {
+  restore(meta: PartitionMeta | undefined, scan: (pipeline: string, range?: KeyRange) => Iterable<[StoreKey, unknown]>): void {
     if (meta) {
       this.streamTime = meta.streamTime;
       Object.assign(this.offsets, meta.offsets);
       if (meta.counters) this.counters = { ...meta.counters, late: { ...meta.counters.late } };
     }
-    for (const p of this.pipelines) if (!p.restoresLazily) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
+    for (const p of this.pipelines) {
+      if (p.restoresLazily) continue;
+      const ranges = p.restoreRanges?.(this.streamTime);
+      if (!ranges) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
+      else for (const r of ranges) for (const [k, v] of scan(p.name, r)) p.restore(k, v, this.streamTime);
+    }
   }
 
   collectWrites(write: (key: StoreKey, value: unknown) => void): void {

@@ -146,6 +146,10 @@ export interface ShardResult {
   processingMs: number;
   /** The worker thread's V8 heap in use, reported with commits. */
   heapUsedBytes?: number;
+  /** Keys the worker thread has interned (Vocabulary.keyCount), reported with commits. */
+  threadKeys?: number;
+  /** With a commit: the thread holds more keys than config.workerMaxKeys allows; the dispatcher replaces it. */
+  recycle?: boolean;
 }
 
 export function emptyCounters(): ShardCounters {

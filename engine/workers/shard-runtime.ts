@@ -36,7 +36,7 @@ export class ShardRuntime {
     readonly shard: number,
     readonly gen: number,
     partitionIds: number[],
-    private readonly config: EngineConfig,
+    readonly config: EngineConfig,
     private readonly vocab: Vocabulary,
     profiles: ProfileSource,
   ) {
@@ -52,7 +52,7 @@ export class ShardRuntime {
       this.partitions.get(p)?.dispose(); // loaded again (a retried assignment): the new state replaces it
       const rt = new PartitionRuntime(p, this.config, this.vocab, this.profiles, this.sinks, (key) => this.store.state.get(key));
       const meta = this.store.readMeta(p);
-      rt.restore(meta, (name) => this.store.scan(p, name));
+      rt.restore(meta, (name, range) => this.store.scan(p, name, range));
       this.partitions.set(p, rt);
       this.sentMeta.set(p, metaFingerprint(meta));
     }

@@ -31,6 +31,24 @@ function useProfileIndex(handle: ProfileIndexHandle | undefined): void {
   profileIndex = new ProfileIndexReader(handle.buffers, (s) => vocab.symOf(s));
   profileIndexVersion = handle.version;
 }
+/**
+ * Keys interned when this thread had opened its shards and not yet run a batch: the live set its
+ * shards' state restored. The thread asks to be replaced once it holds more than
+ * config.workerMaxKeys and more than twice this (a live set near the limit must not make it
+ * recycle at every commit).
+ */
+let keysAtOpen = 0;
+let batchesRun = false;
+
+/** Marks a result that carries a commit with this thread's key count and whether it should be replaced. */
+function withKeys<R extends ShardResult>(res: R, limit: number): R {
+  if (!res.committed) return res;
+  const keys = vocab.keyCount;
+  res.threadKeys = keys;
+  if (keys > Math.max(limit, 2 * keysAtOpen)) res.recycle = true;
+  return res;
+}
+
 /** The thread yields to the main thread (see thread-priority.ts); set once, at the first shard it opens. */
 let prioritySet = false;
 
@@ -131,6 +149,7 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       vocab.resetColumns();
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
+      if (!batchesRun) keysAtOpen = vocab.keyCount;
       return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters() };
     }
     case 'batch': {
@@ -141,8 +160,9 @@ async function runTask(task: ShardTask): Promise<RunResult> {
         discard(task.shard, rt);
         throw new Error(`injected fault in shard ${task.shard} batch ${task.seq}`);
       }
+      batchesRun = true;
       try {
-        return rt.processBatch(task);
+        return withKeys(rt.processBatch(task), rt.config.workerMaxKeys);
       } catch (err) {
         // The batch may be half applied: drop this shard's memory; the dispatcher reopens it.
         discard(task.shard, rt);
@@ -155,7 +175,7 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       if (task.writes) rt.checkLoaded(task.writes);
       try {
         const committed = rt.commit(task.seq, task.writes);
-        return { shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCounters(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs };
+        return withKeys({ shard: task.shard, gen: task.gen, seq: task.seq, counters: emptyCounters(), deadLetters: [], outputs: [], alerts: [], changed: [], committed, processingMs: committed.durationMs }, rt.config.workerMaxKeys);
       } catch (err) {
         discard(task.shard, rt);
         throw err;
@@ -188,6 +208,12 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       if (rt && rt.gen === task.gen) {
         shards.delete(task.shard);
         await rt.close();
+      }
+      // The thread's last shard: the thread is being retired (dispatcher close, recycle).
+      if (shards.size === 0 && reference) {
+        const r = reference;
+        reference = null;
+        await r.close();
       }
       return null;
     }

@@ -42,6 +42,11 @@ export class Vocabulary {
     this.PRODUCT_PAGE = s('/product/:id');
   }
 
+  /** Keys interned by this thread that grow with the input (users, products, devices): never freed (see config.workerMaxKeys). */
+  get keyCount(): number {
+    return this.users.size + this.products.size + this.devices.size;
+  }
+
   private readonly columns = new Map<string, UserColumn | UserFloatColumn>();
   private readonly records = new UserRecords();
 

@@ -11,13 +11,18 @@ const model = referenceFor(events, { partitions: PARTITIONS });
 const ALL = { from: 0, to: Number.MAX_SAFE_INTEGER };
 const close = (a: number, b: number) => Math.abs(a - b) <= 0.011 + Math.abs(b) * 1e-9;
 
-describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(s)', (workers) => {
+// The last: threads are replaced by fresh ones (their shards reopened from a commit) whenever their
+// interned keys double (config.workerMaxKeys; test/engine/worker-recycle.test.ts for a stream of new users).
+describe.each([
+  { workers: 1, label: '' }, { workers: 2, label: '' }, { workers: 4, label: '' },
+  { workers: 2, workerMaxKeys: 1, label: ', threads replaced as their keys double' },
+])('every pipeline against the reference model, $workers worker(s)$label', ({ workers, workerMaxKeys }) => {
   let engine: Engine;
   let dir: string;
 
   beforeAll(async () => {
     dir = tempDir(`ref-w${workers}`);
-    engine = await runEmbedded(dir, TEST_GENERATOR, N, { workers, shards: 4 });
+    engine = await runEmbedded(dir, TEST_GENERATOR, N, { workers, shards: 4, ...(workerMaxKeys ? { workerMaxKeys, commitIntervalMs: 100 } : {}) });
   }, 120_000);
 
   afterAll(async () => {
@@ -28,6 +33,7 @@ describe.each([1, 2, 4])('every pipeline against the reference model, %i worker(
   it('counts every event once and drops exactly the late ones', () => {
     expect(engine.metrics.events).toBe(N);
     expect(engine.metrics.deadLetters).toBe(0);
+    expect(engine.dispatcher.stats.recycles > 0).toBe(workerMaxKeys !== undefined);
     // the stream really has late and out-of-order events
     expect(model.late.active_users).toBeGreaterThan(50);
     expect(engine.metrics.late).toEqual(model.late);

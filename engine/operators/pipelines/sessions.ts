@@ -1,6 +1,7 @@
 import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import type { Pipeline, PipelineContext, StateKey } from '../api.js';
+import type { KeyRange } from '../../state/shard-store.js';
 import { HOUR, tumblingStart } from '../windows.js';
 import { symbolsOfMask, type UserColumn, type UserFloatColumn } from '../../workers/symbols.js';
 
@@ -499,6 +500,11 @@ export class SessionsPipeline implements Pipeline {
       const hours = [...this.funnel.keys()].sort((a, b) => a - b);
       for (const h of hours.slice(0, hours.length - 48)) this.funnel.delete(h);
     }
+  }
+
+  /** Open sessions and funnel hours: closed sessions (and their index) stay in the store. */
+  restoreRanges(): KeyRange[] {
+    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['open'], end: ['open\u0000'] }];
   }
 
   restore(key: StateKey, value: unknown, _streamTime: number): void {
