@@ -54,6 +54,8 @@ const { values: a } = parseArgs({
     // Events per second of event time in the generated input. Lower makes the same number of events
     // span more event time, so windows close during the run (with --live-heap: what stays).
     'event-rate': { type: 'string', default: '20000' },
+    // The engine's --worker-max-keys (a worker thread is replaced past this many interned keys).
+    'worker-max-keys': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -65,6 +67,7 @@ if (a.help) {
   --users N                user pool (1000000)                --concurrent-sessions N  sessions open at a time (20000)
   --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through
   --event-rate N           events per second of event time (20000)
+  --worker-max-keys N      the engine's --worker-max-keys (1000000)
   --commit-interval-ms N   (1000)                             --slab-bytes N           (262144)
   --input-cache DIR        keep the encoded input in DIR for later runs
   --store-writemap         shard stores with MDB_WRITEMAP     --store-page-size BYTES  LMDB page size of new shard stores
@@ -162,12 +165,19 @@ await ref.close();
 const workers = Number(a.workers);
 const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']),
   // Only when set: bench:engine:ab runs this driver over older builds, whose config refuses unknown options.
-  ...(a['store-writemap'] ? { storeWritemap: true } : {}), ...(a['store-page-size'] ? { storePageSize: Number(a['store-page-size']) } : {}) };
+  ...(a['store-writemap'] ? { storeWritemap: true } : {}), ...(a['store-page-size'] ? { storePageSize: Number(a['store-page-size']) } : {}),
+  ...(a['worker-max-keys'] ? { workerMaxKeys: Number(a['worker-max-keys']) } : {}) };
 // One engine for warm-up and measurement: the clock starts when the warm-up's events have been
 // processed, so the measured part runs on warm JIT code, warm caches and open stores.
 const warmupEvents = Math.round(split * perMessage);
 let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+/** Highest sum of the workers' heaps reported in the measured part (with --live-heap: live heaps). */
+let peakWorkerHeap = 0;
+let measuring = false;
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  if (measuring) peakWorkerHeap = Math.max(peakWorkerHeap, engine.metrics.workerHeapBytes);
+}, 100);
 const engine = await Engine.start(engineOpts, new ReplaySource(messages), new MemorySink(1000));
 let started = 0;
 let threads0 = threadCpu();
@@ -183,6 +193,7 @@ await new Promise<void>((resolve) => {
       threads0 = threadCpu();
       eventsAtStart = engine.metrics.events;
       workerHeapAtStart = engine.metrics.workerHeapBytes;
+      measuring = true;
       engine.metrics.batchMs.length = 0;
       engine.metrics.commitMs.length = 0;
       engine.metrics.commitWrites.length = 0;
@@ -233,6 +244,10 @@ const summary = {
     workerLiveHeapMBAtStart: Math.round(workerHeapAtStart / 1e6),
     workerLiveHeapBytesPerNewUser: users.newInMeasured > 0 ? Math.round((engine.metrics.workerHeapBytes - workerHeapAtStart) / users.newInMeasured) : null,
   } : {}),
+  workerHeapPeakMB: Math.round(peakWorkerHeap / 1e6),
+  workerMaxKeys: engine.config.workerMaxKeys,
+  workerRecycles: engine.dispatcher.stats.recycles,
+  workerKeysPeak: engine.metrics.workerKeysPeak,
   concurrentSessions: generator.concurrentSessions,
   zipf: generator.zipfExponent,
   inputCached: cached !== null,

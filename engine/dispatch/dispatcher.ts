@@ -69,6 +69,17 @@ interface ShardChannel {
 }
 
 const MAX_NON_RETRIABLE_FAILURES = 3;
+
+export interface RecycleRecord {
+  worker: number;
+  /** Keys the old thread reported with the commit that asked for its replacement. */
+  keysBefore: number;
+  /** Keys the new thread held after reopening the shards (what their state restored). */
+  keysAfter: number;
+  /** From the request to the new thread taking slabs: the old one's last batches and commits included. */
+  ms: number;
+  at: number;
+}
 /** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
 const MIN_SLAB_BYTES = 16 * 1024;
 
@@ -127,6 +138,10 @@ export class ShardDispatcher {
   readonly stats = { slabs: 0, bytes: 0, replays: 0, failures: 0, recycles: 0 };
   /** Worker threads being replaced by fresh ones (see recycleWorker), by worker index. */
   private readonly recycling = new Map<number, Promise<void>>();
+  /** The latest thread replacements (up to 100): keys before, keys the new thread restored, duration. */
+  readonly recycled: RecycleRecord[] = [];
+  /** Per worker thread, the keys it held when its last open finished (shard-worker.ts reports them). */
+  private readonly keysAtOpen: number[] = [];
   /** Exactly-once counters per partition as restored at open (then updated by commits). */
   restoredCounters: Record<number, PartitionCounters> = {};
 
@@ -199,7 +214,8 @@ export class ShardDispatcher {
     ch.gen++;
     // Scaled out, a shard holds only the partitions this process owns (none until assigned).
     const partitions = this.config.changelog ? [...ch.owned] : ch.partitions;
-    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions, config: this.config, profileEpochs: this.profileEpochs })) as { restored: OffsetMap; counters: Record<number, PartitionCounters> };
+    const res = (await this.run(ch, { op: 'open', shard: ch.shard, gen: ch.gen, partitions, config: this.config, profileEpochs: this.profileEpochs })) as { restored: OffsetMap; counters: Record<number, PartitionCounters>; threadKeys?: number };
+    if (res.threadKeys !== undefined) this.keysAtOpen[ch.worker] = res.threadKeys;
     this.restoredCounters = { ...this.restoredCounters, ...res.counters };
     return res.restored;
   }
@@ -324,7 +340,7 @@ export class ShardDispatcher {
     if (res.gen === ch.gen) {
       this.events.onResult(res);
       if (res.committed) this.onCommitted(ch, res.committed);
-      if (res.recycle) this.recycleWorker(ch.worker);
+      if (res.recycle) this.recycleWorker(ch.worker, res.threadKeys ?? 0);
     }
     this.updateBackpressure();
     this.checkIdle();
@@ -417,8 +433,10 @@ export class ShardDispatcher {
    * meanwhile are sent. Nothing rests on the commits succeeding: whatever they did not cover is
    * replayed from `retained`, exactly as after a failure.
    */
-  private recycleWorker(w: number): void {
-    if (this.closed || this.recycling.has(w)) return;
+  private recycleWorker(w: number, keysBefore: number): void {
+    // One thread at a time, so the others keep processing (they grow alike, and would otherwise
+    // all stop together); the next commit of a thread still over its limit asks again.
+    if (this.closed || this.recycling.size > 0) return;
     const channels = this.channels.filter((ch) => ch.worker === w);
     // A shard recovering or given up: not now (the thread's next commit asks again).
     if (channels.some((ch) => ch.recovering !== null || ch.failed)) return;
@@ -429,10 +447,13 @@ export class ShardDispatcher {
       ch.recycling = true;
     }
     this.updateBackpressure();
+    const t0 = performance.now();
     const run = async () => {
       // The new thread starts (loads its modules) while the old one finishes its shards' batches.
       const fresh = this.newPool();
-      await Promise.all(channels.map((ch) => this.commitShard(ch)));
+      const last = await Promise.all(channels.map((ch) => this.commitShard(ch)));
+      // What the old thread held in the end (it went on with the batches sent before the request).
+      for (const res of last) if (res?.threadKeys !== undefined) keysBefore = Math.max(keysBefore, res.threadKeys);
       if (this.closed) {
         await fresh.destroy();
         return;
@@ -452,6 +473,8 @@ export class ShardDispatcher {
         ch.held = 0;
         for (const sent of ch.retained) this.send(ch, sent);
       }
+      this.recycled.push({ worker: w, keysBefore, keysAfter: this.keysAtOpen[w] ?? 0, ms: Math.round(performance.now() - t0), at: Date.now() });
+      if (this.recycled.length > 100) this.recycled.shift();
     };
     this.recycling.set(w, run().then(
       () => undefined,
@@ -499,7 +522,8 @@ export class ShardDispatcher {
     }
   }
 
-  private commitShard(ch: ShardChannel): Promise<void> {
+  /** Commits the shard after the tasks before it; resolves with the commit's result (undefined when it failed). */
+  private commitShard(ch: ShardChannel): Promise<ShardResult | undefined> {
     const gen = ch.gen;
     const seq = ch.seq;
     ch.inFlight++;
@@ -509,12 +533,14 @@ export class ShardDispatcher {
         const res = r as ShardResult;
         ch.inFlight--;
         if (gen === ch.gen && res.committed) this.onCommitted(ch, res.committed);
-        if (gen === ch.gen && res.recycle) this.recycleWorker(ch.worker);
+        if (gen === ch.gen && res.recycle) this.recycleWorker(ch.worker, res.threadKeys ?? 0);
         this.checkIdle();
+        return res;
       },
       (err: Error) => {
         ch.inFlight--;
         this.onFailure(ch, gen, err);
+        return undefined;
       },
     );
   }

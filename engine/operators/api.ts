@@ -59,6 +59,8 @@ export interface Pipeline {
    * window or session kept for retention (24 h of them when a million users pass through).
    */
   restoreRanges?(streamTime: number): KeyRange[];
+  /** Called once the open has restored the partition, with its committed stream time (optional). */
+  opened?(streamTime: number): void;
   readonly dirtyCount: number;
   /** Releases thread-shared resources when the partition's runtime is closed (optional). */
   dispose?(): void;

@@ -179,6 +179,7 @@ export class PartitionRuntime {
       if (!ranges) for (const [k, v] of scan(p.name)) p.restore(k, v, this.streamTime);
       else for (const r of ranges) for (const [k, v] of scan(p.name, r)) p.restore(k, v, this.streamTime);
     }
+    for (const p of this.pipelines) p.opened?.(this.streamTime);
   }
 
   collectWrites(write: (key: StoreKey, value: unknown) => void): void {

@@ -117,7 +117,7 @@ const profiles = {
   },
 };
 
-type RunResult = ShardResult | MembershipResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown } | null;
+type RunResult = ShardResult | MembershipResult | { shard: number; gen: number; restored: Record<number, Record<string, number>>; counters: unknown; threadKeys: number } | null;
 
 /**
  * Piscina hands a task's error to the main thread as a copy that keeps only message and stack:
@@ -150,7 +150,7 @@ async function runTask(task: ShardTask): Promise<RunResult> {
       const rt = new ShardRuntime(task.shard, task.gen, task.partitions, task.config, vocab, profiles);
       shards.set(task.shard, rt);
       if (!batchesRun) keysAtOpen = vocab.keyCount;
-      return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters() };
+      return { shard: task.shard, gen: task.gen, restored: rt.restoredOffsets(), counters: rt.restoredCounters(), threadKeys: vocab.keyCount };
     }
     case 'batch': {
       useProfileIndex(task.profileIndex);

@@ -101,7 +101,8 @@ function bitCount(x: number): number {
  * through). Objects in the window store remain for the rare cases: a third location or a large
  * platform symbol (the record's window is then "spilled" to the store), an event for an older
  * window than the record's (out of order), a user whose record another partition's instance owns
- * (input not keyed by user), and windows restored at startup. When a user moves on to a newer
+ * (input not keyed by user), and windows stored before the instance opened (read when the user
+ * returns to them). When a user moves on to a newer
  * window, a record changed since the last commit is first copied into the store, so the commit
  * still writes it.
  */
@@ -116,6 +117,17 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   /** Users whose record changed since the last commit (each once: the DIRTY bit guards). */
   private readonly dirtyUsers: number[] = [];
   private lastChangedWindow = NaN;
+  /**
+   * Stored windows are read when a user first comes back to one (`inStore`), not all at open: a
+   * million users' windows took a second per partition to restore. Only windows that had begun by
+   * the open's stream time can have been stored before it.
+   */
+  readonly restoresLazily = true;
+  private openedAt = 0;
+
+  opened(streamTime: number): void {
+    this.openedAt = streamTime;
+  }
 
   constructor(ctx: PipelineContext) {
     super('account_sharing', ctx, AccountSharingPipeline.SIZE, userKeyCodec<Sharing>(
@@ -213,8 +225,8 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
         // The user moves on to a newer window; the record's, if changed since the last commit, goes to the store first.
         if ((st & (DIRTY | SPILLED)) === DIRTY) this.spill(u, current * AccountSharingPipeline.SIZE, st);
         st &= DIRTY;
-        // A window restored at startup is in the store: it stays there.
-        if (this.store.windows.get(ws)?.has(u)) st |= SPILLED;
+        // A window stored before this instance opened is in the store: it stays there.
+        if (this.inStore(ws, u)) st |= SPILLED;
         this.cWindow.set(u, w);
         this.cState.set(u, st);
         this.cLoc1.set(u, -1);
@@ -270,6 +282,17 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       if (stored !== undefined) this.store.restore(ws, userId, stored);
     }
     return this.entryFor(ws, u, streamTime);
+  }
+
+  /** Whether the store holds (window, user): in memory, or committed before the open (then read into memory). */
+  private inStore(ws: number, u: number): boolean {
+    if (this.store.windows.get(ws)?.has(u)) return true;
+    if (ws > this.openedAt) return false; // no event of this window was processed before the open
+    const userId = this.ctx.vocab.users.values[u];
+    const stored = this.ctx.read(this.name, [ws, userId]);
+    if (stored === undefined) return false;
+    this.store.restore(ws, userId, stored);
+    return true;
   }
 
   private recordLocations(u: number): number[] {
