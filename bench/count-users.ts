@@ -1,6 +1,6 @@
 /**
  * Counts the distinct user ids in a benchmark's input, and how many first appear at or after a
- * given message (after the warm-up each costs a new intern entry, a profile lookup and a new
+ * given message, and the event time it spans (after the warm-up each costs a new intern entry, a profile lookup and a new
  * per-user record). Read from the bytes apart from the engine, in a thread of its own, so the
  * strings it keeps never weigh on the benchmark's heap figures.
  */
@@ -10,6 +10,8 @@ import { EventBatchReader } from '../engine/codec/index.js';
 export interface UserCount {
   distinct: number;
   newInMeasured: number;
+  /** Event time the input spans, first to last event in stream order (ms). */
+  eventTimeSpanMs: number;
 }
 
 export function countUsers(values: Uint8Array[], measuredFrom: number): Promise<UserCount> {
@@ -26,15 +28,21 @@ if (!isMainThread && parentPort) {
   const seen = new Set<string>();
   const reader = new EventBatchReader();
   let newInMeasured = 0;
+  let first = Infinity;
+  let last = -Infinity;
   values.forEach((v, at) => {
     reader.reset(v, 0, v.length);
     for (let i = 0; i < reader.count; i++) {
-      if (reader.select(i) === 0 || !reader.userId()) continue;
+      if (reader.select(i) === 0) continue;
+      const ts = reader.timestamp();
+      if (ts < first) first = ts;
+      if (ts > last) last = ts;
+      if (!reader.userId()) continue;
       const u = reader.strValue();
       if (seen.has(u)) continue;
       seen.add(u);
       if (at >= measuredFrom) newInMeasured++;
     }
   });
-  parentPort.postMessage({ distinct: seen.size, newInMeasured } satisfies UserCount);
+  parentPort.postMessage({ distinct: seen.size, newInMeasured, eventTimeSpanMs: last > first ? last - first : 0 } satisfies UserCount);
 }

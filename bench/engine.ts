@@ -51,7 +51,9 @@ const { values: a } = parseArgs({
     // workers start): the live heap, to see whether it grows with the users passing through. The
     // collections cost time: do not compare this run's events/s with others.
     'live-heap': { type: 'boolean', default: false },
-    // Events per second of event time in the generated input. Lower makes the same number of events
+    // Events per second of event time in the generated input (at least 2-6 events per session within
+    // its 1-60 minutes, so many concurrent sessions make it denser: the output's eventTimeHours says
+    // what the input spans). Lower makes the same number of events
     // span more event time, so windows close during the run (with --live-heap: what stays).
     'event-rate': { type: 'string', default: '20000' },
     // The engine's --worker-max-keys (a worker thread is replaced past this many interned keys).
@@ -66,7 +68,7 @@ if (a.help) {
   --partitions N           partitions (8)                     --events-per-message N   events per message (1000)
   --users N                user pool (1000000)                --concurrent-sessions N  sessions open at a time (20000)
   --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through
-  --event-rate N           events per second of event time (20000)
+  --event-rate N           events per second of event time (20000; a floor with many concurrent sessions: see eventTimeHours)
   --worker-max-keys N      the engine's --worker-max-keys (1000000)
   --commit-interval-ms N   (1000)                             --slab-bytes N           (262144)
   --input-cache DIR        keep the encoded input in DIR for later runs
@@ -173,10 +175,15 @@ const warmupEvents = Math.round(split * perMessage);
 let peakRss = 0;
 /** Highest sum of the workers' heaps reported in the measured part (with --live-heap: live heaps). */
 let peakWorkerHeap = 0;
+/** Highest sum of the workers' per-key arrays off the heap (intern tables, per-user records). */
+let peakWorkerKeyBytes = 0;
 let measuring = false;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  if (measuring) peakWorkerHeap = Math.max(peakWorkerHeap, engine.metrics.workerHeapBytes);
+  if (measuring) {
+    peakWorkerHeap = Math.max(peakWorkerHeap, engine.metrics.workerHeapBytes);
+    peakWorkerKeyBytes = Math.max(peakWorkerKeyBytes, engine.metrics.workerKeyBytes ?? 0);
+  }
 }, 100);
 const engine = await Engine.start(engineOpts, new ReplaySource(messages), new MemorySink(1000));
 let started = 0;
@@ -239,14 +246,22 @@ const summary = {
   distinctUsers: users.distinct,
   newUsersMeasured: users.newInMeasured,
   eventRate: generator.eventsPerSecond,
+  // The generator's rate is a floor per session (2-6 events within its 1-60 minutes): with many
+  // concurrent sessions the input is denser than --event-rate. This is what it spans.
+  eventTimeHours: Math.round((users.eventTimeSpanMs / 3600e3) * 100) / 100,
   ...(a['live-heap'] ? {
     liveHeap: true,
     workerLiveHeapMBAtStart: Math.round(workerHeapAtStart / 1e6),
     workerLiveHeapBytesPerNewUser: users.newInMeasured > 0 ? Math.round((engine.metrics.workerHeapBytes - workerHeapAtStart) / users.newInMeasured) : null,
   } : {}),
   workerHeapPeakMB: Math.round(peakWorkerHeap / 1e6),
+  // Off the heap, what grows with the keys: intern tables, per-user records, baselines (at the end, and the peak).
+  workerKeyArraysMB: Math.round((engine.metrics.workerKeyBytes ?? 0) / 1e6),
+  workerKeyArraysPeakMB: Math.round(peakWorkerKeyBytes / 1e6),
   workerMaxKeys: engine.config.workerMaxKeys,
   workerRecycles: engine.dispatcher.stats.recycles,
+  // Each replacement: the old thread's keys, the keys the new one restored, milliseconds.
+  workerRecycled: engine.dispatcher.recycled?.map((r) => [r.keysBefore, r.keysAfter, r.ms]),
   workerKeysPeak: engine.metrics.workerKeysPeak,
   concurrentSessions: generator.concurrentSessions,
   zipf: generator.zipfExponent,

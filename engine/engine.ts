@@ -50,6 +50,8 @@ export interface EngineMetrics {
   workerKeys: number;
   /** Highest key count a worker thread reported (since start). */
   workerKeysPeak: number;
+  /** Sum over worker threads of their per-key arrays off the JS heap (latest report). */
+  workerKeyBytes: number;
 }
 
 const SOURCE_NAMES = ['NONE', 'WEB', 'MOBILE', 'TRANSACTION', 'IOT', 'USER_ACTION'];
@@ -78,10 +80,11 @@ export class Engine {
   readonly metrics: EngineMetrics = {
     messages: 0, skippedMessages: 0, events: 0, eventsBySource: {}, late: {}, deadLetters: 0, unknownUsers: 0, unknownCurrencies: 0,
     outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], commitMs: [], commitWrites: [], workerHeapBytes: 0,
-    workerKeys: 0, workerKeysPeak: 0,
+    workerKeys: 0, workerKeysPeak: 0, workerKeyBytes: 0,
   };
   private readonly workerHeap = new Map<number, number>();
   private readonly workerKeys = new Map<number, number>();
+  private readonly workerKeyBytes = new Map<number, number>();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
   /** Per shard: windows changed by processed batches whose commit has not run yet. */
@@ -286,6 +289,10 @@ export class Engine {
       this.workerKeys.set(r.shard % this.config.workers, r.threadKeys);
       m.workerKeys = [...this.workerKeys.values()].reduce((x, y) => x + y, 0);
       if (r.threadKeys > m.workerKeysPeak) m.workerKeysPeak = r.threadKeys;
+    }
+    if (r.threadKeyBytes !== undefined) {
+      this.workerKeyBytes.set(r.shard % this.config.workers, r.threadKeyBytes);
+      m.workerKeyBytes = [...this.workerKeyBytes.values()].reduce((x, y) => x + y, 0);
     }
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);

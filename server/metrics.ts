@@ -57,6 +57,9 @@ export function createMetrics(engine: Engine, ws: { clients: () => number; stats
   g('rta_engine_worker_keys', 'Keys (users, devices, products) interned by the worker threads', [], function () {
     this.set(engine.metrics.workerKeys);
   });
+  g('rta_engine_worker_key_array_bytes', 'Bytes off the V8 heap that grow with the interned keys (intern tables, per-user records), worker threads together', [], function () {
+    this.set(engine.metrics.workerKeyBytes);
+  });
   g('rta_engine_worker_recycles_total', 'Worker threads replaced by fresh ones after interning --worker-max-keys keys', [], function () {
     this.set(engine.dispatcher.stats.recycles);
   });

@@ -69,10 +69,13 @@ interface ShardChannel {
 }
 
 const MAX_NON_RETRIABLE_FAILURES = 3;
+/** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
+const MIN_SLAB_BYTES = 16 * 1024;
 
+/** A worker thread replaced by a fresh one (ShardDispatcher.recycleWorker). */
 export interface RecycleRecord {
   worker: number;
-  /** Keys the old thread reported with the commit that asked for its replacement. */
+  /** Keys the old thread reported with its last commits. */
   keysBefore: number;
   /** Keys the new thread held after reopening the shards (what their state restored). */
   keysAfter: number;
@@ -80,8 +83,6 @@ export interface RecycleRecord {
   ms: number;
   at: number;
 }
-/** Smallest slab the dispatcher allocates (slabs grow toward config.slabBytes while they fill up). */
-const MIN_SLAB_BYTES = 16 * 1024;
 
 /**
  * Whether the source must pause: the shards hold `maxInFlightPerShard` slabs each on average, one
@@ -427,8 +428,8 @@ export class ShardDispatcher {
   /**
    * Replaces worker thread `w` by a fresh one: it has interned more keys than config.workerMaxKeys
    * allows, and interned ids (with the per-user records behind them) live as long as their thread.
-   * Its shards take no new slabs (they wait in `retained` and the source pauses, as in a recovery),
-   * commit what they were sent, and are reopened from that commit on the new thread, which interns
+   * Its shards take no new slabs (they wait in `retained`, counted against the in-flight bound,
+   * while the other threads' shards go on), commit what they were sent, and are reopened from that commit on the new thread, which interns
    * only the keys their state still holds (open windows and sessions). Then the slabs that arrived
    * meanwhile are sent. Nothing rests on the commits succeeding: whatever they did not cover is
    * replayed from `retained`, exactly as after a failure.

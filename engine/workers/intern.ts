@@ -32,6 +32,11 @@ export class InternTable {
     return this.values.length;
   }
 
+  /** Bytes of its typed arrays (hash slots and the values' bytes), off the JS heap. */
+  get bytes(): number {
+    return this.slots.byteLength + this.arena.byteLength;
+  }
+
   /**
    * Id of the bytes [pos, pos+len) of `src` with hash `hash` (computed by the reader), or -1 when
    * the bytes are not valid UTF-8 (two different invalid byte strings would decode to the same

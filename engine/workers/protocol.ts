@@ -148,6 +148,8 @@ export interface ShardResult {
   heapUsedBytes?: number;
   /** Keys the worker thread has interned (Vocabulary.keyCount), reported with commits. */
   threadKeys?: number;
+  /** Bytes of the thread's per-key arrays off the JS heap (intern tables, per-user records, baselines), with commits. */
+  threadKeyBytes?: number;
   /** With a commit: the thread holds more keys than config.workerMaxKeys allows; the dispatcher replaces it. */
   recycle?: boolean;
 }

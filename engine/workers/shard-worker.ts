@@ -13,6 +13,7 @@ import { hashString } from '../codec/index.js';
 import { Lookup, ProfileIndexReader, type IndexedProfile } from '../state/profile-index.js';
 import type { Profile } from '../operators/api.js';
 import { ShardRuntime } from './shard-runtime.js';
+import { baselineSlotBytes } from '../operators/pipelines/alerts.js';
 import { Vocabulary } from './symbols.js';
 import { lowerThreadPriority } from './thread-priority.js';
 import { emptyCounters, encodeTaskError, type ProfileIndexHandle, type MembershipResult, type ShardResult, type ShardTask } from './protocol.js';
@@ -45,6 +46,7 @@ function withKeys<R extends ShardResult>(res: R, limit: number): R {
   if (!res.committed) return res;
   const keys = vocab.keyCount;
   res.threadKeys = keys;
+  res.threadKeyBytes = vocab.offHeapBytes + baselineSlotBytes();
   if (keys > Math.max(limit, 2 * keysAtOpen)) res.recycle = true;
   return res;
 }

@@ -47,6 +47,11 @@ export class Vocabulary {
     return this.users.size + this.products.size + this.devices.size;
   }
 
+  /** Bytes off the JS heap that grow with the keys: the intern tables' arrays and the per-user records. */
+  get offHeapBytes(): number {
+    return this.users.bytes + this.products.bytes + this.devices.bytes + this.records.a.byteLength;
+  }
+
   private readonly columns = new Map<string, UserColumn | UserFloatColumn>();
   private readonly records = new UserRecords();
 

@@ -411,6 +411,11 @@ function baselineSlot(user: number): number {
   return i;
 }
 
+/** Bytes of this thread's baseline slots (they grow with the user ids interned). */
+export function baselineSlotBytes(): number {
+  return baselineSlots.byteLength;
+}
+
 /**
  * Transaction amount anomaly against the user's baseline: running mean and variance (Welford) of
  * the user's completed transactions in USD. An amount more than z standard deviations above the
