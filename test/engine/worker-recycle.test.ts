@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import type { Engine } from '../../engine/index.js';
-import { TEST_GENERATOR, expectCoreNumbers, expectSessions, expectSharingWindows, generateEvents, partitioner, referenceFor, runEmbedded, tempDir } from './harness.js';
+import { TEST_GENERATOR, expectCoreNumbers, expectSessions, expectSharingWindows, generateEvents, referenceFor, runEmbedded, tempDir } from './harness.js';
 
 /**
  * A worker thread interns every user, device and product it meets, for its lifetime; past
@@ -19,14 +19,6 @@ const WORKERS = 2;
 const events = generateEvents(GEN, N);
 const model = referenceFor(events, { partitions: PARTITIONS, gen: GEN });
 
-/** Distinct users each worker thread meets in the input (what it would hold if never replaced). */
-function usersPerThread(): number[] {
-  const partitionOf = partitioner(PARTITIONS);
-  const seen = Array.from({ length: WORKERS }, () => new Set<string>());
-  for (const e of events) if (e.userId) seen[(partitionOf(e) % SHARDS) % WORKERS].add(e.userId);
-  return seen.map((s) => s.size);
-}
-
 describe('worker threads replaced after interning workerMaxKeys keys', () => {
   let engine: Engine;
   let dir: string;
@@ -43,15 +35,13 @@ describe('worker threads replaced after interning workerMaxKeys keys', () => {
 
   it('replaces the threads; a new thread holds only what the state restored, not every user its shards met', () => {
     const r = engine.dispatcher.recycled;
-    expect(engine.dispatcher.stats.recycles).toBeGreaterThanOrEqual(3);
+    expect(engine.dispatcher.stats.recycles).toBeGreaterThanOrEqual(2);
     expect(r.length).toBe(engine.dispatcher.stats.recycles);
     // A thread asks once it holds more than twice what it restored (workerMaxKeys 1).
     for (const x of r) expect(x.keysAfter, JSON.stringify(x)).toBeLessThanOrEqual(x.keysBefore);
     // Later in the stream, hours of windows have closed: a new thread restores a fraction of the
-    // users its predecessor had met (all of which it kept).
-    const perThread = usersPerThread();
+    // keys its predecessor had interned (every user it met, kept for its lifetime).
     expect(Math.min(...r.map((x) => x.keysAfter / x.keysBefore)), JSON.stringify(r)).toBeLessThan(0.6);
-    expect(Math.max(...r.map((x) => x.keysBefore))).toBeLessThanOrEqual(Math.max(...perThread) + 1000); // users plus products and devices
     expect(engine.dispatcher.channelInfo().every((c) => !c.recycling && !c.recovering && c.inFlight === 0 && c.retained === 0)).toBe(true);
     expect(engine.metrics.shardFailures).toBe(0);
   });
