@@ -10,7 +10,7 @@ import { EventBatchReader } from '../engine/codec/index.js';
 export interface UserCount {
   distinct: number;
   newInMeasured: number;
-  /** Event time the input spans, first to last event in stream order (ms). */
+  /** Event time the input spans: from its first event to its latest timestamp (ms; late events, stamped early, do not stretch it). */
   eventTimeSpanMs: number;
 }
 
@@ -28,14 +28,14 @@ if (!isMainThread && parentPort) {
   const seen = new Set<string>();
   const reader = new EventBatchReader();
   let newInMeasured = 0;
-  let first = Infinity;
+  let first = NaN;
   let last = -Infinity;
   values.forEach((v, at) => {
     reader.reset(v, 0, v.length);
     for (let i = 0; i < reader.count; i++) {
       if (reader.select(i) === 0) continue;
       const ts = reader.timestamp();
-      if (ts < first) first = ts;
+      if (Number.isNaN(first)) first = ts;
       if (ts > last) last = ts;
       if (!reader.userId()) continue;
       const u = reader.strValue();
