@@ -56,6 +56,19 @@ export interface EngineMetrics {
 
 const SOURCE_NAMES = ['NONE', 'WEB', 'MOBILE', 'TRANSACTION', 'IOT', 'USER_ACTION'];
 
+/** A figure each worker thread reports with its commits: the latest per thread, summed over threads. */
+class PerWorker {
+  private readonly latest = new Map<number, number>();
+
+  /** Records worker's latest value; returns the sum over the workers. */
+  report(worker: number, value: number): number {
+    this.latest.set(worker, value);
+    let sum = 0;
+    for (const v of this.latest.values()) sum += v;
+    return sum;
+  }
+}
+
 /** A change the dashboard should show: a tile or window touched by the last batches. */
 export interface Delta {
   pipeline: string;
@@ -82,9 +95,9 @@ export class Engine {
     outputs: 0, alerts: 0, commits: 0, shardFailures: 0, batchMs: [], commitMs: [], commitWrites: [], workerHeapBytes: 0,
     workerKeys: 0, workerKeysPeak: 0, workerKeyBytes: 0,
   };
-  private readonly workerHeap = new Map<number, number>();
-  private readonly workerKeys = new Map<number, number>();
-  private readonly workerKeyBytes = new Map<number, number>();
+  private readonly workerHeap = new PerWorker();
+  private readonly workerKeys = new PerWorker();
+  private readonly workerKeyBytes = new PerWorker();
   private readonly partitionActivity: number[];
   private readonly deltaListeners = new Set<DeltaListener>();
   /** Per shard: windows changed by processed batches whose commit has not run yet. */
@@ -281,19 +294,13 @@ export class Engine {
         m.commitWrites.splice(0, 5_000);
       }
     }
-    if (r.heapUsedBytes) {
-      this.workerHeap.set(r.shard % this.config.workers, r.heapUsedBytes);
-      m.workerHeapBytes = [...this.workerHeap.values()].reduce((x, y) => x + y, 0);
-    }
+    const worker = r.shard % this.config.workers;
+    if (r.heapUsedBytes) m.workerHeapBytes = this.workerHeap.report(worker, r.heapUsedBytes);
     if (r.threadKeys !== undefined) {
-      this.workerKeys.set(r.shard % this.config.workers, r.threadKeys);
-      m.workerKeys = [...this.workerKeys.values()].reduce((x, y) => x + y, 0);
+      m.workerKeys = this.workerKeys.report(worker, r.threadKeys);
       if (r.threadKeys > m.workerKeysPeak) m.workerKeysPeak = r.threadKeys;
     }
-    if (r.threadKeyBytes !== undefined) {
-      this.workerKeyBytes.set(r.shard % this.config.workers, r.threadKeyBytes);
-      m.workerKeyBytes = [...this.workerKeyBytes.values()].reduce((x, y) => x + y, 0);
-    }
+    if (r.threadKeyBytes !== undefined) m.workerKeyBytes = this.workerKeyBytes.report(worker, r.threadKeyBytes);
     if (r.outputs.length) this.sink.outputs(r.outputs);
     if (r.deadLetters.length) this.sink.deadLetters(r.deadLetters);
     if (r.alerts.length) this.publishAlerts(r.alerts, false);
