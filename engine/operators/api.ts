@@ -71,8 +71,6 @@ export interface Pipeline {
 /** A pipeline over one KeyedWindows store: declares its window, key and aggregate. */
 export abstract class WindowedPipeline<V> implements Pipeline {
   readonly store: KeyedWindows<V>;
-  readonly changed = new Set<number>();
-  private lastChanged = NaN;
 
   constructor(
     readonly name: string,
@@ -82,25 +80,17 @@ export abstract class WindowedPipeline<V> implements Pipeline {
     graceMs = ctx.config.graceMs,
   ) {
     this.store = new KeyedWindows(name, sizeMs, graceMs, codec);
+    this.store.onLate = () => ctx.late(name);
+  }
+
+  get changed(): Set<number> {
+    return this.store.changed;
   }
 
   abstract onEvent(e: ScratchEvent, streamTime: number): void;
 
   /** Final value of a closed window (for output topics and global evaluation). */
   protected onClose(_windowStart: number, _entries: Map<number, WindowEntry<V>>): void {}
-
-  /** Entry for (window, key) unless the window is late (then counted and null). */
-  protected entryFor(windowStart: number, key: number, streamTime: number): WindowEntry<V> | null {
-    if (this.store.isLate(windowStart, streamTime)) {
-      this.ctx.late(this.name);
-      return null;
-    }
-    if (windowStart !== this.lastChanged || this.changed.size === 0) {
-      this.lastChanged = windowStart;
-      this.changed.add(windowStart);
-    }
-    return this.store.entry(windowStart, key);
-  }
 
   onStreamTime(streamTime: number): void {
     this.store.closeUpTo(streamTime, (ws, entries) => this.onClose(ws, entries));

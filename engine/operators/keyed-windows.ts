@@ -23,6 +23,8 @@ export interface WindowEntry<V> {
   dirty: boolean;
 }
 
+const RECENT = 16;
+
 export class KeyedWindows<V> {
   readonly windows = new Map<number, Map<number, WindowEntry<V>>>();
   private readonly dirty: WindowEntry<V>[] = [];
@@ -38,6 +40,55 @@ export class KeyedWindows<V> {
 
   private lastStart = NaN;
   private lastWindow: Map<number, WindowEntry<V>> | null = null;
+  /**
+   * Entries met lately, direct-mapped by key: most pipelines key a window by a handful of values
+   * (platform, country, action, a single key), so a hit skips the window's Map probe. Entries
+   * leave a window only when it closes or is restored, which clear this.
+   */
+  private readonly recent: (WindowEntry<V> | null)[] = new Array<WindowEntry<V> | null>(RECENT).fill(null);
+
+  /** Windows changed since the last call (for dashboard deltas); the caller clears it. */
+  readonly changed = new Set<number>();
+  private lastChanged = NaN;
+  /** Counts an event dropped as late (set by the owning pipeline). */
+  onLate: () => void = () => {};
+
+  /**
+   * The entry of (window, key) for an event at this stream time, created if new, marked dirty and
+   * its window marked changed; null when the window is late (counted through `onLate`). This is the
+   * per-event call of every windowed pipeline: it lives here, on one class, so its property
+   * loads stay monomorphic (in the pipelines' shared base class they saw ten receiver shapes).
+   */
+  entryFor(windowStart: number, key: number, streamTime: number): WindowEntry<V> | null {
+    if (windowStart + this.sizeMs + this.graceMs <= streamTime) {
+      this.onLate();
+      return null;
+    }
+    this.markChanged(windowStart);
+    const r = this.recent[key & (RECENT - 1)];
+    if (r !== null && r.key === key && r.windowStart === windowStart) {
+      if (!r.dirty) {
+        r.dirty = true;
+        this.dirty.push(r);
+      }
+      return r;
+    }
+    const e = this.entry(windowStart, key);
+    this.recent[key & (RECENT - 1)] = e;
+    return e;
+  }
+
+  /** Marks a window changed (one tracker per set: two would each skip what the other added). */
+  markChanged(windowStart: number): void {
+    if (windowStart !== this.lastChanged || this.changed.size === 0) {
+      this.lastChanged = windowStart;
+      this.changed.add(windowStart);
+    }
+  }
+
+  private forgetRecent(): void {
+    this.recent.fill(null);
+  }
 
   /** The entry of (window, key), created if new, marked dirty. Callers checked lateness. */
   entry(windowStart: number, key: number): WindowEntry<V> {
@@ -74,6 +125,7 @@ export class KeyedWindows<V> {
     this.nextClose = Infinity;
     this.lastStart = NaN;
     this.lastWindow = null;
+    this.forgetRecent();
     for (const ws of starts) {
       const closeAt = ws + this.sizeMs + this.graceMs;
       if (closeAt <= streamTime) {
@@ -106,6 +158,7 @@ export class KeyedWindows<V> {
   restore(windowStart: number, keyString: string, stored: unknown): void {
     this.lastStart = NaN;
     this.lastWindow = null;
+    this.forgetRecent();
     let w = this.windows.get(windowStart);
     if (!w) {
       w = new Map();

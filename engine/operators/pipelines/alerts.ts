@@ -19,7 +19,7 @@ export class LoginFailuresPipeline extends WindowedPipeline<{ n: number; alerted
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.kind !== EventKind.USER_ACTION || e.action !== this.ctx.vocab.LOGIN_FAILED) return;
     const ws = tumblingStart(e.ts, LoginFailuresPipeline.SIZE);
-    const entry = this.entryFor(ws, e.user, streamTime);
+    const entry = this.store.entryFor(ws, e.user, streamTime);
     if (!entry) return;
     const v = entry.value;
     v.n++;
@@ -116,7 +116,6 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   private readonly instance = ++sharingInstances;
   /** Users whose record changed since the last commit (each once: the DIRTY bit guards). */
   private readonly dirtyUsers: number[] = [];
-  private lastChangedWindow = NaN;
   /**
    * Stored windows are read when a user first comes back to one (`inStore`), not all at open: a
    * million users' windows took a second per partition to restore. Only windows that had begun by
@@ -187,10 +186,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
     let next = st | bit | DIRTY;
     if ((st & DIRTY) === 0) this.dirtyUsers.push(u);
     const ws = w * AccountSharingPipeline.SIZE;
-    if (ws !== this.lastChangedWindow || this.changed.size === 0) {
-      this.lastChangedWindow = ws;
-      this.changed.add(ws);
-    }
+    this.store.markChanged(ws);
     const a = this.ctx.config.alerts;
     const platforms = bitCount(next & PLATFORM_BITS);
     if ((next & ALERTED_PLATFORMS) === 0 && platforms > a.maxPlatformsPer10Min) {
@@ -281,7 +277,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       const stored = this.ctx.read(this.name, [ws, userId]);
       if (stored !== undefined) this.store.restore(ws, userId, stored);
     }
-    return this.entryFor(ws, u, streamTime);
+    return this.store.entryFor(ws, u, streamTime);
   }
 
   /** Whether the store holds (window, user): in memory, or committed before the open (then read into memory). */
@@ -372,7 +368,7 @@ export class IotThresholdPipeline extends WindowedPipeline<{ alerted: boolean }>
     const threshold = this.ctx.config.alerts.iot[sensor];
     if (threshold === undefined || !(e.value > threshold)) return;
     const ws = tumblingStart(e.ts, MINUTE);
-    const entry = this.entryFor(ws, e.device, streamTime);
+    const entry = this.store.entryFor(ws, e.device, streamTime);
     if (!entry || entry.value.alerted) return;
     entry.value.alerted = true;
     const deviceId = this.ctx.vocab.devices.values[e.device];

@@ -63,7 +63,7 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
     if (!isUserActivity(e)) return;
     const p = this.ctx.profile(e.user);
     const ws = tumblingStart(e.ts, HOUR);
-    const entry = this.entryFor(ws, p.country, streamTime);
+    const entry = this.store.entryFor(ws, p.country, streamTime);
     if (!entry) return;
     const v = entry.value;
     v.events++;

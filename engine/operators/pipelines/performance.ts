@@ -53,7 +53,7 @@ export class PerformancePipeline extends WindowedPipeline<hdr.JsHistogram> {
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if ((e.kind !== EventKind.WEB && e.kind !== EventKind.MOBILE) || !(e.loadTimeMs >= 0)) return;
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.platform * PAGE_SPAN + e.page, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, MINUTE), e.platform * PAGE_SPAN + e.page, streamTime);
     if (entry) recordLatency(entry.value, Math.max(1, Math.min(3_600_000, Math.round(e.loadTimeMs))));
   }
 }
@@ -80,7 +80,7 @@ export class IotPipeline extends WindowedPipeline<SensorStats> {
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.kind !== EventKind.IOT) return;
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.action, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, MINUTE), e.action, streamTime);
     if (!entry) return;
     const v = entry.value;
     v.n++;

@@ -30,7 +30,7 @@ export class ProductsPipeline extends WindowedPipeline<ProductStats> {
     const v = this.ctx.vocab;
     if (e.kind === EventKind.TRANSACTION) {
       if (e.action !== v.COMPLETED) return;
-      const entry = this.entryFor(tumblingStart(e.ts, HOUR), e.product, streamTime);
+      const entry = this.store.entryFor(tumblingStart(e.ts, HOUR), e.product, streamTime);
       if (!entry) return;
       entry.value.purchases++;
       entry.value.units += e.quantity;
@@ -40,7 +40,7 @@ export class ProductsPipeline extends WindowedPipeline<ProductStats> {
     if (e.kind !== EventKind.WEB && e.kind !== EventKind.MOBILE) return;
     const field = e.action === v.PRODUCT_VIEW ? 'views' : e.action === v.ADD_TO_CART ? 'carts' : e.action === v.CHECKOUT ? 'checkouts' : null;
     if (!field) return;
-    const entry = this.entryFor(tumblingStart(e.ts, HOUR), e.product, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, HOUR), e.product, streamTime);
     if (entry) entry.value[field]++;
   }
 }

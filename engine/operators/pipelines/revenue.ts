@@ -31,7 +31,7 @@ export class RevenuePipeline extends WindowedPipeline<Revenue> {
     const tier = this.ctx.vocab.sym(this.ctx.profile(e.user).tier);
     const n = hoppingStarts(e.ts, RevenuePipeline.SIZE, RevenuePipeline.ADVANCE, this.starts);
     for (let i = 0; i < n; i++) {
-      const entry = this.entryFor(this.starts[i], 0, streamTime);
+      const entry = this.store.entryFor(this.starts[i], 0, streamTime);
       if (!entry) continue;
       const v = entry.value;
       v.usd += usd;

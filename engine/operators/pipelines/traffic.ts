@@ -76,7 +76,7 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     const p = this.ctx.partition;
     const seen = this.seenMinute.get(u) === minute && this.seenPartition.get(u) === p;
     if (bit !== 0 && seen && (this.seenMask.get(u) & bit) !== 0 && !this.store.isLate(ws, streamTime)) return;
-    const entry = this.entryFor(ws, 0, streamTime);
+    const entry = this.store.entryFor(ws, 0, streamTime);
     if (!entry) return;
     const v = entry.value;
     if (!v.users.has(u)) {
@@ -154,7 +154,7 @@ export class PlatformEventsPipeline extends WindowedPipeline<Count> {
   }
 
   onEvent(e: ScratchEvent, streamTime: number): void {
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.platform, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, MINUTE), e.platform, streamTime);
     if (!entry) return;
     entry.value.n++;
     if (e.action === this.ctx.vocab.ERROR) entry.value.errors++;
@@ -182,7 +182,7 @@ export class ErrorRatePipeline extends WindowedPipeline<Count> {
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.kind !== EventKind.WEB && e.kind !== EventKind.MOBILE) return;
-    const entry = this.entryFor(tumblingStart(e.ts, ErrorRatePipeline.SIZE), 0, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, ErrorRatePipeline.SIZE), 0, streamTime);
     if (!entry) return;
     entry.value.n++;
     if (e.action === this.ctx.vocab.ERROR) entry.value.errors++;
@@ -197,7 +197,7 @@ export class UserActionsPipeline extends WindowedPipeline<{ n: number }> {
 
   onEvent(e: ScratchEvent, streamTime: number): void {
     if (e.kind !== EventKind.USER_ACTION) return;
-    const entry = this.entryFor(tumblingStart(e.ts, MINUTE), e.action, streamTime);
+    const entry = this.store.entryFor(tumblingStart(e.ts, MINUTE), e.action, streamTime);
     if (entry) entry.value.n++;
   }
 }
