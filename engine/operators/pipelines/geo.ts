@@ -2,12 +2,13 @@ import { EventKind } from '../../codec/types.js';
 import type { ScratchEvent } from '../../workers/scratch.js';
 import { MemberLog, WindowedPipeline, type PipelineContext, type StateKey } from '../api.js';
 import { HOUR, tumblingStart } from '../windows.js';
+import { IntSet } from '../int-set.js';
 import { isUserActivity } from './traffic.js';
 import type { UserColumn } from '../../workers/symbols.js';
 
 export interface GeoStats {
   events: number;
-  users: Set<number>;
+  users: IntSet;
   usd: number;
   region: number;
   /** Users added since the last commit (stored as member chunks). */
@@ -23,7 +24,7 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
   constructor(ctx: PipelineContext) {
     const users = ctx.vocab.users;
     super('geo', ctx, HOUR, {
-      create: () => ({ events: 0, users: new Set(), usd: 0, region: ctx.vocab.UNKNOWN, log: new MemberLog(ctx.config.memberChunkMerge) }),
+      create: () => ({ events: 0, users: new IntSet(), usd: 0, region: ctx.vocab.UNKNOWN, log: new MemberLog(ctx.config.memberChunkMerge) }),
       keyToString: (k) => ctx.vocab.sym(k),
       keyFromString: (s) => ctx.vocab.symOf(s),
       // The users are in member chunks; `n` is their number.
@@ -31,7 +32,8 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
       decode: (x) => {
         const o = (x ?? { events: 0, usd: 0, region: 'UNKNOWN' }) as { events: number; users?: string[]; usd: number; region: string };
         // Stored before member chunks: the users in the value.
-        const set = new Set((o.users ?? []).map((s) => users.internString(s)));
+        const set = new IntSet();
+        for (const s of o.users ?? []) set.add(users.internString(s));
         const log = new MemberLog(ctx.config.memberChunkMerge);
         log.needsFull = o.users !== undefined;
         return { events: o.events, users: set, usd: o.usd, region: ctx.vocab.symOf(o.region), log };
@@ -45,7 +47,7 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
   protected override readonly members = {
     log: (v: GeoStats) => v.log,
     delta: (_v: GeoStats, fresh: number[]) => fresh.map((u) => this.ctx.vocab.users.values[u]),
-    full: (v: GeoStats) => [...v.users].map((u) => this.ctx.vocab.users.values[u]),
+    full: (v: GeoStats) => v.users.toArray().map((u) => this.ctx.vocab.users.values[u]),
   };
 
   override restore(key: StateKey, value: unknown, streamTime: number): void {
@@ -70,10 +72,7 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
     // Counted once per (hour, partition, country): the columns remember the last one per user.
     const hour = ws / HOUR;
     if (this.seenHour.get(e.user) !== hour || this.seenPartition.get(e.user) !== this.ctx.partition || this.seenCountry.get(e.user) !== p.country) {
-      if (!v.users.has(e.user)) {
-        v.users.add(e.user);
-        v.log.add(e.user);
-      }
+      if (v.users.add(e.user)) v.log.add(e.user);
       this.seenHour.set(e.user, hour);
       this.seenPartition.set(e.user, this.ctx.partition);
       this.seenCountry.set(e.user, p.country);

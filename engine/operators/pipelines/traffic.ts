@@ -4,6 +4,7 @@ import { MemberLog, WindowedPipeline, singleKeyCodec, symbolKeyCodec, type Pipel
 import type { UserColumn } from '../../workers/symbols.js';
 import type { WindowEntry } from '../keyed-windows.js';
 import { MINUTE, tumblingStart } from '../windows.js';
+import { IntSet } from '../int-set.js';
 
 /** Events carrying user activity (IoT readings are a device's, not a user's). */
 export function isUserActivity(e: ScratchEvent): boolean {
@@ -11,8 +12,8 @@ export function isUserActivity(e: ScratchEvent): boolean {
 }
 
 interface ActiveUsers {
-  users: Set<number>;
-  byPlatform: Map<number, Set<number>>;
+  users: IntSet;
+  byPlatform: Map<number, IntSet>;
   /** Members added since the last commit, as (platform, user) pairs; platform -1: the user set. */
   log: MemberLog;
 }
@@ -39,10 +40,10 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
 
   constructor(ctx: PipelineContext) {
     super('active_users', ctx, MINUTE, singleKeyCodec<ActiveUsers>(
-      () => ({ users: new Set(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) }),
+      () => ({ users: new IntSet(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) }),
       (v) => ({ n: v.users.size, p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [ctx.vocab.sym(p), s.size])) }) satisfies StoredActiveUsers,
       (x) => {
-        const v: ActiveUsers = { users: new Set(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) };
+        const v: ActiveUsers = { users: new IntSet(), byPlatform: new Map(), log: new MemberLog(ctx.config.memberChunkMerge) };
         // Stored before member chunks: the sets themselves. Now: counts, and the sets come in chunks.
         if (x !== undefined && 'u' in (x as object)) {
           this.addChunk(v, x as ActiveUsersChunk);
@@ -62,7 +63,7 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     for (const [p, list] of Object.entries(c.p)) {
       const sym = this.ctx.vocab.symOf(p);
       let set = v.byPlatform.get(sym);
-      if (!set) v.byPlatform.set(sym, (set = new Set()));
+      if (!set) v.byPlatform.set(sym, (set = new IntSet()));
       for (const s of list) set.add(users.internString(s));
     }
   }
@@ -79,16 +80,10 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     const entry = this.store.entryFor(ws, 0, streamTime);
     if (!entry) return;
     const v = entry.value;
-    if (!v.users.has(u)) {
-      v.users.add(u);
-      v.log.fresh.push(-1, u);
-    }
+    if (v.users.add(u)) v.log.fresh.push(-1, u);
     let s = v.byPlatform.get(e.platform);
-    if (!s) v.byPlatform.set(e.platform, (s = new Set()));
-    if (!s.has(u)) {
-      s.add(u);
-      v.log.fresh.push(e.platform, u);
-    }
+    if (!s) v.byPlatform.set(e.platform, (s = new IntSet()));
+    if (s.add(u)) v.log.fresh.push(e.platform, u);
     if (seen) this.seenMask.set(u, this.seenMask.get(u) | bit);
     else {
       this.seenMinute.set(u, minute);
@@ -111,7 +106,7 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
     },
     full: (v: ActiveUsers): ActiveUsersChunk => {
       const users = this.ctx.vocab.users.values;
-      return { u: [...v.users].map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [this.ctx.vocab.sym(p), [...s].map((u) => users[u])])) };
+      return { u: v.users.toArray().map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [this.ctx.vocab.sym(p), s.toArray().map((u) => users[u])])) };
     },
   };
 
