@@ -145,7 +145,7 @@ export function symbolKeyCodec<V>(ctx: PipelineContext, create: () => V, encode:
 
 /** Codec for windows keyed by user. */
 export function userKeyCodec<V>(ctx: PipelineContext, create: () => V, encode: (v: V) => unknown = (v) => v, decode: (x: unknown) => V = (x) => x as V): WindowCodec<V> {
-  return { create, keyToString: (k) => ctx.vocab.users.values[k], keyFromString: (s) => ctx.vocab.users.internString(s), encode, decode };
+  return { create, keyToString: (k) => ctx.vocab.users.value(k), keyFromString: (s) => ctx.vocab.users.internString(s), encode, decode };
 }
 
 export function alertId(type: string, key: string, windowStart: number): string {

@@ -17,24 +17,52 @@ export class InternTable {
   private mask: number;
   private arena: Uint8Array;
   private arenaUsed = 0;
-  readonly values: string[] = [];
+  private count = 0;
+  /** The values as JS strings, by id (only when `keepText`). */
+  private readonly texts: string[] = [];
+  /**
+   * Without `keepText`: where each id's bytes end in the arena (they start where the previous
+   * id's end: values are appended in id order), to decode a value when it is asked for.
+   */
+  private ends: Int32Array;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
 
-  constructor(initialCapacity = 1024) {
+  /**
+   * `keepText`: keep every value as a JS string too (for small vocabularies read per event).
+   * Without it, `value(id)` decodes the bytes at each call: the user table of a thread that a
+   * million users pass through held a million strings on the heap (about 45 bytes each with
+   * their array slot, half of the workers' live heap), read only at commits, alerts and closes.
+   */
+  constructor(
+    initialCapacity = 1024,
+    private readonly keepText = true,
+  ) {
     let cap = 16;
     while (cap < initialCapacity * 2) cap <<= 1;
     this.slots = new Int32Array(cap * 4);
     this.mask = cap - 1;
     this.arena = new Uint8Array(initialCapacity * 16);
+    this.ends = new Int32Array(keepText ? 0 : initialCapacity);
   }
 
   get size(): number {
-    return this.values.length;
+    return this.count;
   }
 
-  /** Bytes of its typed arrays (hash slots and the values' bytes), off the JS heap. */
+  /** Bytes of its typed arrays (hash slots, the values' bytes and their ends), off the JS heap. */
   get bytes(): number {
-    return this.slots.byteLength + this.arena.byteLength;
+    return this.slots.byteLength + this.arena.byteLength + this.ends.byteLength;
+  }
+
+  /** The value of an id, as text. */
+  value(id: number): string {
+    if ((id | 0) !== id || id < 0 || id >= this.count) throw new RangeError(`no interned value has id ${id} (${this.count} values)`);
+    if (this.keepText) return this.texts[id];
+    return this.textOf(id === 0 ? 0 : this.ends[id - 1], this.ends[id]);
+  }
+
+  private textOf(start: number, end: number): string {
+    return this.decoder.decode(this.arena.subarray(start, end));
   }
 
   /**
@@ -66,7 +94,7 @@ export class InternTable {
     } catch {
       return -1;
     }
-    const id = this.values.length;
+    const id = this.count;
     if (this.arenaUsed + len > this.arena.length) {
       let n = this.arena.length * 2;
       while (n < this.arenaUsed + len) n *= 2;
@@ -81,8 +109,17 @@ export class InternTable {
     slots[at + 2] = this.arenaUsed;
     slots[at + 3] = len;
     this.arenaUsed += len;
-    this.values.push(text);
-    if (this.values.length * 2 > this.mask) this.grow();
+    if (this.keepText) this.texts.push(text);
+    else {
+      if (id === this.ends.length) {
+        const e = new Int32Array(Math.max(16, this.ends.length * 2));
+        e.set(this.ends);
+        this.ends = e;
+      }
+      this.ends[id] = this.arenaUsed;
+    }
+    this.count++;
+    if (this.count * 2 > this.mask) this.grow();
     return id;
   }
 

@@ -86,7 +86,7 @@ const profiles = {
       p.region = cRegion.get(user);
       return p;
     }
-    const userId = vocab.users.values[user];
+    const userId = vocab.users.value(user);
     // One hash for the change counter's bucket and the index probe.
     const hash = hashString(userId);
     const bucket = profileEpochBucketOfHash(hash);

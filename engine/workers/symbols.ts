@@ -6,7 +6,8 @@ import { InternTable } from './intern.js';
  * Well-known symbols are interned first so pipelines compare small integers.
  */
 export class Vocabulary {
-  readonly users = new InternTable(1 << 16);
+  /** User ids: too many to keep as JS strings (see InternTable); small vocabularies keep theirs. */
+  readonly users = new InternTable(1 << 16, false);
   readonly products = new InternTable(1 << 12);
   readonly devices = new InternTable(1 << 12);
   readonly symbols = new InternTable(256);
@@ -84,7 +85,7 @@ export class Vocabulary {
   }
 
   sym(id: number): string {
-    return this.symbols.values[id];
+    return this.symbols.value(id);
   }
 
   private readonly byName = new Map<string, number>();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventBatchReader, encodeEventBatch, type EventRecord } from '../../engine/codec/index.js';
+import { EventBatchReader, encodeEventBatch, hashString, type EventRecord } from '../../engine/codec/index.js';
 import { InternTable } from '../../engine/workers/intern.js';
 
 const event = (userId: string, eventId: string): EventRecord => ({
@@ -26,7 +26,7 @@ describe('intern table', () => {
     const ids = userIds(t, r);
     expect(ids[0]).toBe(ids[2]);
     expect(new Set(ids).size).toBe(3);
-    expect(ids.map((id) => t.values[id])).toEqual(['user-1', 'user-2', 'user-1', 'user-ü']);
+    expect(ids.map((id) => t.value(id))).toEqual(['user-1', 'user-2', 'user-1', 'user-ü']);
     // Grows past its initial capacity without losing an id.
     for (let i = 0; i < 5000; i++) t.internString(`u${i}`);
     expect(t.internString('user-2')).toBe(ids[1]);
@@ -45,8 +45,8 @@ describe('intern table', () => {
     buf.set(b); // the same buffer object, other contents
     r.reset(buf, 0, buf.length);
     const [second] = userIds(t, r);
-    expect(t.values[first]).toBe('user-1');
-    expect(t.values[second]).toBe('user-2');
+    expect(t.value(first)).toBe('user-1');
+    expect(t.value(second)).toBe('user-2');
   });
 
   it('tells apart values whose hashes collide, of every length, across growth', () => {
@@ -66,13 +66,31 @@ describe('intern table', () => {
     const distinct = new Set(values);
     expect(new Set(ids).size).toBe(distinct.size);
     for (let i = 0; i < values.length; i++) {
-      expect(t.values[ids[i]]).toBe(values[i]);
+      expect(t.value(ids[i])).toBe(values[i]);
       expect(intern(values[i])).toBe(ids[i]);
     }
     // Same length and hash, bytes differing only in the last one.
     const a = intern('p'.repeat(16) + 'a');
     const b = intern('p'.repeat(16) + 'b');
     expect(a).not.toBe(b);
-    expect([t.values[a], t.values[b]]).toEqual(['p'.repeat(16) + 'a', 'p'.repeat(16) + 'b']);
+    expect([t.value(a), t.value(b)]).toEqual(['p'.repeat(16) + 'a', 'p'.repeat(16) + 'b']);
+  });
+
+  it('without keeping text (the user table), decodes the same value for every id, and refuses unknown ids', () => {
+    const kept = new InternTable(4);
+    const decoded = new InternTable(4, false);
+    const enc = new TextEncoder();
+    const values: string[] = [];
+    for (let i = 0; i < 5000; i++) values.push(i % 3 === 0 ? `user-${i}` : i % 3 === 1 ? `Ünïcødé-${i}-😀` : 'x'.repeat(i % 40) + i);
+    values.push('');
+    for (const v of [...values, ...values]) {
+      const b = enc.encode(v);
+      expect(decoded.intern(b, 0, b.length, hashString(v))).toBe(kept.intern(b, 0, b.length, hashString(v)));
+    }
+    expect(decoded.size).toBe(values.length);
+    for (let id = 0; id < values.length; id++) expect(decoded.value(id)).toBe(kept.value(id));
+    expect(values.map((v) => decoded.value(decoded.internString(v)))).toEqual(values);
+    expect(decoded.size).toBe(values.length);
+    for (const t of [kept, decoded]) for (const bad of [-1, values.length, 1.5]) expect(() => t.value(bad)).toThrow(RangeError);
   });
 });

@@ -26,7 +26,7 @@ export class LoginFailuresPipeline extends WindowedPipeline<{ n: number; alerted
     const threshold = this.ctx.config.alerts.loginFailures;
     if (!v.alerted && v.n >= threshold) {
       v.alerted = true;
-      const userId = this.ctx.vocab.users.values[e.user];
+      const userId = this.ctx.vocab.users.value(e.user);
       this.ctx.alert({
         alertId: alertId('REPEATED_LOGIN_FAILURE', userId, ws), type: 'REPEATED_LOGIN_FAILURE', severity: v.n >= threshold * 3 ? 'HIGH' : 'MEDIUM',
         key: userId, windowStart: ws, timestamp: e.ts, message: `${v.n} failed logins for ${userId} within 5 minutes`, value: v.n, threshold, userId,
@@ -273,7 +273,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
    */
   private storedEntry(ws: number, u: number, streamTime: number): { value: Sharing } | null {
     if (!this.store.windows.get(ws)?.has(u)) {
-      const userId = this.ctx.vocab.users.values[u];
+      const userId = this.ctx.vocab.users.value(u);
       const stored = this.ctx.read(this.name, [ws, userId]);
       if (stored !== undefined) this.store.restore(ws, userId, stored);
     }
@@ -284,7 +284,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
   private inStore(ws: number, u: number): boolean {
     if (this.store.windows.get(ws)?.has(u)) return true;
     if (ws > this.openedAt) return false; // no event of this window was processed before the open
-    const userId = this.ctx.vocab.users.values[u];
+    const userId = this.ctx.vocab.users.value(u);
     const stored = this.ctx.read(this.name, [ws, userId]);
     if (stored === undefined) return false;
     this.store.restore(ws, userId, stored);
@@ -302,7 +302,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
 
   private alertPlatforms(e: ScratchEvent, ws: number, n: number): void {
     const a = this.ctx.config.alerts;
-    const userId = this.ctx.vocab.users.values[e.user];
+    const userId = this.ctx.vocab.users.value(e.user);
     this.ctx.alert({
       alertId: alertId('MULTIPLE_PLATFORMS', userId, ws), type: 'MULTIPLE_PLATFORMS', severity: 'MEDIUM', key: userId, windowStart: ws, timestamp: e.ts,
       message: `${userId} used ${n} platforms within 10 minutes`, value: n, threshold: a.maxPlatformsPer10Min, userId,
@@ -311,7 +311,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
 
   private alertLocations(e: ScratchEvent, ws: number, locations: number[]): void {
     const a = this.ctx.config.alerts;
-    const userId = this.ctx.vocab.users.values[e.user];
+    const userId = this.ctx.vocab.users.value(e.user);
     this.ctx.alert({
       alertId: alertId('MULTIPLE_LOCATIONS', userId, ws), type: 'MULTIPLE_LOCATIONS', severity: 'HIGH', key: userId, windowStart: ws, timestamp: e.ts,
       message: `${userId} appeared in ${locations.length} locations within 10 minutes (${locations.map((l) => this.ctx.vocab.sym(l)).join(', ')})`,
@@ -326,7 +326,7 @@ export class AccountSharingPipeline extends WindowedPipeline<Sharing> {
       if (this.cOwner.get(u) !== this.instance) continue;
       const st = this.cState.get(u);
       if ((st & SPILLED) !== 0) continue; // the store's entry is written instead
-      write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.values[u]], storedSharing(
+      write([this.cWindow.get(u) * AccountSharingPipeline.SIZE, vocab.users.value(u)], storedSharing(
         symbolsOfMask(st & PLATFORM_BITS).map((x) => vocab.sym(x)), this.recordLocations(u).map((x) => vocab.sym(x)),
         (st & ALERTED_PLATFORMS) !== 0, (st & ALERTED_LOCATIONS) !== 0,
       ));
@@ -355,7 +355,7 @@ export class IotThresholdPipeline extends WindowedPipeline<{ alerted: boolean }>
     const devices = ctx.vocab.devices;
     super('iot_threshold', ctx, MINUTE, {
       create: () => ({ alerted: false }),
-      keyToString: (k) => devices.values[k],
+      keyToString: (k) => devices.value(k),
       keyFromString: (s) => devices.internString(s),
       encode: (v) => v,
       decode: (x) => x as { alerted: boolean },
@@ -371,8 +371,8 @@ export class IotThresholdPipeline extends WindowedPipeline<{ alerted: boolean }>
     const entry = this.store.entryFor(ws, e.device, streamTime);
     if (!entry || entry.value.alerted) return;
     entry.value.alerted = true;
-    const deviceId = this.ctx.vocab.devices.values[e.device];
-    const userId = e.user >= 0 ? this.ctx.vocab.users.values[e.user] : '';
+    const deviceId = this.ctx.vocab.devices.value(e.device);
+    const userId = e.user >= 0 ? this.ctx.vocab.users.value(e.user) : '';
     this.ctx.alert({
       alertId: alertId('IOT_THRESHOLD', deviceId, ws), type: 'IOT_THRESHOLD', severity: 'CRITICAL', key: deviceId, windowStart: ws, timestamp: e.ts,
       message: `${sensor} reading ${e.value} on ${deviceId} is over its threshold ${threshold}`, value: e.value, threshold, userId,
@@ -471,7 +471,7 @@ export class TransactionAnomalyPipeline implements Pipeline {
   }
 
   private stored(user: number): Baseline {
-    const b = this.ctx.read(this.name, [this.ctx.vocab.users.values[user]]) as Baseline | undefined;
+    const b = this.ctx.read(this.name, [this.ctx.vocab.users.value(user)]) as Baseline | undefined;
     return b ? { n: b.n, mean: b.mean, m2: b.m2 } : { n: 0, mean: 0, m2: 0 };
   }
 
@@ -484,7 +484,7 @@ export class TransactionAnomalyPipeline implements Pipeline {
       const sd = Math.sqrt(b.m2 / (b.n - 1));
       const z = sd > 0 ? (usd - b.mean) / sd : usd > b.mean * 2 ? Infinity : 0;
       if (z > a.anomalyZScore) {
-        const userId = this.ctx.vocab.users.values[e.user];
+        const userId = this.ctx.vocab.users.value(e.user);
         this.ctx.alert({
           alertId: alertId('TRANSACTION_ANOMALY', userId, e.ts), type: 'TRANSACTION_ANOMALY', severity: severityByRatio(z / a.anomalyZScore), key: userId,
           windowStart: e.ts, timestamp: e.ts,
@@ -508,7 +508,7 @@ export class TransactionAnomalyPipeline implements Pipeline {
     for (const u of this.dirty) {
       const i = baselineSlot(u);
       const b = this.foreign.get(u) ?? { n: baselineSlots[i + 1], mean: baselineSlots[i + 2], m2: baselineSlots[i + 3] };
-      write([this.ctx.vocab.users.values[u]], b);
+      write([this.ctx.vocab.users.value(u)], b);
     }
   }
 

@@ -46,8 +46,8 @@ export class GeoPipeline extends WindowedPipeline<GeoStats> {
 
   protected override readonly members = {
     log: (v: GeoStats) => v.log,
-    delta: (_v: GeoStats, fresh: number[]) => fresh.map((u) => this.ctx.vocab.users.values[u]),
-    full: (v: GeoStats) => v.users.toArray().map((u) => this.ctx.vocab.users.values[u]),
+    delta: (_v: GeoStats, fresh: number[]) => fresh.map((u) => this.ctx.vocab.users.value(u)),
+    full: (v: GeoStats) => v.users.toArray().map((u) => this.ctx.vocab.users.value(u)),
   };
 
   override restore(key: StateKey, value: unknown, streamTime: number): void {

@@ -18,7 +18,7 @@ export class ProductsPipeline extends WindowedPipeline<ProductStats> {
     const products = ctx.vocab.products;
     super('products', ctx, HOUR, {
       create: () => ({ views: 0, carts: 0, checkouts: 0, purchases: 0, units: 0, usd: 0 }),
-      keyToString: (k) => products.values[k],
+      keyToString: (k) => products.value(k),
       keyFromString: (s) => products.internString(s),
       encode: (v) => v,
       decode: (x) => x as ProductStats,

@@ -79,8 +79,8 @@ export class SequenceAuditPipeline implements Pipeline {
   onStreamTime(): void {}
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
-    const users = this.ctx.vocab.users.values;
-    for (const u of this.dirty) write([users[u]], this.byUser.get(u));
+    const users = this.ctx.vocab.users;
+    for (const u of this.dirty) write([users.value(u)], this.byUser.get(u));
     if (this.unkeyedDirty) write([UNKEYED], this.unkeyed);
   }
 

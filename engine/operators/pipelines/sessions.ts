@@ -436,7 +436,7 @@ export class SessionsPipeline implements Pipeline {
     this.dirtyFunnel.add(hour);
     this.changed.add(hour);
     this.closedToWrite.push([user, s]);
-    const userId = this.ctx.vocab.users.values[user];
+    const userId = this.ctx.vocab.users.value(user);
     const profile = this.ctx.profile(user);
     this.ctx.output({
       topic: 'user-session-analytics',
@@ -481,11 +481,11 @@ export class SessionsPipeline implements Pipeline {
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
-    for (const user of this.dirtyUsers) write(['open', users.values[user]], this.storedOpen(user));
+    for (const user of this.dirtyUsers) write(['open', users.value(user)], this.storedOpen(user));
     for (const [user, s] of this.closedToWrite) {
-      write(['closed', users.values[user], s.start], this.encodeClosed(s));
+      write(['closed', users.value(user), s.start], this.encodeClosed(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
-      write(['closedByEnd', s.end, users.values[user], s.start], 1);
+      write(['closedByEnd', s.end, users.value(user), s.start], 1);
     }
     for (const hour of this.dirtyFunnel) write(['funnel', hour], this.funnel.get(hour));
   }

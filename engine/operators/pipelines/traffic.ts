@@ -95,18 +95,18 @@ export class ActiveUsersPipeline extends WindowedPipeline<ActiveUsers> {
   protected override readonly members = {
     log: (v: ActiveUsers) => v.log,
     delta: (_v: ActiveUsers, fresh: number[]): ActiveUsersChunk => {
-      const users = this.ctx.vocab.users.values;
+      const users = this.ctx.vocab.users;
       const c: ActiveUsersChunk = { u: [], p: {} };
       for (let i = 0; i < fresh.length; i += 2) {
-        const id = users[fresh[i + 1]];
+        const id = users.value(fresh[i + 1]);
         if (fresh[i] === -1) c.u.push(id);
         else (c.p[this.ctx.vocab.sym(fresh[i])] ??= []).push(id);
       }
       return c;
     },
     full: (v: ActiveUsers): ActiveUsersChunk => {
-      const users = this.ctx.vocab.users.values;
-      return { u: v.users.toArray().map((u) => users[u]), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [this.ctx.vocab.sym(p), s.toArray().map((u) => users[u])])) };
+      const users = this.ctx.vocab.users;
+      return { u: v.users.toArray().map((u) => users.value(u)), p: Object.fromEntries([...v.byPlatform].map(([p, s]) => [this.ctx.vocab.sym(p), s.toArray().map((u) => users.value(u))])) };
     },
   };
 
