@@ -21,11 +21,6 @@ export class IntSet {
     return this.count;
   }
 
-  /** Bytes of its slot array (off the JS heap). */
-  get bytes(): number {
-    return this.slots.byteLength;
-  }
-
   has(member: number): boolean {
     const slots = this.slots;
     const k = member + 1;
@@ -63,11 +58,6 @@ export class IntSet {
     const out: number[] = [];
     this.forEach((m) => out.push(m));
     return out;
-  }
-
-  *[Symbol.iterator](): IterableIterator<number> {
-    const slots = this.slots;
-    for (let i = 0; i < slots.length; i++) if (slots[i] !== 0) yield slots[i] - 1;
   }
 
   private grow(): void {
