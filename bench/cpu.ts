@@ -6,18 +6,29 @@ import fs from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd (state) on
+}
+
 function statSeconds(stat: string): number {
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields(stat);
   return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND; // utime + stime
 }
 
-/** CPU seconds and name of each thread of a process (this one by default), by thread id. */
-export function threadCpu(pid: number | 'self' = 'self'): Map<string, { name: string; seconds: number }> {
-  const out = new Map<string, { name: string; seconds: number }>();
+export interface ThreadCpu {
+  name: string;
+  seconds: number;
+  /** The thread's nice value (the engine's worker threads run at --worker-nice). */
+  nice: number;
+}
+
+/** CPU seconds, name and nice value of each thread of a process (this one by default), by thread id. */
+export function threadCpu(pid: number | 'self' = 'self'): Map<string, ThreadCpu> {
+  const out = new Map<string, ThreadCpu>();
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      out.set(tid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: statSeconds(stat) });
+      out.set(tid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: statSeconds(stat), nice: Number(statFields(stat)[16]) });
     }
   } catch {
     // not Linux, or the process is gone: no per-thread figure
@@ -35,6 +46,31 @@ export function processCpuSeconds(pid: number): number | null {
 }
 
 /** Per thread, the CPU seconds used between two samples of `threadCpu` (threads that ended count as of the first). */
-export function threadCpuSince(before: Map<string, { name: string; seconds: number }>, after = threadCpu()): Array<{ tid: string; name: string; seconds: number }> {
-  return [...after].map(([tid, t]) => ({ tid, name: t.name, seconds: t.seconds - (before.get(tid)?.seconds ?? 0) }));
+export function threadCpuSince(before: Map<string, ThreadCpu>, after = threadCpu()): Array<{ tid: string; name: string; seconds: number; nice: number }> {
+  return [...after].map(([tid, t]) => ({ tid, name: t.name, seconds: t.seconds - (before.get(tid)?.seconds ?? 0), nice: t.nice }));
+}
+
+/**
+ * Every thread seen by `sample` since `start`, with its last reading: a thread that ends between
+ * samples (a worker thread replaced by the engine) keeps the CPU it had used at its last sample.
+ */
+export class ThreadCpuLog {
+  private readonly seen = new Map<string, ThreadCpu>();
+  private before = new Map<string, ThreadCpu>();
+
+  start(): void {
+    this.seen.clear();
+    this.before = threadCpu();
+    for (const [tid, t] of this.before) this.seen.set(tid, t);
+  }
+
+  sample(): void {
+    for (const [tid, t] of threadCpu()) this.seen.set(tid, t);
+  }
+
+  /** Per thread seen since `start`, the CPU seconds it used since then (up to its last sample). */
+  since(): Array<{ tid: string; name: string; seconds: number; nice: number }> {
+    this.sample();
+    return threadCpuSince(this.before, this.seen);
+  }
 }

@@ -21,7 +21,7 @@ import { Engine, EmbeddedSource, MemorySink, ReferenceStore } from '../engine/in
 import { ReplaySource } from '../engine/source/replay.js';
 import type { RawMessage } from '../engine/source/types.js';
 import { countUsers } from './count-users.js';
-import { threadCpu, threadCpuSince } from './cpu.js';
+import { ThreadCpuLog } from './cpu.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -181,13 +181,14 @@ let measuring = false;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   if (measuring) {
+    threadLog.sample();
     peakWorkerHeap = Math.max(peakWorkerHeap, engine.metrics.workerHeapBytes);
     peakWorkerKeyBytes = Math.max(peakWorkerKeyBytes, engine.metrics.workerKeyBytes ?? 0);
   }
 }, 100);
 const engine = await Engine.start(engineOpts, new ReplaySource(messages), new MemorySink(1000));
 let started = 0;
-let threads0 = threadCpu();
+const threadLog = new ThreadCpuLog();
 let cpu0 = process.cpuUsage();
 let eventsAtStart = 0;
 let workerHeapAtStart = 0;
@@ -197,7 +198,7 @@ await new Promise<void>((resolve) => {
       clearInterval(poll);
       started = performance.now();
       cpu0 = process.cpuUsage();
-      threads0 = threadCpu();
+      threadLog.start();
       eventsAtStart = engine.metrics.events;
       workerHeapAtStart = engine.metrics.workerHeapBytes;
       measuring = true;
@@ -217,9 +218,14 @@ clearInterval(sampler);
 const cpu = process.cpuUsage(cpu0);
 // The worker threads' own CPU time: on a shared machine, events per worker CPU-second moves far
 // less than events per wall-clock second (time spent waiting for a core is not counted).
-// The busiest threads are the workers.
-const busiest = threadCpuSince(threads0).map((t) => t.seconds).sort((x, y) => y - x).slice(0, workers);
-const workerCpuSeconds = busiest.reduce((x, y) => x + y, 0);
+// The worker threads are those at the workers' nice value (replaced ones included: the log keeps
+// each thread's last sample); with --worker-nice 0 they cannot be told apart by it, and the
+// busiest threads alive at the end are taken instead (a replaced thread's CPU is then missing).
+const threadSeconds = threadLog.since();
+const mainNice = threadSeconds.find((t) => t.tid === String(process.pid))?.nice;
+const niced = threadSeconds.filter((t) => mainNice !== undefined && t.nice !== mainNice);
+const workerThreads = niced.length >= workers ? niced : threadSeconds.sort((x, y) => y.seconds - x.seconds).slice(0, workers);
+const workerCpuSeconds = workerThreads.reduce((x, t) => x + t.seconds, 0);
 const events = engine.metrics.events - eventsAtStart;
 const mem = process.memoryUsage();
 const batch = [...engine.metrics.batchMs].sort((x, y) => x - y);
@@ -235,6 +241,7 @@ const summary = {
   seconds: Math.round(elapsed * 100) / 100,
   cpuSeconds: Math.round(((cpu.user + cpu.system) / 1e6) * 100) / 100,
   workerCpuSeconds: Math.round(workerCpuSeconds * 100) / 100,
+  workerThreadsCounted: workerThreads.length,
   eventsPerWorkerCpuSec: workerCpuSeconds > 0 ? Math.round(events / workerCpuSeconds) : null,
   batchMsP50: pct(0.5),
   batchMsP99: pct(0.99),
