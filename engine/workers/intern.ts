@@ -58,8 +58,17 @@ export class InternTable {
   value(id: number): string {
     if ((id | 0) !== id || id < 0 || id >= this.count) throw new RangeError(`no interned value has id ${id} (${this.count} values)`);
     if (this.keepText) return this.texts[id];
-    return this.textOf(id === 0 ? 0 : this.ends[id - 1], this.ends[id]);
+    // The same id is often asked for twice in a row (a closed session's two keys, a new member of
+    // a minute's user set and of its platform's): decoded once.
+    if (id !== this.lastId) {
+      this.lastText = this.textOf(id === 0 ? 0 : this.ends[id - 1], this.ends[id]);
+      this.lastId = id;
+    }
+    return this.lastText;
   }
+
+  private lastId = -1;
+  private lastText = '';
 
   private textOf(start: number, end: number): string {
     return this.decoder.decode(this.arena.subarray(start, end));

@@ -89,6 +89,8 @@ describe('intern table', () => {
     }
     expect(decoded.size).toBe(values.length);
     for (let id = 0; id < values.length; id++) expect(decoded.value(id)).toBe(kept.value(id));
+    // Repeated and alternating reads (the last decoded value is memoized).
+    for (const id of [7, 7, 8, 7, 0, 0, values.length - 1, 8]) expect(decoded.value(id)).toBe(values[id]);
     expect(values.map((v) => decoded.value(decoded.internString(v)))).toEqual(values);
     expect(decoded.size).toBe(values.length);
     for (const t of [kept, decoded]) for (const bad of [-1, values.length, 1.5]) expect(() => t.value(bad)).toThrow(RangeError);
