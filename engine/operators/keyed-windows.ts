@@ -60,7 +60,7 @@ export class KeyedWindows<V> {
    * loads stay monomorphic (in the pipelines' shared base class they saw ten receiver shapes).
    */
   entryFor(windowStart: number, key: number, streamTime: number): WindowEntry<V> | null {
-    if (windowStart + this.sizeMs + this.graceMs <= streamTime) {
+    if (this.isLate(windowStart, streamTime)) {
       this.onLate();
       return null;
     }
