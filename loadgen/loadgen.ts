@@ -11,7 +11,9 @@
  *   npm run loadgen -- --num-records 1000000 --throughput -1 --threads 2 --producer-props linger.ms=5 acks=all
  *
  * Progress on stderr every --reporting-interval; then kafka-producer-perf-test's summary line and,
- * last, the same as JSON.
+ * last, the same as JSON. SIGINT or SIGTERM stops the schedule early: what was generated is sent,
+ * its delivery reports are awaited, and the summary covers it ("stopped": true); a second signal
+ * quits at once.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -71,13 +73,23 @@ export async function runLoadgen(o: LoadgenOptions): Promise<number> {
   };
 
   const handles: ShareHandle[] = [];
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(130);
+    console.error(`loadgen: ${sig}: stopping the schedule, waiting for delivery reports (${sig} again quits at once)`);
+    stop.abort();
+    for (const h of handles) if (h.child?.connected) h.child.send({ type: 'stop' });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let resolveGo: (startAt: number) => void = () => undefined;
   const go = new Promise<number>((r) => (resolveGo = r));
   for (let i = 0; i < n; i++) {
     const cfg: ShareConfig = { ...o, index: i, count: n };
     if (n === 1) {
       // One thread runs in this process: nothing to fork.
-      void runShare(cfg, receive, go, reportMs);
+      void runShare(cfg, receive, go, reportMs, stop.signal);
       handles.push({ send: (m) => resolveGo((m as { startAt: number }).startAt), child: null });
       continue;
     }
@@ -121,6 +133,8 @@ export async function runLoadgen(o: LoadgenOptions): Promise<number> {
   }, o.reportingIntervalMs);
   await allDone;
   clearInterval(progress);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   // Each thread's time from the schedule's start to its last delivery report.
   const elapsed = Math.max(...seconds) || Math.max(0.001, (performance.now() - startedPerf) / 1000);
   const acked = sum('acked');
@@ -131,7 +145,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<number> {
     bench: 'loadgen', offeredPerSec: rate, records: acked, recordsPerSec: Math.round(acked / elapsed), mbPerSec: Math.round((bytes / elapsed / 1e6) * 100) / 100,
     messages: sum('messages'), errors: sum('errors'), avgMs: Math.round(total.mean / 10) / 100, maxMs: Math.round(total.maxValue / 10) / 100,
     p50Ms: ms(total, 50), p95Ms: ms(total, 95), p99Ms: ms(total, 99), p999Ms: ms(total, 99.9), seconds: Math.round(elapsed * 100) / 100,
-    threads: n, target: o.target, timestamps: o.timestamps, startAt, perThread: counters.map((c) => ({ sent: c.sent, acked: c.acked, errors: c.errors })),
+    threads: n, target: o.target, timestamps: o.timestamps, startAt, stopped: stop.signal.aborted, perThread: counters.map((c) => ({ sent: c.sent, acked: c.acked, errors: c.errors })),
     ...(failures.length ? { failures } : {}),
   }));
   return failures.length > 0 || sum('errors') > 0 || acked < sum('sent') ? 1 : 0;

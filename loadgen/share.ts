@@ -164,14 +164,14 @@ export class ProducerShare {
   }
 
   /**
-   * Runs the schedule from `startAt` (epoch ms) until this share's records are sent or the
-   * duration has passed, then waits for every delivery report.
+   * Runs the schedule from `startAt` (epoch ms) until this share's records are sent, the
+   * duration has passed or `stop` is aborted, then waits for every delivery report.
    */
-  async run(startAt: number): Promise<void> {
+  async run(startAt: number, stop?: AbortSignal): Promise<void> {
     const c = this.cfg;
     const rate = this.rate;
     const startPerf = startAt - performance.timeOrigin;
-    while (performance.now() < startPerf) await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, startPerf - performance.now()))));
+    while (performance.now() < startPerf && !stop?.aborted) await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, startPerf - performance.now()))));
     this.started = performance.now();
     const start = rate > 0 ? startPerf : this.started;
     const counters = this.counters;
@@ -199,7 +199,7 @@ export class ProducerShare {
     const partitions = new Map<string, number>();
     const remap = c.count > 1;
     const wall = c.timestamps === 'wall' && rate > 0;
-    while (counters.sent < this.total && performance.now() - start < c.durationMs) {
+    while (counters.sent < this.total && performance.now() - start < c.durationMs && !stop?.aborted) {
       const now = performance.now();
       const due = rate > 0 ? Math.min(this.total, Math.floor(((now - start) / 1000) * rate)) : Math.min(this.total, counters.sent + 5000);
       if (now - lastLingerCheck >= Math.min(5, linger)) flushLingering(now);
@@ -255,9 +255,10 @@ export class ProducerShare {
 
 /**
  * Runs one share, reporting through `post` ('ready' after prepare, 'stats' every `reportMs`,
- * 'done' at the end). `go` resolves to the schedule's start (epoch ms).
+ * 'done' at the end). `go` resolves to the schedule's start (epoch ms). Aborting `stop` ends the
+ * schedule early: what was generated is still sent and its delivery reports awaited ('done').
  */
-export async function runShare(cfg: ShareConfig, post: (m: ShareMessage) => void, go: Promise<number>, reportMs: number): Promise<void> {
+export async function runShare(cfg: ShareConfig, post: (m: ShareMessage) => void, go: Promise<number>, reportMs: number, stop?: AbortSignal): Promise<void> {
   const share = new ProducerShare(cfg);
   try {
     await share.prepare();
@@ -269,7 +270,7 @@ export async function runShare(cfg: ShareConfig, post: (m: ShareMessage) => void
     }
     const timer = setInterval(() => post({ type: 'stats', index: cfg.index, counters: { ...share.counters }, histogram: share.takeInterval() }), reportMs);
     try {
-      await share.run(startAt);
+      await share.run(startAt, stop);
     } finally {
       clearInterval(timer);
     }

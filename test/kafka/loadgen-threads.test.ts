@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Kafka from 'node-rdkafka';
@@ -53,7 +53,48 @@ describe('loadgen --threads 2', () => {
       await deleteTopics(prefix);
     }
   }, 90_000);
+
+  // Ctrl-C in a terminal signals every process of the group; a supervisor's SIGTERM only loadgen.
+  for (const [threads, signal, group] of [[2, 'SIGTERM', false], [2, 'SIGINT', true], [1, 'SIGINT', false]] as const) {
+    it(`stops on ${signal}${group ? ' to its process group' : ''} with --threads ${threads}: sends what it generated, waits for its delivery reports, reports it, exits 0`, async () => {
+      const prefix = `lgs${Date.now()}-`;
+      try {
+        await checkStop(prefix, threads, signal, group);
+      } finally {
+        await deleteTopics(prefix);
+      }
+    }, 90_000);
+  }
 });
+
+async function checkStop(prefix: string, threads: number, signal: NodeJS.Signals, group: boolean): Promise<void> {
+  const child = spawn(process.execPath, [path.resolve('dist/loadgen/loadgen.js'), '--bootstrap-server', BROKERS, '--threads', String(threads), '--throughput', '20000',
+    '--num-records', '10000000', '--users', '2000', '--events-per-batch', '200', '--topic-prefix', prefix, '--reporting-interval', '500'], { stdio: ['ignore', 'pipe', 'pipe'], detached: group });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Two progress lines: the schedule runs and events are being acknowledged.
+  const deadline = Date.now() + 40_000;
+  while ((err.match(/records acked/g) ?? []).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(err).toMatch(/records acked/);
+  const stoppedAt = Date.now();
+  if (group) process.kill(-child.pid!, signal);
+  else child.kill(signal);
+  const code = await exited;
+  expect(code, `stderr: ${err.slice(-1000)}`).toBe(0);
+  expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+  expect(err).toMatch(new RegExp(`loadgen: ${signal}: stopping`));
+  const summary = JSON.parse(out.trim().split('\n').at(-1)!);
+  expect(summary).toMatchObject({ bench: 'loadgen', errors: 0, threads, stopped: true });
+  expect(summary.records).toBeGreaterThan(0);
+  expect(summary.records).toBeLessThan(10_000_000);
+  for (const t of summary.perThread) expect(t.acked).toBe(t.sent);
+  // What the summary counts is exactly what reached the broker: nothing generated was dropped.
+  const events = await readEvents(prefix, summary.records);
+  expect(events.length).toBe(summary.records);
+}
 
 /** Runs loadgen --threads 2 into topics of `prefix` and checks what reached the broker. */
 async function check(prefix: string): Promise<void> {

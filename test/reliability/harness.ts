@@ -116,13 +116,24 @@ export async function health(url: string): Promise<Health | null> {
 /** Polls health until `cond` holds; returns the moment it did (ms since epoch). */
 export async function waitHealth(e: EngineProcess, cond: (h: Health) => boolean, timeoutMs: number, what: string): Promise<{ at: number; h: Health }> {
   const url = await e.url;
-  const deadline = Date.now() + timeoutMs;
+  const t0 = Date.now();
+  const deadline = t0 + timeoutMs;
   let last: Health | null = null;
+  // For the timeout's message: about one sample a second of what "caught up" conditions look at.
+  const trail: string[] = [];
+  let nextTrail = t0;
   for (;;) {
     const h = await health(url);
     if (h) last = h;
     if (h && cond(h)) return { at: Date.now(), h };
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last health: ${JSON.stringify(last)}`);
+    if (Date.now() >= nextTrail) {
+      nextTrail += 1000;
+      trail.push(h ? `+${((Date.now() - t0) / 1000).toFixed(0)}s ${h.overallStatus} age=${h.freshness.ageOfNewestEventMs} lag=${h.freshness.consumerLagMessages} committed=${h.stream.committedEvents}` : `+${((Date.now() - t0) / 1000).toFixed(0)}s no health`);
+      if (trail.length > 40) trail.splice(0, trail.length - 40);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last health: ${JSON.stringify(last)}\nhealth over the wait (last 40 s):\n${trail.join('\n')}\nthe engine's last log lines:\n${e.logs.slice(-20).join('\n')}`);
+    }
     if (e.child.exitCode !== null || e.child.signalCode !== null) throw new Error(`engine exited while waiting for ${what}: ${await e.exitReport()}`);
     await sleep(100);
   }

@@ -21,9 +21,11 @@ export interface LoadOptions {
 /**
  * The load every scenario runs: topics, the reference tables written first, then loadgen in the
  * background at the scenario's rate, stamping wall-clock event times and logging every
- * acknowledged event (the reconciler's input). `finished` turns true when loadgen has exited.
+ * acknowledged event (the reconciler's input). `finished` turns true when loadgen has exited;
+ * `stop()` ends the load early (loadgen drains what it generated) and resolves with its summary,
+ * for scenarios that run until their faults are done rather than for a fixed number of events.
  */
-export async function startAckedLoad(prefix: string, load: LoadOptions, ackLog: string, brokers = BROKERS): Promise<LoadgenRun & { readonly finished: boolean }> {
+export async function startAckedLoad(prefix: string, load: LoadOptions, ackLog: string, brokers = BROKERS): Promise<LoadgenRun & { readonly finished: boolean; stop(): Promise<Record<string, any>> }> {
   await ensureTopics(brokers, prefix, PARTITIONS);
   await runLoadgen(prefix, ['--reference-only', '--users', String(load.users)], brokers).done;
   const run = runLoadgen(prefix, ['--no-reference', '--threads', '1', '--throughput', String(load.rate), '--num-records', String(load.events), '--users', String(load.users),
@@ -31,7 +33,11 @@ export async function startAckedLoad(prefix: string, load: LoadOptions, ackLog: 
   let finished = false;
   run.done.then(() => (finished = true), () => (finished = true));
   // Object.assign would copy the getter's value (false) once: define the getter itself.
-  return Object.defineProperty(run, 'finished', { get: () => finished, enumerable: true }) as LoadgenRun & { readonly finished: boolean };
+  const stop = () => {
+    if (!finished) run.child.kill('SIGTERM');
+    return run.done;
+  };
+  return Object.defineProperty(Object.assign(run, { stop }), 'finished', { get: () => finished, enumerable: true }) as LoadgenRun & { readonly finished: boolean; stop(): Promise<Record<string, any>> };
 }
 
 /** Librdkafka settings for the engine in these runs (see RELIABILITY.md: why static membership). */

@@ -4,10 +4,11 @@ import { workerFaultsUnderLoad } from './worker-faults.js';
 // Scenario 2: worker throw, exit and out-of-memory inside a batch, through the engine process and the broker.
 describe('worker throws, exits, runs out of memory inside a batch (scenario 2)', () => {
   it('the pool replaces it, the shard resumes from its last commit, counts exact, no task left pending', async () => {
-    // 35 s of load: three faults, each after the engine caught up again, must all fall inside it
-    // (250,000 ran out before the third on a loaded machine, once the harness's finished flag worked).
-    const events = 350_000;
-    const r = await workerFaultsUnderLoad('workerfault', { events, rate: 10_000, users: 20_000 }, ['throw', 'exit', 'oom'], (s) => console.log(`[scenario 2] ${s}`));
+    // The load runs until the three faults are done, each after the engine caught up again, and is
+    // then stopped; this is only its cap (150 s). A fixed 35 s ran out during a slow recovery in CI.
+    const cap = 1_500_000;
+    const r = await workerFaultsUnderLoad('workerfault', { events: cap, rate: 10_000, users: 20_000 }, ['throw', 'exit', 'oom'], (s) => console.log(`[scenario 2] ${s}`));
+    const events = r.acknowledged;
     console.log(`[scenario 2] ${JSON.stringify({ ...r, final: { overallStatus: r.final.overallStatus, shards: r.final.shards, freshness: r.final.freshness }, reconciled: { ...r.reconciled, mismatches: r.reconciled.mismatches.slice(0, 5) } })}`);
     expect(r.faults.map((f) => f.fault)).toEqual(['throw', 'exit', 'oom']);
     for (const f of r.faults) {
@@ -23,7 +24,8 @@ describe('worker throws, exits, runs out of memory inside a batch (scenario 2)',
     expect(r.final.shards.every((s) => s.inFlight === 0 && !s.recovering && !s.failed)).toBe(true);
     expect(r.final.freshness.consumerLagMessages).toBe(0);
     expect(r.stop.code).toBe(0);
-    expect(r.acknowledged).toBe(events);
+    expect(events).toBeGreaterThan(0);
+    expect(events).toBeLessThan(cap);
     expect(r.reconciled.mismatches).toEqual([]);
     expect(r.reconciled.committedEvents).toBe(events);
     expect(r.reconciled.ack).toMatchObject({ acknowledgedEvents: events, duplicateSeqs: 0, seqGaps: 0, unaccounted: 0, missingOnBroker: 0, contentMismatches: 0 });
