@@ -11,7 +11,13 @@ import { BROKERS, PARTITIONS, SHARDS, createTopic, deleteTopics, percentile, run
 import { committedState, readTopics, reconcile, type Injected, type ReconcileResult } from './reconcile.js';
 
 export interface LoadOptions {
+  /** Events to send; with `stopWhenDone`, only a cap. */
   events: number;
+  /**
+   * Stop the load once the scenario's faults are done (and the engine caught up after the last),
+   * instead of sending every event: a recovery slowed by a busy machine cannot outlast the load.
+   */
+  stopWhenDone?: boolean;
   /** Events per second offered by loadgen (open loop). */
   rate: number;
   users: number;
@@ -110,7 +116,7 @@ export async function killUnderLoad(name: string, load: LoadOptions, kills: numb
     }
     const { at } = await waitHealth(engine, (h) => lg.finished || isCaughtUp(h), 120_000, `restart ${kills} to catch up`);
     if (!lg.finished) result.recoveryMs.push(at - engine.startedAt);
-    const summary = await lg.done;
+    const summary = load.stopWhenDone ? await lg.stop() : await lg.done;
     result.acknowledged = summary.records;
     const loadEnd = Date.now();
     await waitHealth(engine, (h) => h.stream.committedEvents >= summary.records && h.freshness.consumerLagMessages === 0, 300_000, 'every acknowledged event committed');

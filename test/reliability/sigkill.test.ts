@@ -46,15 +46,19 @@ async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; pre
 }
 
 // Scenario 1, quick: 3 SIGKILLs at random moments during a load through the real broker.
-const EVENTS = 450_000;
+// A cap of 150 s at 15,000 events/s: the load runs until the third restart caught up, then stops
+// (on a loaded machine a restart takes 5-8 s; a fixed 20 s of load ran out before the third kill).
+const CAP = 2_250_000;
 describe('SIGKILL during load (scenario 1, quick)', () => {
   it('restarts after each kill and counts every acknowledged event exactly once', async () => {
-    // 30 s of load: three kills, each 0.5-3 s after the restart caught up, must fall inside it (on a
-    // loaded machine a restart takes 5-8 s; 20 s of load ran out before the third kill under npm test).
-    const r = await killUnderLoad('kill', { events: EVENTS, rate: 15_000, users: 20_000 }, 3, (s) => console.log(`[scenario 1] ${s}`), tamperedStateIsCaught);
+    const r = await killUnderLoad('kill', { events: CAP, rate: 15_000, users: 20_000, stopWhenDone: true }, 3, (s) => console.log(`[scenario 1] ${s}`), tamperedStateIsCaught);
     console.log(`[scenario 1] ${JSON.stringify({ acknowledged: r.acknowledged, kills: r.kills, recoveryMs: r.recoveryMs, drainMs: r.drainMs, stop: r.stop, seconds: r.seconds, reconciled: { ...r.reconciled, mismatches: r.reconciled.mismatches.length } })}`);
+    const EVENTS = r.acknowledged;
     expect(r.kills.length).toBe(3);
-    expect(r.acknowledged).toBe(EVENTS);
+    // Every restart caught up with the load still running, the last one included.
+    expect(r.recoveryMs.length).toBe(3);
+    expect(EVENTS).toBeGreaterThan(0);
+    expect(EVENTS).toBeLessThan(CAP);
     expect(r.reconciled.mismatches).toEqual([]);
     expect(r.reconciled.committedEvents).toBe(EVENTS);
     expect(r.reconciled.ack).toMatchObject({ acknowledgedEvents: EVENTS, duplicateSeqs: 0, seqGaps: 0, unaccounted: 0, missingOnBroker: 0, contentMismatches: 0 });
