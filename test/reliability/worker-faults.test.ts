@@ -7,7 +7,7 @@ describe('worker throws, exits, runs out of memory inside a batch (scenario 2)',
     // The load runs until the three faults are done, each after the engine caught up again, and is
     // then stopped; this is only its cap (150 s). A fixed 35 s ran out during a slow recovery in CI.
     const cap = 1_500_000;
-    const r = await workerFaultsUnderLoad('workerfault', { events: cap, rate: 10_000, users: 20_000 }, ['throw', 'exit', 'oom'], (s) => console.log(`[scenario 2] ${s}`));
+    const r = await workerFaultsUnderLoad('workerfault', { events: cap, rate: 10_000, users: 20_000, stopWhenDone: true }, ['throw', 'exit', 'oom'], (s) => console.log(`[scenario 2] ${s}`));
     const events = r.acknowledged;
     console.log(`[scenario 2] ${JSON.stringify({ ...r, final: { overallStatus: r.final.overallStatus, shards: r.final.shards, freshness: r.final.freshness }, reconciled: { ...r.reconciled, mismatches: r.reconciled.mismatches.slice(0, 5) } })}`);
     expect(r.faults.map((f) => f.fault)).toEqual(['throw', 'exit', 'oom']);

@@ -105,9 +105,7 @@ export async function workerFaultsUnderLoad(name: string, load: LoadOptions, fau
       records.push({ fault, firedAt: line.replace(/^\[fault-hook\] /, ''), engineError: lastError, shardFailuresSeen: [...failuresSeen], shardFailuresAdded: added, recoveryMs: at - firedAt });
       log(`${fault}: ${line}; engine error: ${lastError}; caught up after ${at - firedAt} ms`);
     }
-    // The load runs until the faults are done (its event count is only a cap): a recovery slowed
-    // by a busy machine must not outlast it, or "caught up" (fresh events) could never hold again.
-    const summary = await lg.stop();
+    const summary = load.stopWhenDone ? await lg.stop() : await lg.done;
     const final = await waitHealth(e, (h) => h.stream.committedEvents >= summary.records && h.freshness.consumerLagMessages === 0, 180_000, 'every acknowledged event committed');
     polling = false;
     const stop = await stopEngine(e, 'SIGTERM');
