@@ -38,10 +38,11 @@ const { values: a } = parseArgs({
     partitions: { type: 'string', default: '8' },
     'events-per-message': { type: 'string', default: '1000' },
     'commit-interval-ms': { type: 'string', default: '1000' },
-    'slab-bytes': { type: 'string', default: String(256 * 1024) },
+    'slab-bytes': { type: 'string', default: String(1024 * 1024) },
     'data-dir': { type: 'string' },
     // The engine's --store-writemap (LMDB's MDB_WRITEMAP; see README).
     'store-writemap': { type: 'boolean', default: false },
+    'cache-max-dirty': { type: 'string' },
     // The engine's --store-page-size (LMDB page size of the new stores).
     'store-page-size': { type: 'string' },
     'input-cache': { type: 'string' },
@@ -70,7 +71,7 @@ if (a.help) {
   --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through
   --event-rate N           events per second of event time (20000; a floor with many concurrent sessions: see eventTimeHours)
   --worker-max-keys N      the engine's --worker-max-keys (1000000)
-  --commit-interval-ms N   (1000)                             --slab-bytes N           (262144)
+  --commit-interval-ms N   (1000)                             --slab-bytes N           (1048576)
   --input-cache DIR        keep the encoded input in DIR for later runs
   --store-writemap         shard stores with MDB_WRITEMAP     --store-page-size BYTES  LMDB page size of new shard stores
   --live-heap              worker heap after a full collection at each commit (slower run)
@@ -111,39 +112,57 @@ function cacheFile(dir: string, n: number): string {
   return path.join(dir, `${key}.bin`);
 }
 
+/** Read in chunks: inputs of more than 2 GB (a long sustained run) exceed one Buffer's limit. */
 function readCache(file: string): RawMessage[] | null {
   if (!fs.existsSync(file)) return null;
-  const buf = fs.readFileSync(file);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const fd = fs.openSync(file, 'r');
   const out: RawMessage[] = [];
-  for (let at = 0; at < buf.length;) {
-    const topic = view.getUint32(at, true);
-    const partition = view.getUint32(at + 4, true);
-    const length = view.getUint32(at + 8, true);
-    const offset = view.getFloat64(at + 16, true);
-    at += 24;
-    out.push({ topic, partition, offset, value: buf.subarray(at, at + length) });
-    at += length;
+  const CHUNK = 256 * 1024 * 1024;
+  let carry = Buffer.alloc(0);
+  try {
+    for (;;) {
+      const fresh = Buffer.allocUnsafe(CHUNK);
+      const n = fs.readSync(fd, fresh, 0, CHUNK, null);
+      if (n === 0) break;
+      const buf = Buffer.concat([carry, fresh.subarray(0, n)]);
+      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      let at = 0;
+      while (at + 24 <= buf.length) {
+        const length = view.getUint32(at + 8, true);
+        if (at + 24 + length > buf.length) break;
+        const topic = view.getUint32(at, true);
+        const partition = view.getUint32(at + 4, true);
+        const offset = view.getFloat64(at + 16, true);
+        out.push({ topic, partition, offset, value: buf.subarray(at + 24, at + 24 + length) });
+        at += 24 + length;
+      }
+      carry = Buffer.from(buf.subarray(at));
+    }
+  } finally {
+    fs.closeSync(fd);
   }
+  if (carry.length) throw new Error(`${file}: ${carry.length} bytes of a truncated message at the end`);
   return out;
 }
 
 function writeCache(file: string, messages: RawMessage[]): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const size = messages.reduce((n, m) => n + 24 + m.value.length, 0);
-  const buf = Buffer.alloc(size);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let at = 0;
-  for (const m of messages) {
-    view.setUint32(at, m.topic, true);
-    view.setUint32(at + 4, m.partition, true);
-    view.setUint32(at + 8, m.value.length, true);
-    view.setFloat64(at + 16, m.offset, true);
-    buf.set(m.value, at + 24);
-    at += 24 + m.value.length;
-  }
   // Written aside and renamed: a run stopped halfway never leaves a short file behind.
-  fs.writeFileSync(`${file}.tmp`, buf);
+  const fd = fs.openSync(`${file}.tmp`, 'w');
+  try {
+    const header = Buffer.alloc(24);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    for (const m of messages) {
+      view.setUint32(0, m.topic, true);
+      view.setUint32(4, m.partition, true);
+      view.setUint32(8, m.value.length, true);
+      view.setFloat64(16, m.offset, true);
+      fs.writeSync(fd, header);
+      fs.writeSync(fd, m.value);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(`${file}.tmp`, file);
 }
 
@@ -168,7 +187,7 @@ const workers = Number(a.workers);
 const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']),
   // Only when set: bench:engine:ab runs this driver over older builds, whose config refuses unknown options.
   ...(a['store-writemap'] ? { storeWritemap: true } : {}), ...(a['store-page-size'] ? { storePageSize: Number(a['store-page-size']) } : {}),
-  ...(a['worker-max-keys'] ? { workerMaxKeys: Number(a['worker-max-keys']) } : {}) };
+  ...(a['worker-max-keys'] ? { workerMaxKeys: Number(a['worker-max-keys']) } : {}), ...(a['cache-max-dirty'] ? { cacheMaxDirty: Number(a['cache-max-dirty']) } : {}) };
 // One engine for warm-up and measurement: the clock starts when the warm-up's events have been
 // processed, so the measured part runs on warm JIT code, warm caches and open stores.
 const warmupEvents = Math.round(split * perMessage);

@@ -48,8 +48,14 @@ export const EngineConfigSchema = z.strictObject({
    * faster there (BENCHMARKS.md, ninth session).
    */
   maxInFlightPerShard: z.number().int().min(1).max(64).default(8),
-  /** Target slab size in bytes. */
-  slabBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(256 * 1024),
+  /**
+   * Largest slab in bytes (slabs follow the traffic: a slow stream sends small ones at each
+   * linger). 1 MB: every slab is a worker task with a fixed cost on both threads (a message each
+   * way, a result, deltas, a new shared buffer), and at 256 KB (about 2,000 events) that cost held
+   * the sustained run at 1.3-1.5 M events/s against 1.7 M at 1 MB; 2 MB was no faster
+   * (BENCHMARKS.md, sixteenth session).
+   */
+  slabBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Longest a partial slab waits before it is dispatched. */
   slabLingerMs: z.number().int().min(0).max(10_000).default(10),
   commitIntervalMs: z.number().int().min(10).max(600_000).default(1000),
