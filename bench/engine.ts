@@ -6,9 +6,14 @@
  *
  *   npm run bench:engine -- [options]   (`--help` lists them with their defaults)
  *
+ * The defaults measure a sustained rate: 16 M events after 4 M of warm-up (about 8 s measured at
+ * 2 M events/s, eight commits per shard). A run of 4 M after 0.5 M measured 20-25 % less: its
+ * clock ran while V8 was still compiling the commit paths and the first commits were paying for
+ * new pages. The input is 2.35 GB; generating it takes about 70 s and 8 GB of memory.
+ *
  * --input-cache DIR: keeps the encoded input in DIR (one file per set of generator options) and
- * reads it from there on later runs: generating it takes ~25 s of the ~35 s run, and A/B runs
- * (bench/engine-ab.ts) feed both builds the very same bytes.
+ * reads it from there on later runs (about 10 s), and A/B runs (bench/engine-ab.ts) feed both
+ * builds the very same bytes.
  *
  * Last line: {"bench":"engine","eventsPerSec":N,"workers":W,"heapUsedMB":N,"rssMB":N,...}
  */
@@ -25,8 +30,8 @@ import { ThreadCpuLog } from './cpu.js';
 
 const { values: a } = parseArgs({
   options: {
-    events: { type: 'string', default: '4000000' },
-    warmup: { type: 'string', default: '500000' },
+    events: { type: 'string', default: '16000000' },
+    warmup: { type: 'string', default: '4000000' },
     workers: { type: 'string', default: String(Math.max(1, os.availableParallelism() - 1)) },
     users: { type: 'string', default: '1000000' },
     // Sessions open at a time and the Zipf exponent of the user choice: with the defaults about
@@ -43,6 +48,9 @@ const { values: a } = parseArgs({
     // The engine's --store-writemap (LMDB's MDB_WRITEMAP; see README).
     'store-writemap': { type: 'boolean', default: false },
     'cache-max-dirty': { type: 'string' },
+    // The embedded source closes a partition's message after this much event time even when it
+    // holds fewer than --events-per-message: at a low --event-rate its messages are small.
+    'batch-event-time-ms': { type: 'string', default: '1000' },
     // The engine's --store-page-size (LMDB page size of the new stores).
     'store-page-size': { type: 'string' },
     'input-cache': { type: 'string' },
@@ -64,13 +72,15 @@ const { values: a } = parseArgs({
 });
 if (a.help) {
   process.stdout.write(`npm run bench:engine -- [options]   (node dist/bench/engine.js [options])
-  --events N               measured events (4000000)          --warmup N               events before the clock starts (500000)
+  --events N               measured events (16000000)         --warmup N               events before the clock starts (4000000)
   --workers W              worker threads (cores - 1)         --shards N               shards (4)
   --partitions N           partitions (8)                     --events-per-message N   events per message (1000)
   --users N                user pool (1000000)                --concurrent-sessions N  sessions open at a time (20000)
   --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through
   --event-rate N           events per second of event time (20000; a floor with many concurrent sessions: see eventTimeHours)
+  --batch-event-time-ms N  event time after which the source closes a message short of --events-per-message (1000)
   --worker-max-keys N      the engine's --worker-max-keys (1000000)
+  --cache-max-dirty N      dirty entries that force a shard's commit (the engine's cacheMaxDirty: 200000)
   --commit-interval-ms N   (1000)                             --slab-bytes N           (1048576)
   --input-cache DIR        keep the encoded input in DIR for later runs
   --store-writemap         shard stores with MDB_WRITEMAP     --store-page-size BYTES  LMDB page size of new shard stores
@@ -95,7 +105,7 @@ function log(msg: string): void {
 
 /** Pre-encodes the run's messages with the embedded source's own batching. */
 async function generate(n: number): Promise<RawMessage[]> {
-  const src = new EmbeddedSource({ partitions, rate: Infinity, totalEvents: n, generator, eventsPerMessage: Number(a['events-per-message']) });
+  const src = new EmbeddedSource({ partitions, rate: Infinity, totalEvents: n, generator, eventsPerMessage: Number(a['events-per-message']), maxBatchEventTimeMs: Number(a['batch-event-time-ms']) });
   const out: RawMessage[] = [];
   await new Promise<void>((resolve) => {
     void src.start({ onMessages: (m) => { for (const x of m) out.push(x); }, onEnd: resolve, onError: () => undefined }, {});
@@ -108,7 +118,7 @@ async function generate(n: number): Promise<RawMessage[]> {
  * offset as a float64) and its bytes. Named after everything that shapes the bytes.
  */
 function cacheFile(dir: string, n: number): string {
-  const key = `engine-input-v1-n${n}-u${generator.users}-p${partitions}-m${a['events-per-message']}-s${generator.seed}-r${generator.eventsPerSecond}-c${generator.concurrentSessions}${generator.zipfExponent === 1 ? '' : `-z${generator.zipfExponent}`}`;
+  const key = `engine-input-v1-n${n}-u${generator.users}-p${partitions}-m${a['events-per-message']}-s${generator.seed}-r${generator.eventsPerSecond}-c${generator.concurrentSessions}${generator.zipfExponent === 1 ? '' : `-z${generator.zipfExponent}`}${a['batch-event-time-ms'] === '1000' ? '' : `-b${a['batch-event-time-ms']}`}`;
   return path.join(dir, `${key}.bin`);
 }
 
@@ -272,6 +282,7 @@ const summary = {
   distinctUsers: users.distinct,
   newUsersMeasured: users.newInMeasured,
   eventRate: generator.eventsPerSecond,
+  batchEventTimeMs: Number(a['batch-event-time-ms']),
   // The generator's rate is a floor per session (2-6 events within its 1-60 minutes): with many
   // concurrent sessions the input is denser than --event-rate. This is what it spans.
   eventTimeHours: Math.round((users.eventTimeSpanMs / 3600e3) * 100) / 100,
