@@ -4,6 +4,7 @@ import type { EventSource, OffsetMap } from './source/types.js';
 import { MemorySink, type OutputSink } from './sink/sink.js';
 import { AlertStore } from './alerts/alert-store.js';
 import { EngineError } from './errors.js';
+import { checkLayout } from './state/layout.js';
 import { WebhookNotifier } from './alerts/notifier.js';
 import { QueryLayer } from './query/query.js';
 import { ReferenceStore } from './state/reference-store.js';
@@ -199,6 +200,7 @@ export class Engine {
 
   static async start(options: EngineOptions, source: EventSource, sink: OutputSink = new MemorySink(), scale: ScaleOut | null = null): Promise<Engine> {
     const config = parseEngineConfig(options);
+    checkLayout(config.dataDir, { partitions: config.partitions, shards: config.shards });
     if (scale && !config.changelog) throw new ConfigError('invalid engine options: options.changelog must be true when the engine is started with a changelog writer (scaled out)');
     if (!scale && config.changelog) throw new ConfigError('invalid engine options: options.changelog needs a changelog writer and restorer (start the engine with --changelog on the Kafka source)');
     const engine = new Engine(config, source, sink, scale);
