@@ -39,7 +39,7 @@ const { values: a } = parseArgs({
     // --users 2000000` makes about a million pass through (see BENCHMARKS.md).
     'concurrent-sessions': { type: 'string', default: '20000' },
     zipf: { type: 'string', default: '1' },
-    shards: { type: 'string', default: '4' },
+    shards: { type: 'string', default: '8' },
     partitions: { type: 'string', default: '8' },
     'events-per-message': { type: 'string', default: '1000' },
     'commit-interval-ms': { type: 'string', default: '1000' },
@@ -73,7 +73,7 @@ const { values: a } = parseArgs({
 if (a.help) {
   process.stdout.write(`npm run bench:engine -- [options]   (node dist/bench/engine.js [options])
   --events N               measured events (16000000)         --warmup N               events before the clock starts (4000000)
-  --workers W              worker threads (cores - 1)         --shards N               shards (4)
+  --workers W              worker threads (cores - 1)         --shards N               shards (8)
   --partitions N           partitions (8)                     --events-per-message N   events per message (1000)
   --users N                user pool (1000000)                --concurrent-sessions N  sessions open at a time (20000)
   --zipf X                 Zipf exponent of the user choice (1); --users 2000000 --concurrent-sessions 2000000 --zipf 0.3: ~1 M users pass through

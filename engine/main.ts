@@ -67,7 +67,7 @@ const program = new Command()
   .addOption(new Option('--data-dir <dir>', 'state directory (LMDB)').default('data').env('RTA_DATA_DIR'))
   .addOption(new Option('--workers <n>', 'worker threads (default: cores - 1)').argParser(int('--workers')).env('RTA_WORKERS'))
   .addOption(new Option('--partitions <n>', 'input partitions').argParser(int('--partitions')).default(8).env('RTA_PARTITIONS'))
-  .addOption(new Option('--shards <n>', 'state shards (fixed for a data directory)').argParser(int('--shards')).default(4).env('RTA_SHARDS'))
+  .addOption(new Option('--shards <n>', 'state shards (fixed for a data directory; default 8, or --partitions if lower)').argParser(int('--shards')).env('RTA_SHARDS'))
   .addOption(new Option('--rate <eventsPerSec>', 'embedded source: events per second of wall time, or "max"').argParser(num('--rate')).default(5000).env('RTA_RATE'))
   .addOption(new Option('--time-scale <x>', 'embedded source: event-time seconds per wall second').argParser(num('--time-scale')).default(1).env('RTA_TIME_SCALE'))
   .addOption(new Option('--events <n>', 'embedded source: stop after this many events').argParser(int('--events')).env('RTA_EVENTS'))
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   let engine: Engine;
   try {
     engine = await Engine.start({
-      dataDir: o.dataDir, partitions: o.partitions, shards: o.shards, ...(o.workers ? { workers: o.workers } : {}),
+      dataDir: o.dataDir, partitions: o.partitions, ...(o.shards ? { shards: o.shards } : {}), ...(o.workers ? { workers: o.workers } : {}),
       commitIntervalMs: o.commitIntervalMs, workerMaxKeys: o.workerMaxKeys, workerNice: o.workerNice, graceMs: o.graceMs, idleTimeoutMs: o.idleTimeoutMs, webhookUrl: o.webhookUrl, changelog: Boolean(o.changelog), auditSequences: o.auditSequences === true, storeWritemap: o.storeWritemap === true, ...(o.storePageSize ? { storePageSize: o.storePageSize } : {}),
     }, source, sink, scale);
   } catch (e) {

@@ -10,6 +10,13 @@ describe('engine option validation', () => {
     expect(c.retentionMs).toBe(24 * 3600_000);
   });
 
+  it('shards default to 8, or to the partition count when that is lower; given, they are kept', () => {
+    expect(parseEngineConfig({}).shards).toBe(8);
+    expect(parseEngineConfig({ partitions: 3 }).shards).toBe(3);
+    expect(parseEngineConfig({ partitions: 16 }).shards).toBe(8);
+    expect(parseEngineConfig({ partitions: 8, shards: 4 }).shards).toBe(4);
+  });
+
   it.each([
     [{ workers: 0 }, 'options.workers'],
     [{ partitions: 1.5 }, 'options.partitions'],
