@@ -87,6 +87,18 @@ export function expectCoreNumbers(q: QueryLayer, model: ReturnType<typeof refere
   expect([f.sessions, ...f.steps.map((s) => s.sessions)]).toEqual([model.funnel.sessions, ...model.funnel.reached]);
 }
 
+/**
+ * Exactly once, against the reference model: every event committed once, the late drops, and the
+ * core numbers, sessions and account-sharing windows of the engine's committed state.
+ */
+export function expectEveryNumberOnce(engine: Engine, model: ReturnType<typeof referenceFor>, events: number): void {
+  expect(engine.committedTotals().events).toBe(events);
+  expect(engine.committedTotals().late).toEqual(model.late);
+  expectCoreNumbers(engine.query, model);
+  expectSessions(engine.query, model);
+  expectSharingWindows(engine.query, model);
+}
+
 /** Runs `check` on a query layer over the committed state of a data directory (8 partitions, 4 shards), closed after. */
 export async function withCommittedState(dataDir: string, check: (q: QueryLayer) => void): Promise<void> {
   const alerts = AlertStore.open(dataDir);
