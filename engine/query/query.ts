@@ -6,7 +6,7 @@ import { ReferenceStore } from '../state/reference-store.js';
 import { listAlerts, type AlertFilter, type AlertList, type AlertStatus, type AlertStore } from '../alerts/alert-store.js';
 import { ALERT_STATUS } from '../state/live-projection.js';
 import type { Alert } from '../codec/types.js';
-import { FUNNEL_STEPS, funnelDepth, openSessionsOf } from '../operators/pipelines/sessions.js';
+import { FUNNEL_STEPS, funnelDepth, openGroupOf, openSessionsInGroup, openSessionsOf } from '../operators/pipelines/sessions.js';
 import type { Revenue } from '../operators/pipelines/revenue.js';
 import type { ProductStats } from '../operators/pipelines/products.js';
 import type { SensorStats } from '../operators/pipelines/performance.js';
@@ -376,7 +376,9 @@ export class QueryLayer {
         const v = value as { stages: number };
         sessions.push({ ...v, funnelDepth: funnelDepth(v.stages) });
       }
-      openSessions = openSessionsOf(s.state.get([p, 'sessions', 'open', userId]));
+      openSessions = openSessionsInGroup(s.state.get([p, 'sessions', 'openGroup', openGroupOf(userId)]), userId);
+      // A store an older build wrote, not yet rewritten into groups: one key per user.
+      if (openSessions.length === 0) openSessions = openSessionsOf(s.state.get([p, 'sessions', 'open', userId]));
       const b = s.state.get([p, 'baseline', userId]) as { n: number; mean: number; m2: number } | undefined;
       if (b) baseline = { transactions: b.n, meanUsd: round2(b.mean), stddevUsd: b.n > 1 ? round2(Math.sqrt(b.m2 / (b.n - 1))) : 0 };
     }

@@ -70,6 +70,26 @@ export class InternTable {
   private lastId = -1;
   private lastText = '';
 
+  /**
+   * The UTF-8 bytes of an id's value, copied into `target` at `offset` (which must have room for
+   * them: at most `maxBytes(id)`); returns how many. Stores that keep ids as bytes take them from
+   * here without a JS string.
+   */
+  copyBytes(id: number, target: Uint8Array, offset: number): number {
+    if ((id | 0) !== id || id < 0 || id >= this.count) throw new RangeError(`no interned value has id ${id} (${this.count} values)`);
+    if (this.keepText) return utf8Encoder.encodeInto(this.texts[id], target.subarray(offset)).written;
+    const start = id === 0 ? 0 : this.ends[id - 1];
+    const end = this.ends[id];
+    target.set(this.arena.subarray(start, end), offset);
+    return end - start;
+  }
+
+  /** An upper bound of `copyBytes`'s length for an id. */
+  maxBytes(id: number): number {
+    if (this.keepText) return this.texts[id].length * 3;
+    return this.ends[id] - (id === 0 ? 0 : this.ends[id - 1]);
+  }
+
   private textOf(start: number, end: number): string {
     return this.decoder.decode(this.arena.subarray(start, end));
   }
@@ -177,3 +197,4 @@ export class InternTable {
 }
 
 const POSITION_CACHE_MASK = 255;
+const utf8Encoder = new TextEncoder();

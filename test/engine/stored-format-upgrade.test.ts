@@ -2,16 +2,19 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
-import { openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
+import { openGroupEntries, openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
 import { sharingOf } from '../../engine/operators/pipelines/alerts.js';
 import { TEST_GENERATOR, continueToModel, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 /**
  * Open sessions and account-sharing windows are stored as tuples since the ninth session; stores
- * written before hold objects. An engine stopped mid-stream has its stored values rewritten into
- * the older objects (what an older build left behind), then a new engine continues over that state:
- * every session and every account-sharing window must still equal the reference model, both those
- * the restart rewrote and those it only read.
+ * written before hold objects. Open sessions are stored in groups of users since the seventeenth
+ * session ([p, 'sessions', 'openGroup', g]); stores written before hold one key per user
+ * ([p, 'sessions', 'open', userId]). An engine stopped mid-stream has its stored state rewritten
+ * into the oldest form (one key per user, objects: what an older build left behind), then a new
+ * engine continues over that state: every session and every account-sharing window must still
+ * equal the reference model, both those the restart rewrote and those it only read, and no
+ * one-key-per-user entry may be left.
  */
 const N = 60_000;
 const model = referenceFor(generateEvents(TEST_GENERATOR, N));
@@ -26,8 +29,13 @@ function downgrade(dataDir: string, shard: number): { sessions: number; sharing:
   let sharing = 0;
   for (const { key, value } of store.state.getRange({})) {
     const k = key as StoreKey;
-    if (k[1] === 'sessions' && k[2] === 'open') {
-      rewrites.push([k, openSessionsOf(value)]); // StoredSession objects: the older form
+    if (k[1] === 'sessions' && k[2] === 'openGroup') {
+      // One key per user, StoredSession objects: the oldest form.
+      for (const [userId, open] of openGroupEntries(value)) rewrites.push([[k[0], 'sessions', 'open', userId], open]);
+      rewrites.push([k, undefined]);
+      sessions++;
+    } else if (k[1] === 'sessions' && k[2] === 'open') {
+      rewrites.push([k, openSessionsOf(value)]);
       sessions++;
     } else if (k[1] === 'account_sharing') {
       const v = sharingOf(value);
@@ -36,7 +44,10 @@ function downgrade(dataDir: string, shard: number): { sessions: number; sharing:
     }
   }
   store.env.transactionSync(() => {
-    for (const [k, v] of rewrites) store.state.putSync(k, v);
+    for (const [k, v] of rewrites) {
+      if (v === undefined) store.state.removeSync(k);
+      else store.state.putSync(k, v);
+    }
   });
   void store.close();
   return { sessions, sharing };
@@ -63,5 +74,12 @@ describe('stored format upgrade', () => {
     expect(sharing).toBeGreaterThan(100);
 
     await continueToModel(dir, N, options, model);
+    let left = 0;
+    for (let shard = 0; shard < 4; shard++) {
+      const store = ShardStore.open(dir, shard, parseEngineConfig({}).mapSizeBytes);
+      for (const { key } of store.state.getRange({})) if ((key as StoreKey)[1] === 'sessions' && (key as StoreKey)[2] === 'open') left++;
+      await store.close();
+    }
+    expect(left, 'open sessions still stored one key per user').toBe(0);
   }, 120_000);
 });

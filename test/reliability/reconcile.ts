@@ -26,7 +26,7 @@ import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type PartitionMeta, type StoreKey } from '../../engine/state/shard-store.js';
 import { UNKEYED, type SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
-import { openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
+import { openGroupEntries, openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -379,7 +379,9 @@ export async function committedState(dataDir: string, partitions: number, shards
       }
       for (const [k, v] of s.scan(p, 'sessions')) {
         const key = k as StoreKey;
-        if (key[0] === 'open') for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
+        if (key[0] === 'openGroup') {
+          for (const [userId, open] of openGroupEntries(v)) for (const x of open) inc(got.sessionEvents, userId, x.events);
+        } else if (key[0] === 'open') for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
         else if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
       }
     }

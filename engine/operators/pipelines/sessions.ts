@@ -39,7 +39,8 @@ type Open = Session | Session[];
 export type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
 
 /**
- * An open session as stored: a tuple, not an object. A user's open sessions are rewritten at every
+ * An open session as stored one key per user by builds before open-session groups (read on
+ * restore and by the query layer until the next commit rewrites it into its group): a tuple, not an object. A user's open sessions are rewritten at every
  * commit in which the user had an event: about one LMDB write per event when many users pass
  * through, more than half of a worker's commit time with a million users. lmdb-js's msgpack
  * encodes a flat array faster than a record object: with tuples here and for account-sharing windows
@@ -55,6 +56,183 @@ export function openSessionsOf(value: unknown): StoredSession[] {
     ? { start: v[0], end: v[1], events: v[2], pageViews: v[3], transactions: v[4], usd: v[5], platforms: v.slice(7) as string[], stages: v[6] }
     : v);
 }
+
+/**
+ * Open sessions are stored in groups, not one key per user: [partition, 'sessions', 'openGroup', g]
+ * holds every user of group g (a hash of the user id) with open sessions, as [userId, ...sessions].
+ * A user's open sessions change at nearly every commit in which the user has an event, so with a
+ * million users passing through, one key per user was one LMDB put per event: a random put into a
+ * large B-tree costs 3-10 µs (a page copied and listed per put), and these puts were half of a
+ * worker's commit time. A group is rewritten whole when one of its users changed: a few thousand
+ * larger values per commit, written in key order. The query layer finds a user through the same hash.
+ * Stores written before hold [..., 'open', userId] keys: read on restore, rewritten into groups
+ * and deleted by the next commit.
+ */
+export const OPEN_GROUPS = 4096;
+
+/** The open-session group of a user id: FNV-1a over its UTF-16 code units (stable across builds: it is in the stored keys). */
+export function openGroupOf(userId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) h = Math.imul(h ^ userId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % OPEN_GROUPS;
+}
+
+/**
+ * A stored open-session group, binary (little-endian): a version byte (1), then per user: u32 id
+ * length, the id's UTF-8 bytes, u16 session count, and per session: f64 start, f64 end, f64 usd,
+ * u32 events, u32 pageViews, u32 transactions, u8 stages, u16 platform count, per platform u16
+ * length + UTF-8 name. Binary, not MessagePack: a commit writes every user of a changed group, and
+ * building and packing an array per user was most of the commit's time; this copies the id's
+ * bytes from the intern table and the numbers from the user's record.
+ */
+const GROUP_FORMAT = 1;
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** Writes groups into one growing scratch buffer; `take` copies the group out. */
+class GroupWriter {
+  private buf = new Uint8Array(1 << 16);
+  private dv = new DataView(this.buf.buffer);
+  n = 0;
+
+  begin(): void {
+    this.n = 0;
+    this.u8(GROUP_FORMAT);
+  }
+
+  ensure(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.n + k) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.n));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  get bytes(): Uint8Array {
+    return this.buf;
+  }
+
+  u8(x: number): void {
+    this.ensure(1);
+    this.buf[this.n++] = x;
+  }
+
+  u16(x: number): void {
+    this.ensure(2);
+    this.dv.setUint16(this.n, x, true);
+    this.n += 2;
+  }
+
+  u32(x: number): void {
+    this.ensure(4);
+    this.dv.setUint32(this.n, x, true);
+    this.n += 4;
+  }
+
+  f64(x: number): void {
+    this.ensure(8);
+    this.dv.setFloat64(this.n, x, true);
+    this.n += 8;
+  }
+
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.n);
+    this.n += b.length;
+  }
+
+  /** The group written since `begin`, as its own Buffer (a commit may keep it: the changelog). */
+  take(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.n));
+  }
+}
+
+/** The platform part of a stored session: u16 count, then u16 length + UTF-8 bytes per name (sorted). */
+function encodePlatformNames(names: string[]): Uint8Array {
+  const parts = names.map((n) => utf8.encode(n));
+  const out = new Uint8Array(2 + parts.reduce((a, p) => a + 2 + p.length, 0));
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, parts.length, true);
+  let o = 2;
+  for (const p of parts) {
+    dv.setUint16(o, p.length, true);
+    out.set(p, o + 2);
+    o += 2 + p.length;
+  }
+  return out;
+}
+
+/** The users of a stored group with their open sessions as objects. */
+export function openGroupEntries(value: unknown): Array<[string, StoredSession[]]> {
+  if (!(value instanceof Uint8Array) || value.length === 0) return [];
+  const b = value;
+  if (b[0] !== GROUP_FORMAT) throw new Error(`open-session group stored in an unknown format (version ${b[0]}): written by a newer build?`);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out: Array<[string, StoredSession[]]> = [];
+  let o = 1;
+  while (o < b.length) {
+    const idLen = dv.getUint32(o, true);
+    const id = fromUtf8.decode(b.subarray(o + 4, o + 4 + idLen));
+    o += 4 + idLen;
+    const count = dv.getUint16(o, true);
+    o += 2;
+    const sessions: StoredSession[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = dv.getFloat64(o, true);
+      const end = dv.getFloat64(o + 8, true);
+      const usd = dv.getFloat64(o + 16, true);
+      const events = dv.getUint32(o + 24, true);
+      const pageViews = dv.getUint32(o + 28, true);
+      const transactions = dv.getUint32(o + 32, true);
+      const stages = b[o + 36];
+      const platformCount = dv.getUint16(o + 37, true);
+      o += 39;
+      const platforms: string[] = [];
+      for (let k = 0; k < platformCount; k++) {
+        const len = dv.getUint16(o, true);
+        platforms.push(fromUtf8.decode(b.subarray(o + 2, o + 2 + len)));
+        o += 2 + len;
+      }
+      sessions.push({ start, end, events, pageViews, transactions, usd, platforms, stages });
+    }
+    out.push([id, sessions]);
+  }
+  return out;
+}
+
+/** A stored group from its entries (the engine writes groups from its per-user records; this is for tools and tests). */
+export function encodeOpenGroup(entries: Array<[string, StoredSession[]]>): Buffer {
+  const w = new GroupWriter();
+  w.begin();
+  for (const [id, sessions] of entries) {
+    const idBytes = utf8.encode(id);
+    w.u32(idBytes.length);
+    w.raw(idBytes);
+    w.u16(sessions.length);
+    for (const x of sessions) {
+      w.f64(x.start);
+      w.f64(x.end);
+      w.f64(x.usd);
+      w.u32(x.events);
+      w.u32(x.pageViews);
+      w.u32(x.transactions);
+      w.u8(x.stages);
+      w.raw(encodePlatformNames([...x.platforms].sort()));
+    }
+  }
+  return w.take();
+}
+
+/** One user's open sessions in a stored group (none when absent). */
+export function openSessionsInGroup(value: unknown, userId: string): StoredSession[] {
+  for (const [id, sessions] of openGroupEntries(value)) if (id === userId) return sessions;
+  return [];
+}
+
+/** Whether any thread-local instance tracks a user whose record another instance owns (groups may then list a user twice). */
+let foreignUsersSeen = false;
 
 export interface FunnelStats {
   sessions: number;
@@ -79,6 +257,8 @@ function fitsRecord(s: Session): boolean {
 /** `sessions.slot` values other than an index into `lists`: the user's one open session is in its record, or the user has none. */
 const INLINE = -1;
 const NONE = -2;
+/** No open session, but still listed in its open-session group (until the group is next written). */
+const LISTED_NONE = -3;
 /** Close buckets (whole seconds) are kept in the record relative to this (2023-11-14): 1955 to 2091 fits an Int32. */
 const BUCKET_BASE = 1_700_000_000;
 const NO_BUCKET = -0x80000000;
@@ -121,8 +301,21 @@ export class SessionsPipeline implements Pipeline {
   private readonly rPlatforms: UserColumn;
   private readonly rBucket: UserColumn;
   private readonly instance = nextEpoch();
-  /** Users whose open sessions changed since the last commit (each once: the dirty tag guards). */
-  private readonly dirtyUsers: number[] = [];
+  /** Per user: its open-session group (derived from the user id, so valid for the thread's life). */
+  private readonly groupOf: UserColumn;
+  /**
+   * Per group: the users listed in it (with open sessions, or closed since the group was last
+   * written). A user whose record this instance owns is listed when its `slot` is not NONE
+   * (LISTED_NONE: listed, no open session); other users when in `foreignListed`.
+   */
+  private readonly groupUsers: (number[] | undefined)[] = new Array<number[] | undefined>(OPEN_GROUPS);
+  /** Per group: the commit epoch in which it was last marked dirty. */
+  private readonly groupDirty = new Int32Array(OPEN_GROUPS);
+  /** Groups changed since the last commit (each once: `groupDirty` guards). */
+  private readonly dirtyGroups: number[] = [];
+  private readonly foreignListed = new Set<number>();
+  /** User ids restored from the one-key-per-user form: the next commit deletes those keys. */
+  private readonly legacyOpen: string[] = [];
   private readonly closedToWrite: Array<[number, Session]> = [];
   private readonly funnel = new Map<number, FunnelStats>();
   private readonly dirtyFunnel = new Set<number>();
@@ -131,8 +324,6 @@ export class SessionsPipeline implements Pipeline {
   private lastBucket = -1;
   private readonly gap: number;
   private readonly grace: number;
-  /** Per user: the commit epoch in which the user was last marked dirty (saves a Set insert per event). */
-  private readonly dirtyTag: UserColumn;
   private epoch = nextEpoch();
   private lastChangedHour = NaN;
 
@@ -140,7 +331,7 @@ export class SessionsPipeline implements Pipeline {
     this.gap = ctx.config.sessionGapMs;
     this.grace = ctx.config.graceMs;
     const v = ctx.vocab;
-    this.dirtyTag = v.column('sessions.dirty');
+    this.groupOf = v.column('sessions.group', -1, true);
     // Kept across resetColumns: they are valid only under this instance's owner tag, and another
     // partition of the thread may be live while one is reopened.
     this.owner = v.column('sessions.owner', 0, true);
@@ -178,6 +369,13 @@ export class SessionsPipeline implements Pipeline {
     this.setOpen(user, sessions.length === 0 ? undefined : sessions.length === 1 ? sessions[0] : sessions);
   }
 
+  private listInGroup(user: number): void {
+    const g = this.groupIndex(user);
+    const list = this.groupUsers[g];
+    if (list) list.push(user);
+    else this.groupUsers[g] = [user];
+  }
+
   private setOpen(user: number, open: Open | undefined): void {
     const o = this.owner.get(user);
     if (o !== this.instance) {
@@ -186,21 +384,28 @@ export class SessionsPipeline implements Pipeline {
         return;
       }
       if (o !== 0 && liveInstances.has(o)) {
+        foreignUsersSeen = true;
+        if (!this.foreignListed.has(user)) {
+          this.foreignListed.add(user);
+          this.listInGroup(user);
+        }
         this.foreign.set(user, open);
         return;
       }
       // Free, or left by a closed instance (ids are never reused): claim it.
       this.owner.set(user, this.instance);
-      this.slot.set(user, NONE);
+      this.slot.set(user, this.foreignListed.delete(user) ? LISTED_NONE : NONE);
     }
     const slot = this.slot.get(user);
+    if (open !== undefined && slot === NONE) this.listInGroup(user);
     if (open !== undefined && !Array.isArray(open) && fitsRecord(open)) {
       this.writeRecord(user, open);
       if (slot >= 0) this.freeListSlot(slot);
       this.slot.set(user, INLINE);
     } else if (open === undefined) {
       if (slot >= 0) this.freeListSlot(slot);
-      this.slot.set(user, NONE);
+      // Still listed in its group until the group is next written.
+      if (slot !== NONE) this.slot.set(user, LISTED_NONE);
     } else if (slot >= 0) {
       this.lists[slot] = open;
     } else {
@@ -360,10 +565,21 @@ export class SessionsPipeline implements Pipeline {
     }
   }
 
+  private groupIndex(user: number): number {
+    let g = this.groupOf.get(user);
+    if (g < 0) {
+      g = openGroupOf(this.ctx.vocab.users.value(user));
+      this.groupOf.set(user, g);
+    }
+    return g;
+  }
+
+  /** The user's open sessions changed: its group is rewritten at the next commit. */
   private markDirty(user: number): void {
-    if (this.dirtyTag.get(user) !== this.epoch) {
-      this.dirtyTag.set(user, this.epoch);
-      this.dirtyUsers.push(user);
+    const g = this.groupIndex(user);
+    if (this.groupDirty[g] !== this.epoch) {
+      this.groupDirty[g] = this.epoch;
+      this.dirtyGroups.push(g);
     }
   }
 
@@ -457,31 +673,97 @@ export class SessionsPipeline implements Pipeline {
     };
   }
 
-  /** Sorted platform names of a record's platform mask (few distinct masks: shared, never mutated). */
-  private readonly platformNames = new Map<number, string[]>();
+  private readonly writer = new GroupWriter();
+  /** Encoded platform names by a record's platform mask (few distinct masks). */
+  private readonly platformBytes = new Map<number, Uint8Array>();
 
-  private encodeOpen(s: Session): StoredOpenSession {
-    return [s.start, s.end, s.events, s.pageViews, s.transactions, s.usd, s.stages, ...s.platforms.map((p) => this.ctx.vocab.sym(p)).sort()];
+  /** A group as stored (undefined: no user of it has open sessions); users without open sessions leave its list. */
+  private encodeGroup(g: number): Buffer | undefined {
+    const list = this.groupUsers[g];
+    if (!list) return undefined;
+    const w = this.writer;
+    w.begin();
+    const seen = foreignUsersSeen ? new Set<number>() : null;
+    let n = 0;
+    for (const u of list) {
+      if (seen) {
+        if (seen.has(u)) continue;
+        seen.add(u);
+      }
+      if (!this.writeUser(w, u)) {
+        if (this.owner.get(u) !== this.instance) this.foreignListed.delete(u);
+        else if (this.slot.get(u) === LISTED_NONE) this.slot.set(u, NONE);
+        continue;
+      }
+      list[n++] = u;
+    }
+    list.length = n;
+    if (n === 0) {
+      this.groupUsers[g] = undefined;
+      return undefined;
+    }
+    return w.take();
   }
 
-  /** A user's open sessions as stored; one in the user's record is encoded from it (no Session copy). */
-  private storedOpen(user: number): StoredOpenSession[] | undefined {
-    if (this.owner.get(user) === this.instance && this.slot.get(user) === INLINE) {
-      const mask = this.rPlatforms.get(user);
-      let platforms = this.platformNames.get(mask);
+  /** A user's entry of its group; false (nothing written) when the user has no open session. */
+  private writeUser(w: GroupWriter, u: number): boolean {
+    const users = this.ctx.vocab.users;
+    if (this.owner.get(u) === this.instance && this.slot.get(u) === INLINE) {
+      const mask = this.rPlatforms.get(u);
+      let platforms = this.platformBytes.get(mask);
       if (!platforms) {
-        platforms = symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
-        this.platformNames.set(mask, platforms);
+        platforms = encodePlatformNames(symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort());
+        this.platformBytes.set(mask, platforms);
       }
-      return [[this.rStart.get(user), this.rEnd.get(user), this.rEvents.get(user), this.rPageViews.get(user), this.rTransactions.get(user), this.rUsd.get(user), this.rStages.get(user), ...platforms]];
+      w.ensure(4 + users.maxBytes(u) + 2 + 39 + platforms.length);
+      const idAt = w.n;
+      w.n += 4;
+      const idLen = users.copyBytes(u, w.bytes, w.n);
+      w.n += idLen;
+      const end = w.n;
+      w.n = idAt;
+      w.u32(idLen);
+      w.n = end;
+      w.u16(1);
+      this.writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), this.rStages.get(u), platforms);
+      return true;
     }
-    const list = this.listOf(user);
-    return list.length ? list.map((s) => this.encodeOpen(s)) : undefined;
+    const list = this.listOf(u);
+    if (list.length === 0) return false;
+    w.ensure(4 + users.maxBytes(u));
+    const idAt = w.n;
+    w.n += 4;
+    const idLen = users.copyBytes(u, w.bytes, w.n);
+    w.n += idLen;
+    const end = w.n;
+    w.n = idAt;
+    w.u32(idLen);
+    w.n = end;
+    w.u16(list.length);
+    for (const s of list) {
+      const names = encodePlatformNames(s.platforms.map((p) => this.ctx.vocab.sym(p)).sort());
+      this.writeSession(w, s.start, s.end, s.usd, s.events, s.pageViews, s.transactions, s.stages, names);
+    }
+    return true;
+  }
+
+  private writeSession(w: GroupWriter, start: number, end: number, usd: number, events: number, pageViews: number, transactions: number, stages: number, platforms: Uint8Array): void {
+    w.f64(start);
+    w.f64(end);
+    w.f64(usd);
+    w.u32(events);
+    w.u32(pageViews);
+    w.u32(transactions);
+    w.u8(stages);
+    w.raw(platforms);
   }
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
-    for (const user of this.dirtyUsers) write(['open', users.value(user)], this.storedOpen(user));
+    // In key order: neighbouring puts land on the same or the next B-tree page.
+    this.dirtyGroups.sort((a, b) => a - b);
+    for (const g of this.dirtyGroups) write(['openGroup', g], this.encodeGroup(g));
+    for (const id of this.legacyOpen) write(['open', id], undefined);
     for (const [user, s] of this.closedToWrite) {
       write(['closed', users.value(user), s.start], this.encodeClosed(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
@@ -491,7 +773,8 @@ export class SessionsPipeline implements Pipeline {
   }
 
   committed(): void {
-    this.dirtyUsers.length = 0;
+    this.dirtyGroups.length = 0;
+    this.legacyOpen.length = 0;
     this.epoch = nextEpoch();
     this.closedToWrite.length = 0;
     this.dirtyFunnel.clear();
@@ -504,25 +787,35 @@ export class SessionsPipeline implements Pipeline {
 
   /** Open sessions and funnel hours: closed sessions (and their index) stay in the store. */
   restoreRanges(): KeyRange[] {
-    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['open'], end: ['open\u0000'] }];
+    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['open'], end: ['open\u0000'] }, { start: ['openGroup'], end: ['openGroup\u0000'] }];
+  }
+
+  private restoreUser(userId: string, stored: StoredSession[]): number {
+    const user = this.ctx.vocab.users.internString(userId);
+    const list: Session[] = stored.map((s) => ({
+      start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
+      platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: -1,
+    }));
+    for (const s of list) this.schedule(user, s);
+    this.setList(user, list);
+    this.lastBucket = -1;
+    return user;
   }
 
   restore(key: StateKey, value: unknown, _streamTime: number): void {
-    if (key[0] === 'open') {
-      const user = this.ctx.vocab.users.internString(key[1] as string);
-      const list: Session[] = openSessionsOf(value).map((s) => ({
-        start: s.start, end: s.end, events: s.events, pageViews: s.pageViews, transactions: s.transactions, usd: s.usd,
-        platforms: [...new Set(s.platforms.map((p) => this.ctx.vocab.symOf(p)))], stages: s.stages, lastPlatform: -1, bucket: -1,
-      }));
-      for (const s of list) this.schedule(user, s);
-      this.setList(user, list);
-      this.lastBucket = -1;
+    if (key[0] === 'openGroup') {
+      for (const [userId, sessions] of openGroupEntries(value)) this.restoreUser(userId, sessions);
+    } else if (key[0] === 'open') {
+      // The one-key-per-user form of older builds: moved into its group by the next commit.
+      const userId = key[1] as string;
+      this.markDirty(this.restoreUser(userId, openSessionsOf(value)));
+      this.legacyOpen.push(userId);
     } else if (key[0] === 'funnel') {
       this.funnel.set(key[1] as number, value as FunnelStats);
     }
   }
 
   get dirtyCount(): number {
-    return this.dirtyUsers.length + this.closedToWrite.length;
+    return this.dirtyGroups.length + this.closedToWrite.length + this.legacyOpen.length;
   }
 }
