@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { hashString, type EventBatchReader } from '../codec/index.js';
 
 /**
@@ -117,10 +118,15 @@ export class InternTable {
       slot = (slot + 1) & this.mask;
     }
     const bytes = src.subarray(pos, pos + len);
-    let text: string;
-    try {
-      text = this.decoder.decode(bytes);
-    } catch {
+    let text = '';
+    if (this.keepText) {
+      try {
+        text = this.decoder.decode(bytes);
+      } catch {
+        return -1;
+      }
+    } else if (!isUtf8(bytes)) {
+      // Checked without making the string: a table without text sees every new user id once.
       return -1;
     }
     const id = this.count;

@@ -95,4 +95,17 @@ describe('intern table', () => {
     expect(decoded.size).toBe(values.length);
     for (const t of [kept, decoded]) for (const bad of [-1, values.length, 1.5]) expect(() => t.value(bad)).toThrow(RangeError);
   });
+
+  it('refuses bytes that are not UTF-8, with and without kept text, and interns nothing for them', () => {
+    for (const keepText of [true, false]) {
+      const t = new InternTable(4, keepText);
+      for (const bad of [[0xff], [0x75, 0xc3], [0xed, 0xa0, 0x80], [0x61, 0x80, 0x62]]) {
+        const b = Uint8Array.from(bad);
+        expect(t.intern(b, 0, b.length, 1), `${keepText} ${bad}`).toBe(-1);
+      }
+      expect(t.size).toBe(0);
+      const ok = new TextEncoder().encode('usér');
+      expect(t.intern(ok, 0, ok.length, 1)).toBe(0);
+    }
+  });
 });
