@@ -96,6 +96,13 @@ export const EngineConfigSchema = z.strictObject({
   /** Events stamped further than this in the future (wall clock) go to the dead-letter topic. */
   maxFutureMs: z.number().int().positive().default(24 * 3600_000),
   sessionGapMs: z.number().int().positive().default(30 * 60_000),
+  /**
+   * Open sessions are stored per group of users (engine/operators/pipelines/sessions.ts): a group
+   * whose changed users are two or more and at least this share of its users is written whole in
+   * one value, the others' changed users under their own keys. 0: every changed group whole; above 1: never.
+   * Not a flag: a tuning and test knob.
+   */
+  openGroupWholeShare: z.number().min(0).default(0.25),
   /** USD value of one unit of each currency, to sum revenue across currencies. */
   fxToUsd: z.record(z.string(), z.number().positive()).default({ USD: 1, EUR: 1.08, GBP: 1.27, BRL: 0.2, JPY: 0.0067, INR: 0.012 }),
   alerts: AlertThresholdsSchema.default(AlertThresholdsSchema.parse({})),

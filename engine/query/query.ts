@@ -376,9 +376,9 @@ export class QueryLayer {
         const v = value as { stages: number };
         sessions.push({ ...v, funnelDepth: funnelDepth(v.stages) });
       }
-      openSessions = openSessionsInGroup(s.state.get([p, 'sessions', 'openGroup', openGroupOf(userId)]), userId);
-      // A store an older build wrote, not yet rewritten into groups: one key per user.
-      if (openSessions.length === 0) openSessions = openSessionsOf(s.state.get([p, 'sessions', 'open', userId]));
+      // The user's own key when there is one (newer than its group's entry; empty: none open), else its group's entry.
+      const own = s.state.get([p, 'sessions', 'open', userId]);
+      openSessions = own !== undefined ? openSessionsOf(own) : openSessionsInGroup(s.state.get([p, 'sessions', 'openGroup', openGroupOf(userId)]), userId);
       const b = s.state.get([p, 'baseline', userId]) as { n: number; mean: number; m2: number } | undefined;
       if (b) baseline = { transactions: b.n, meanUsd: round2(b.mean), stddevUsd: b.n > 1 ? round2(Math.sqrt(b.m2 / (b.n - 1))) : 0 };
     }

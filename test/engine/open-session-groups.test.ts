@@ -1,13 +1,16 @@
-import { describe, expect, it } from 'vitest';
-import { OPEN_GROUPS, encodeOpenGroup, openGroupEntries, openGroupOf, openSessionsInGroup, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { parseEngineConfig } from '../../engine/index.js';
+import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
+import { OPEN_GROUPS, encodeOpenGroup, openGroupEntries, openGroupOf, openSessionsInGroup, openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
 import { InternTable } from '../../engine/workers/intern.js';
+import { TEST_GENERATOR, continueToModel, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 /**
- * Open sessions are stored in groups of users (engine/operators/pipelines/sessions.ts): the group
- * of a user id is part of the stored keys, and the binary form is what the query layer and a
- * restore read back. The engine-level behaviour (every open session equal to the reference model,
- * across restarts and worker counts) is in pipelines-reference, restart-and-crash and
- * stored-format-upgrade; this file pins the format.
+ * Open sessions are stored per group of users (engine/operators/pipelines/sessions.ts): a group
+ * written whole as one binary value, or its changed users under their own keys, which win over the
+ * group's entry (an empty own key: none open). The group of a user id is part of the stored keys.
+ * This file pins the format, and runs an engine over a store where the two forms overlap.
  */
 const session = (over: Partial<StoredSession> = {}): StoredSession => ({
   start: 1_767_225_600_000, end: 1_767_225_900_123, events: 7, pageViews: 3, transactions: 1, usd: 12.34, platforms: ['WEB'], stages: 0b10101, ...over,
@@ -67,3 +70,64 @@ function fnv(s: string): number {
   }
   return h;
 }
+
+const N = 60_000;
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** Open-session entries of the stores: groups, own keys holding sessions, empty own keys. */
+function storedForms(dataDir: string, shards: number): { groups: number; own: number; empty: number } {
+  const n = { groups: 0, own: 0, empty: 0 };
+  for (let shard = 0; shard < shards; shard++) {
+    const store = ShardStore.open(dataDir, shard, parseEngineConfig({}).mapSizeBytes);
+    for (const { key, value } of store.state.getRange({})) {
+      const k = key as StoreKey;
+      if (k[1] !== 'sessions') continue;
+      if (k[2] === 'openGroup') n.groups++;
+      else if (k[2] === 'open') {
+        if (openSessionsOf(value).length > 0) n.own++;
+        else n.empty++;
+      }
+    }
+    void store.close();
+  }
+  return n;
+}
+
+describe('open sessions stored both ways', () => {
+  it('groups written whole, then own keys over them, then groups again: every session equals the reference model', async () => {
+    const model = referenceFor(generateEvents(TEST_GENERATOR, N));
+    const dir = tempDir('open-groups');
+    dirs.push(dir);
+    const base = { partitions: 8, shards: 4, workers: 2 };
+    // Each run takes the whole stream from its first event (the engine skips what it committed) and
+    // is stopped once it has processed about `upTo` events.
+    const runTo = async (upTo: number, openGroupWholeShare: number) => {
+      const engine = await startEmbedded(dir, TEST_GENERATOR, N, { rate: 10_000, eventsPerMessage: 5 }, { ...base, openGroupWholeShare });
+      const deadline = Date.now() + 60_000;
+      while (engine.metrics.events < upTo && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await engine.stop();
+      return engine.committedTotals().events;
+    };
+    // Every changed group whole: groups only.
+    const first = await runTo(12_000, 0);
+    expect(first).toBeGreaterThanOrEqual(12_000);
+    expect(first).toBeLessThan(30_000);
+    const afterFirst = storedForms(dir, 4);
+    expect(afterFirst.groups).toBeGreaterThan(100);
+    expect(afterFirst.own + afterFirst.empty).toBe(0);
+    // Never whole: changed users under own keys, over their groups' entries (empty ones for sessions that closed).
+    // (By event 45,000 some sessions open at event 12,000 have closed: 37 minutes of event time.)
+    const second = await runTo(45_000, 2);
+    expect(second).toBeGreaterThanOrEqual(45_000);
+    expect(second).toBeLessThan(N);
+    const afterSecond = storedForms(dir, 4);
+    expect(afterSecond.groups).toBe(afterFirst.groups);
+    expect(afterSecond.own).toBeGreaterThan(100);
+    expect(afterSecond.empty).toBeGreaterThan(0);
+    // Whole again to the end: the groups rewritten delete their users' own keys.
+    await continueToModel(dir, N, { ...base, openGroupWholeShare: 0 }, model);
+    const last = storedForms(dir, 4);
+    expect(last.own + last.empty).toBeLessThan(afterSecond.own + afterSecond.empty);
+  }, 120_000);
+});

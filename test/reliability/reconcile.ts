@@ -377,12 +377,17 @@ export async function committedState(dataDir: string, partitions: number, shards
           got.seqAudit.set(key, list);
         }
       }
+      // Open sessions: a user's own key wins over its group's entry (engine/operators/pipelines/sessions.ts);
+      // own keys ('open') sort before groups ('openGroup').
+      const ownOpen = new Set<string>();
       for (const [k, v] of s.scan(p, 'sessions')) {
         const key = k as StoreKey;
         if (key[0] === 'openGroup') {
-          for (const [userId, open] of openGroupEntries(v)) for (const x of open) inc(got.sessionEvents, userId, x.events);
-        } else if (key[0] === 'open') for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
-        else if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
+          for (const [userId, open] of openGroupEntries(v)) if (!ownOpen.has(userId)) for (const x of open) inc(got.sessionEvents, userId, x.events);
+        } else if (key[0] === 'open') {
+          ownOpen.add(key[1] as string);
+          for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
+        } else if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
       }
     }
   } finally {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
-import { encodeOpenGroup, openGroupEntries } from '../../engine/operators/pipelines/sessions.js';
+import { encodeOpenGroup, openGroupEntries, openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
 import { BROKERS, PARTITIONS, SHARDS } from './harness.js';
 import { reconcile } from './reconcile.js';
 import type { SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
@@ -12,13 +12,28 @@ import { killUnderLoad } from './scenarios.js';
 async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; prefix: string }): Promise<void> {
   const store = ShardStore.open(run.dataDir, 0, parseEngineConfig({ dataDir: run.dataDir, partitions: PARTITIONS, shards: SHARDS }).mapSizeBytes);
   const [cell] = [...store.state.getRange({ start: [0, 'platform_events'], end: [0, 'platform_events\u0000'], limit: 1 })];
-  const [open] = [...store.state.getRange({ start: [0, 'sessions', 'openGroup'], end: [0, 'sessions', 'openGroup\u0000'], limit: 1 })];
+  // An open session loses an event: under a user's own key when one holds a session, else in a
+  // group, for a user without an own key (which would win over the group's entry).
+  const own = [...store.state.getRange({ start: [0, 'sessions', 'open'], end: [0, 'sessions', 'open\u0000'] })];
+  const ownKey = own.find((e) => openSessionsOf(e.value).length > 0);
+  const ownUsers = new Set(own.map((e) => (e.key as StoreKey)[3]));
+  const group = ownKey ? undefined : [...store.state.getRange({ start: [0, 'sessions', 'openGroup'], end: [0, 'sessions', 'openGroup\u0000'] })]
+    .map((e) => ({ key: e.key as StoreKey, entries: openGroupEntries(e.value) }))
+    .find((g) => g.entries.some(([user, sessions]) => !ownUsers.has(user) && sessions.length > 0));
+  expect(ownKey ?? group, 'an open session in partition 0').toBeDefined();
   await store.env.transactionSync(() => {
     store.state.putSync(cell.key as StoreKey, { ...(cell.value as object), n: (cell.value as { n: number }).n + 1 });
-    // A group of open sessions as stored: its first user's first session loses an event.
-    const group = openGroupEntries(open.value);
-    group[0][1][0].events -= 1;
-    store.state.putSync(open.key as StoreKey, encodeOpenGroup(group));
+    if (ownKey) {
+      // An own key as stored: [[start, end, events, ...], ...] (StoredOpenSession).
+      const sessions = ownKey.value as number[][];
+      const first = [...sessions[0]];
+      first[2] -= 1;
+      store.state.putSync(ownKey.key as StoreKey, [first, ...sessions.slice(1)]);
+    } else {
+      const entry = group!.entries.find(([user, sessions]) => !ownUsers.has(user) && sessions.length > 0)!;
+      entry[1][0].events -= 1;
+      store.state.putSync(group!.key, encodeOpenGroup(group!.entries));
+    }
   });
   // The sequence audit: one user's seq 2 taken out of its counted range (lost, a gap), another user's
   // seq 1 counted a second time.

@@ -58,17 +58,22 @@ export function openSessionsOf(value: unknown): StoredSession[] {
 }
 
 /**
- * Open sessions are stored in groups, not one key per user: [partition, 'sessions', 'openGroup', g]
- * holds every user of group g (a hash of the user id) with open sessions, as [userId, ...sessions].
- * A user's open sessions change at nearly every commit in which the user has an event, so with a
- * million users passing through, one key per user was one LMDB put per event: a random put into a
- * large B-tree costs 3-10 µs (a page copied and listed per put), and these puts were half of a
- * worker's commit time. A group is rewritten whole when one of its users changed: a few thousand
- * larger values per commit, written in key order. The query layer finds a user through the same hash.
- * Stores written before hold [..., 'open', userId] keys: read on restore, rewritten into groups
- * and deleted by the next commit.
+ * Where open sessions are stored. A user's open sessions change at nearly every commit in which the
+ * user has an event; written as one key per user ([partition, 'sessions', 'open', userId]) that is
+ * one random LMDB put per active user and commit, 3-10 µs each in a store of a million users (a
+ * page copied and listed per put): half of a worker's commit time when many users pass through.
+ *
+ * So users are hashed into OPEN_GROUPS groups per partition, and a group whose users mostly changed
+ * in a commit (two or more, and a quarter or more of them: EngineConfig.openGroupWholeShare) is written whole as one binary value
+ * ([partition, 'sessions', 'openGroup', g]), encoded straight from the users' records; a group with
+ * few changed users has just those written under their own keys, as before (rewriting a group for
+ * one user would cost more than the put it saves). A user's own key, when present, is newer than
+ * its group's entry: it wins, and an empty one says "no open session" over a stale group entry.
+ * Writing the group whole deletes its users' own keys. The query layer and a restore read both.
+ * Stores written before groups hold only own keys, which stay valid.
  */
 export const OPEN_GROUPS = 4096;
+
 
 /** The open-session group of a user id: FNV-1a over its UTF-16 code units (stable across builds: it is in the stored keys). */
 export function openGroupOf(userId: string): number {
@@ -231,8 +236,6 @@ export function openSessionsInGroup(value: unknown, userId: string): StoredSessi
   return [];
 }
 
-/** Whether any thread-local instance tracks a user whose record another instance owns (groups may then list a user twice). */
-let foreignUsersSeen = false;
 
 export interface FunnelStats {
   sessions: number;
@@ -247,9 +250,16 @@ export function funnelDepth(mask: number): number {
   return k;
 }
 
+/**
+ * A record's platforms and funnel stages share one int: platform symbols below 26 as bits 0-25,
+ * the stage mask in bits 26-30 (the record has 32 int slots, all taken).
+ */
+const RECORD_PLATFORMS = 26;
+const PLATFORM_MASK = (1 << RECORD_PLATFORMS) - 1;
+
 /** Whether a session can live in a user's record: platform symbols fit the mask, the close bucket fits an Int32. */
 function fitsRecord(s: Session): boolean {
-  for (const p of s.platforms) if (!(p >= 0 && p < 31)) return false;
+  for (const p of s.platforms) if (!(p >= 0 && p < RECORD_PLATFORMS)) return false;
   return s.bucket < 0 || (s.bucket - BUCKET_BASE > NO_BUCKET && s.bucket - BUCKET_BASE <= 0x7fffffff);
 }
 
@@ -257,8 +267,14 @@ function fitsRecord(s: Session): boolean {
 /** `sessions.slot` values other than an index into `lists`: the user's one open session is in its record, or the user has none. */
 const INLINE = -1;
 const NONE = -2;
-/** No open session, but still listed in its open-session group (until the group is next written). */
+/** No open session, but still listed in its open-session group (until the group is next written whole). */
 const LISTED_NONE = -3;
+/** `sessions.group` holds the group (bits 0-11) and two facts about the partition's store: */
+const GROUP_BITS = 0xfff;
+/** the user has an own key ([..., 'open', userId]); */
+const HAS_KEY = 0x1000;
+/** the user has an entry in its group's stored value. */
+const IN_GROUP = 0x2000;
 /** Close buckets (whole seconds) are kept in the record relative to this (2023-11-14): 1955 to 2091 fits an Int32. */
 const BUCKET_BASE = 1_700_000_000;
 const NO_BUCKET = -0x80000000;
@@ -297,25 +313,33 @@ export class SessionsPipeline implements Pipeline {
   private readonly rEvents: UserColumn;
   private readonly rPageViews: UserColumn;
   private readonly rTransactions: UserColumn;
-  private readonly rStages: UserColumn;
-  private readonly rPlatforms: UserColumn;
+  /** Platforms (bits 0-25) and funnel stages (bits 26-30): see RECORD_PLATFORMS. */
+  private readonly rPlatformsStages: UserColumn;
   private readonly rBucket: UserColumn;
   private readonly instance = nextEpoch();
   /** Per user: its open-session group (derived from the user id, so valid for the thread's life). */
   private readonly groupOf: UserColumn;
   /**
    * Per group: the users listed in it (with open sessions, or closed since the group was last
-   * written). A user whose record this instance owns is listed when its `slot` is not NONE
-   * (LISTED_NONE: listed, no open session); other users when in `foreignListed`.
+   * written whole): users whose record this instance owns, listed when their `slot` is not NONE
+   * (LISTED_NONE: listed, no open session). Users of other instances' records (input not keyed by
+   * user) are never listed: they are written under their own keys, an empty one when they have none
+   * (a stored group entry may be under it).
    */
   private readonly groupUsers: (number[] | undefined)[] = new Array<number[] | undefined>(OPEN_GROUPS);
-  /** Per group: the commit epoch in which it was last marked dirty. */
+  /** Per group: the commit epoch in which it was last marked dirty, and then written whole. */
   private readonly groupDirty = new Int32Array(OPEN_GROUPS);
+  private readonly groupWhole = new Int32Array(OPEN_GROUPS);
+  /** Per group: its users marked dirty since the last commit. */
+  private readonly groupDirtyUsers = new Int32Array(OPEN_GROUPS);
   /** Groups changed since the last commit (each once: `groupDirty` guards). */
   private readonly dirtyGroups: number[] = [];
-  private readonly foreignListed = new Set<number>();
-  /** User ids restored from the one-key-per-user form: the next commit deletes those keys. */
-  private readonly legacyOpen: string[] = [];
+  /** Users whose open sessions changed since the last commit (each once: the dirty tag guards). */
+  private readonly dirtyUsers: number[] = [];
+  /** Per user: the commit epoch in which the user was last marked dirty. */
+  private readonly dirtyTag: UserColumn;
+  /** Users of other instances' records (see groupUsers) with an own key in this partition's store. */
+  private readonly foreignKeys = new Set<number>();
   private readonly closedToWrite: Array<[number, Session]> = [];
   private readonly funnel = new Map<number, FunnelStats>();
   private readonly dirtyFunnel = new Set<number>();
@@ -324,14 +348,17 @@ export class SessionsPipeline implements Pipeline {
   private lastBucket = -1;
   private readonly gap: number;
   private readonly grace: number;
+  private readonly wholeShare: number;
   private epoch = nextEpoch();
   private lastChangedHour = NaN;
 
   constructor(private readonly ctx: PipelineContext) {
     this.gap = ctx.config.sessionGapMs;
     this.grace = ctx.config.graceMs;
+    this.wholeShare = ctx.config.openGroupWholeShare;
     const v = ctx.vocab;
     this.groupOf = v.column('sessions.group', -1, true);
+    this.dirtyTag = v.column('sessions.dirty');
     // Kept across resetColumns: they are valid only under this instance's owner tag, and another
     // partition of the thread may be live while one is reopened.
     this.owner = v.column('sessions.owner', 0, true);
@@ -342,8 +369,7 @@ export class SessionsPipeline implements Pipeline {
     this.rEvents = v.column('sessions.events', 0, true);
     this.rPageViews = v.column('sessions.pageViews', 0, true);
     this.rTransactions = v.column('sessions.transactions', 0, true);
-    this.rStages = v.column('sessions.stages', 0, true);
-    this.rPlatforms = v.column('sessions.platforms', 0, true);
+    this.rPlatformsStages = v.column('sessions.platformsStages', 0, true);
     this.rBucket = v.column('sessions.bucket', NO_BUCKET, true);
     liveInstances.add(this.instance);
   }
@@ -384,17 +410,16 @@ export class SessionsPipeline implements Pipeline {
         return;
       }
       if (o !== 0 && liveInstances.has(o)) {
-        foreignUsersSeen = true;
-        if (!this.foreignListed.has(user)) {
-          this.foreignListed.add(user);
-          this.listInGroup(user);
-        }
         this.foreign.set(user, open);
         return;
       }
-      // Free, or left by a closed instance (ids are never reused): claim it.
+      // Free, or left by a closed instance (ids are never reused): claim it. Its store flags are
+      // right for this partition: the restore set them for every user the store holds, and a flag
+      // left by another partition's instance can only be a needless one. A user this instance
+      // wrote as another's has an own key, and may have a group entry under it.
       this.owner.set(user, this.instance);
-      this.slot.set(user, this.foreignListed.delete(user) ? LISTED_NONE : NONE);
+      this.slot.set(user, NONE);
+      if (this.foreignKeys.delete(user)) this.setStoreFlags(user, HAS_KEY | IN_GROUP, 0);
     }
     const slot = this.slot.get(user);
     if (open !== undefined && slot === NONE) this.listInGroup(user);
@@ -421,11 +446,12 @@ export class SessionsPipeline implements Pipeline {
   }
 
   private readRecord(user: number): Session {
-    const platforms = symbolsOfMask(this.rPlatforms.get(user));
+    const ps = this.rPlatformsStages.get(user);
+    const platforms = symbolsOfMask(ps & PLATFORM_MASK);
     const bucket = this.rBucket.get(user);
     return {
       start: this.rStart.get(user), end: this.rEnd.get(user), events: this.rEvents.get(user), pageViews: this.rPageViews.get(user),
-      transactions: this.rTransactions.get(user), usd: this.rUsd.get(user), platforms, stages: this.rStages.get(user),
+      transactions: this.rTransactions.get(user), usd: this.rUsd.get(user), platforms, stages: ps >>> RECORD_PLATFORMS,
       bucket: bucket === NO_BUCKET ? -1 : bucket + BUCKET_BASE, lastPlatform: -1,
     };
   }
@@ -439,8 +465,7 @@ export class SessionsPipeline implements Pipeline {
     this.rEvents.set(user, s.events);
     this.rPageViews.set(user, s.pageViews);
     this.rTransactions.set(user, s.transactions);
-    this.rStages.set(user, s.stages);
-    this.rPlatforms.set(user, mask);
+    this.rPlatformsStages.set(user, mask | (s.stages << RECORD_PLATFORMS));
     this.rBucket.set(user, s.bucket < 0 ? NO_BUCKET : s.bucket - BUCKET_BASE);
   }
 
@@ -470,7 +495,7 @@ export class SessionsPipeline implements Pipeline {
       return;
     }
     const u = e.user;
-    if (this.owner.get(u) === this.instance && this.slot.get(u) === INLINE && e.platform >= 0 && e.platform < 31) {
+    if (this.owner.get(u) === this.instance && this.slot.get(u) === INLINE && e.platform >= 0 && e.platform < RECORD_PLATFORMS) {
       const start = this.rStart.get(u);
       const end = this.rEnd.get(u);
       if (end + gap + this.grace > streamTime && t > start - gap && t < end + gap) {
@@ -478,10 +503,9 @@ export class SessionsPipeline implements Pipeline {
         if (t < start) this.rStart.set(u, t);
         if (t > end) this.rEnd.set(u, t);
         this.rEvents.set(u, this.rEvents.get(u) + 1);
-        this.rPlatforms.set(u, this.rPlatforms.get(u) | (1 << e.platform));
         const stage = this.stageOf(e);
+        this.rPlatformsStages.set(u, this.rPlatformsStages.get(u) | (1 << e.platform) | (stage << RECORD_PLATFORMS));
         if (stage !== 0) {
-          this.rStages.set(u, this.rStages.get(u) | stage);
           if (stage === STAGE_PAGE_VIEW) this.rPageViews.set(u, this.rPageViews.get(u) + 1);
           else if (stage === STAGE_COMPLETED) {
             this.rTransactions.set(u, this.rTransactions.get(u) + 1);
@@ -566,21 +590,31 @@ export class SessionsPipeline implements Pipeline {
   }
 
   private groupIndex(user: number): number {
-    let g = this.groupOf.get(user);
-    if (g < 0) {
-      g = openGroupOf(this.ctx.vocab.users.value(user));
-      this.groupOf.set(user, g);
-    }
+    const x = this.groupOf.get(user);
+    if (x >= 0) return x & GROUP_BITS;
+    const g = openGroupOf(this.ctx.vocab.users.value(user));
+    this.groupOf.set(user, g);
     return g;
   }
 
-  /** The user's open sessions changed: its group is rewritten at the next commit. */
+  private setStoreFlags(user: number, set: number, clear: number): void {
+    const x = this.groupOf.get(user);
+    const g = x >= 0 ? x : openGroupOf(this.ctx.vocab.users.value(user));
+    this.groupOf.set(user, (g & ~clear) | set);
+  }
+
+  /** The user's open sessions changed: written at the next commit, with its group or under its own key. */
   private markDirty(user: number): void {
+    if (this.dirtyTag.get(user) === this.epoch) return;
+    this.dirtyTag.set(user, this.epoch);
+    this.dirtyUsers.push(user);
     const g = this.groupIndex(user);
     if (this.groupDirty[g] !== this.epoch) {
       this.groupDirty[g] = this.epoch;
+      this.groupDirtyUsers[g] = 0;
       this.dirtyGroups.push(g);
     }
+    this.groupDirtyUsers[g]++;
   }
 
   /**
@@ -673,43 +707,65 @@ export class SessionsPipeline implements Pipeline {
     };
   }
 
+  /** Sorted platform names of a record's platform mask (few distinct masks: shared, never mutated). */
+  private readonly platformNames = new Map<number, string[]>();
+
+  private encodeOpen(s: Session): StoredOpenSession {
+    return [s.start, s.end, s.events, s.pageViews, s.transactions, s.usd, s.stages, ...s.platforms.map((p) => this.ctx.vocab.sym(p)).sort()];
+  }
+
+  /** A user's open sessions as its own key holds them; one in the user's record is encoded from it (no Session copy). */
+  private storedOpen(user: number): StoredOpenSession[] | undefined {
+    if (this.owner.get(user) === this.instance && this.slot.get(user) === INLINE) {
+      const ps = this.rPlatformsStages.get(user);
+      const mask = ps & PLATFORM_MASK;
+      let platforms = this.platformNames.get(mask);
+      if (!platforms) {
+        platforms = symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort();
+        this.platformNames.set(mask, platforms);
+      }
+      return [[this.rStart.get(user), this.rEnd.get(user), this.rEvents.get(user), this.rPageViews.get(user), this.rTransactions.get(user), this.rUsd.get(user), ps >>> RECORD_PLATFORMS, ...platforms]];
+    }
+    const list = this.listOf(user);
+    return list.length ? list.map((s) => this.encodeOpen(s)) : undefined;
+  }
+
   private readonly writer = new GroupWriter();
   /** Encoded platform names by a record's platform mask (few distinct masks). */
   private readonly platformBytes = new Map<number, Uint8Array>();
 
-  /** A group as stored (undefined: no user of it has open sessions); users without open sessions leave its list. */
-  private encodeGroup(g: number): Buffer | undefined {
+  /**
+   * Writes a group whole: its value (deleted when no user of it has open sessions) and the deletes
+   * of its users' own keys, which the value supersedes. Users without open sessions leave its list.
+   */
+  private writeGroup(g: number, write: (key: StateKey, value: unknown) => void): void {
     const list = this.groupUsers[g];
-    if (!list) return undefined;
+    if (!list) return;
     const w = this.writer;
     w.begin();
-    const seen = foreignUsersSeen ? new Set<number>() : null;
     let n = 0;
     for (const u of list) {
-      if (seen) {
-        if (seen.has(u)) continue;
-        seen.add(u);
+      const x = this.groupOf.get(u);
+      if (x & HAS_KEY) write(['open', this.ctx.vocab.users.value(u)], undefined);
+      if (this.owner.get(u) === this.instance && this.writeUser(w, u)) {
+        this.groupOf.set(u, (x & GROUP_BITS) | IN_GROUP);
+        list[n++] = u;
+      } else {
+        this.groupOf.set(u, x & GROUP_BITS);
+        if (this.owner.get(u) === this.instance && this.slot.get(u) === LISTED_NONE) this.slot.set(u, NONE);
       }
-      if (!this.writeUser(w, u)) {
-        if (this.owner.get(u) !== this.instance) this.foreignListed.delete(u);
-        else if (this.slot.get(u) === LISTED_NONE) this.slot.set(u, NONE);
-        continue;
-      }
-      list[n++] = u;
     }
     list.length = n;
-    if (n === 0) {
-      this.groupUsers[g] = undefined;
-      return undefined;
-    }
-    return w.take();
+    if (n === 0) this.groupUsers[g] = undefined;
+    write(['openGroup', g], n === 0 ? undefined : w.take());
   }
 
   /** A user's entry of its group; false (nothing written) when the user has no open session. */
   private writeUser(w: GroupWriter, u: number): boolean {
     const users = this.ctx.vocab.users;
     if (this.owner.get(u) === this.instance && this.slot.get(u) === INLINE) {
-      const mask = this.rPlatforms.get(u);
+      const ps = this.rPlatformsStages.get(u);
+      const mask = ps & PLATFORM_MASK;
       let platforms = this.platformBytes.get(mask);
       if (!platforms) {
         platforms = encodePlatformNames(symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort());
@@ -725,7 +781,7 @@ export class SessionsPipeline implements Pipeline {
       w.u32(idLen);
       w.n = end;
       w.u16(1);
-      this.writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), this.rStages.get(u), platforms);
+      this.writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), ps >>> RECORD_PLATFORMS, platforms);
       return true;
     }
     const list = this.listOf(u);
@@ -760,10 +816,39 @@ export class SessionsPipeline implements Pipeline {
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
-    // In key order: neighbouring puts land on the same or the next B-tree page.
+    // Groups in key order: neighbouring puts land on the same or the next B-tree page.
     this.dirtyGroups.sort((a, b) => a - b);
-    for (const g of this.dirtyGroups) write(['openGroup', g], this.encodeGroup(g));
-    for (const id of this.legacyOpen) write(['open', id], undefined);
+    for (const g of this.dirtyGroups) {
+      const listed = this.groupUsers[g]?.length ?? 0;
+      const dirty = this.groupDirtyUsers[g];
+      // At least two changed users: a group of one is no cheaper to write whole than under an own key.
+      if (listed > 0 && (this.wholeShare === 0 || (dirty >= 2 && dirty >= this.wholeShare * listed))) {
+        this.writeGroup(g, write);
+        this.groupWhole[g] = this.epoch;
+      }
+    }
+    for (const u of this.dirtyUsers) {
+      if (this.owner.get(u) !== this.instance) {
+        // Another instance's record: always an own key (see groupUsers).
+        write(['open', users.value(u)], this.storedOpen(u) ?? []);
+        this.foreignKeys.add(u);
+        continue;
+      }
+      const x = this.groupOf.get(u);
+      if (this.groupWhole[x & GROUP_BITS] === this.epoch) continue;
+      const stored = this.storedOpen(u);
+      if (stored !== undefined) {
+        write(['open', users.value(u)], stored);
+        this.groupOf.set(u, x | HAS_KEY);
+      } else if (x & IN_GROUP) {
+        // None open, over a stale entry of its group.
+        write(['open', users.value(u)], []);
+        this.groupOf.set(u, x | HAS_KEY);
+      } else if (x & HAS_KEY) {
+        write(['open', users.value(u)], undefined);
+        this.groupOf.set(u, x & ~HAS_KEY);
+      }
+    }
     for (const [user, s] of this.closedToWrite) {
       write(['closed', users.value(user), s.start], this.encodeClosed(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
@@ -774,7 +859,7 @@ export class SessionsPipeline implements Pipeline {
 
   committed(): void {
     this.dirtyGroups.length = 0;
-    this.legacyOpen.length = 0;
+    this.dirtyUsers.length = 0;
     this.epoch = nextEpoch();
     this.closedToWrite.length = 0;
     this.dirtyFunnel.clear();
@@ -787,7 +872,8 @@ export class SessionsPipeline implements Pipeline {
 
   /** Open sessions and funnel hours: closed sessions (and their index) stay in the store. */
   restoreRanges(): KeyRange[] {
-    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['open'], end: ['open\u0000'] }, { start: ['openGroup'], end: ['openGroup\u0000'] }];
+    // Groups before own keys: a user's own key is newer than its group's entry.
+    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['openGroup'], end: ['openGroup\u0000'] }, { start: ['open'], end: ['open\u0000'] }];
   }
 
   private restoreUser(userId: string, stored: StoredSession[]): number {
@@ -804,18 +890,22 @@ export class SessionsPipeline implements Pipeline {
 
   restore(key: StateKey, value: unknown, _streamTime: number): void {
     if (key[0] === 'openGroup') {
-      for (const [userId, sessions] of openGroupEntries(value)) this.restoreUser(userId, sessions);
+      for (const [userId, sessions] of openGroupEntries(value)) {
+        const user = this.restoreUser(userId, sessions);
+        if (this.owner.get(user) === this.instance) this.setStoreFlags(user, IN_GROUP, 0);
+        // Another instance's record: its own key must say what the group entry no longer may.
+        else this.markDirty(user);
+      }
     } else if (key[0] === 'open') {
-      // The one-key-per-user form of older builds: moved into its group by the next commit.
-      const userId = key[1] as string;
-      this.markDirty(this.restoreUser(userId, openSessionsOf(value)));
-      this.legacyOpen.push(userId);
+      const user = this.restoreUser(key[1] as string, openSessionsOf(value));
+      if (this.owner.get(user) === this.instance) this.setStoreFlags(user, HAS_KEY, 0);
+      else this.foreignKeys.add(user);
     } else if (key[0] === 'funnel') {
       this.funnel.set(key[1] as number, value as FunnelStats);
     }
   }
 
   get dirtyCount(): number {
-    return this.dirtyGroups.length + this.closedToWrite.length + this.legacyOpen.length;
+    return this.dirtyUsers.length + this.closedToWrite.length;
   }
 }
