@@ -4,6 +4,7 @@ import type { Pipeline, PipelineContext, StateKey } from '../api.js';
 import type { KeyRange } from '../../state/shard-store.js';
 import { HOUR, tumblingStart } from '../windows.js';
 import { symbolsOfMask, type UserColumn, type UserFloatColumn } from '../../workers/symbols.js';
+import type { InternTable } from '../../workers/intern.js';
 
 /** Funnel steps as bits of a session's stage mask, in order. */
 export const FUNNEL_STEPS = ['PAGE_VIEW', 'PRODUCT_VIEW', 'ADD_TO_CART', 'CHECKOUT', 'TRANSACTION_COMPLETED'] as const;
@@ -98,14 +99,14 @@ const fromUtf8 = new TextDecoder();
 class GroupWriter {
   private buf = new Uint8Array(1 << 16);
   private dv = new DataView(this.buf.buffer);
-  n = 0;
+  private n = 0;
 
   begin(): void {
     this.n = 0;
     this.u8(GROUP_FORMAT);
   }
 
-  ensure(k: number): void {
+  private ensure(k: number): void {
     if (this.n + k <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.n + k) size *= 2;
@@ -113,10 +114,6 @@ class GroupWriter {
     next.set(this.buf.subarray(0, this.n));
     this.buf = next;
     this.dv = new DataView(next.buffer);
-  }
-
-  get bytes(): Uint8Array {
-    return this.buf;
   }
 
   u8(x: number): void {
@@ -140,6 +137,14 @@ class GroupWriter {
     this.ensure(8);
     this.dv.setFloat64(this.n, x, true);
     this.n += 8;
+  }
+
+  /** u32 length and the UTF-8 bytes of an interned value, copied from its table (no JS string). */
+  interned(table: InternTable, id: number): void {
+    this.ensure(4 + table.maxBytes(id));
+    const len = table.copyBytes(id, this.buf, this.n + 4);
+    this.dv.setUint32(this.n, len, true);
+    this.n += 4 + len;
   }
 
   raw(b: Uint8Array): void {
@@ -771,30 +776,14 @@ export class SessionsPipeline implements Pipeline {
         platforms = encodePlatformNames(symbolsOfMask(mask).map((p) => this.ctx.vocab.sym(p)).sort());
         this.platformBytes.set(mask, platforms);
       }
-      w.ensure(4 + users.maxBytes(u) + 2 + 39 + platforms.length);
-      const idAt = w.n;
-      w.n += 4;
-      const idLen = users.copyBytes(u, w.bytes, w.n);
-      w.n += idLen;
-      const end = w.n;
-      w.n = idAt;
-      w.u32(idLen);
-      w.n = end;
+      w.interned(users, u);
       w.u16(1);
       this.writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), ps >>> RECORD_PLATFORMS, platforms);
       return true;
     }
     const list = this.listOf(u);
     if (list.length === 0) return false;
-    w.ensure(4 + users.maxBytes(u));
-    const idAt = w.n;
-    w.n += 4;
-    const idLen = users.copyBytes(u, w.bytes, w.n);
-    w.n += idLen;
-    const end = w.n;
-    w.n = idAt;
-    w.u32(idLen);
-    w.n = end;
+    w.interned(users, u);
     w.u16(list.length);
     for (const s of list) {
       const names = encodePlatformNames(s.platforms.map((p) => this.ctx.vocab.sym(p)).sort());
