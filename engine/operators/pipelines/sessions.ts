@@ -73,7 +73,7 @@ export function openSessionsOf(value: unknown): StoredSession[] {
  * Writing the group whole deletes its users' own keys. The query layer and a restore read both.
  * Stores written before groups hold only own keys, which stay valid.
  */
-export const OPEN_GROUPS = 4096;
+export const OPEN_GROUPS = 1024;
 
 
 /** The open-session group of a user id: FNV-1a over its UTF-16 code units (stable across builds: it is in the stored keys). */
