@@ -349,7 +349,7 @@ export class ShardDispatcher {
       (err: Error) => {
         // No task error tag: the thread died (or the pool closed). With several shards' tasks on the
         // thread, any of them may have killed it: the oldest is not necessarily the one that was
-        // running (a task awaiting its commit's flush is older than the batch that ran meanwhile), so
+        // running (an open awaiting the old runtime's close is older than the batch that ran meanwhile), so
         // none is charged with a failure that counts toward giving up; the retries still back off.
         // Charging the oldest made a sibling shard give up after a burst of deaths (seen in CI:
         // worker-failure.test.ts, "a burst of thread deaths"). The first of its tasks to hear of it marks them.

@@ -40,13 +40,12 @@ type Open = Session | Session[];
 export type StoredSession = Omit<Session, 'platforms' | 'bucket' | 'lastPlatform'> & { platforms: string[] };
 
 /**
- * An open session as stored one key per user by builds before open-session groups (read on
- * restore and by the query layer until the next commit rewrites it into its group): a tuple, not an object. A user's open sessions are rewritten at every
- * commit in which the user had an event: about one LMDB write per event when many users pass
- * through, more than half of a worker's commit time with a million users. lmdb-js's msgpack
- * encodes a flat array faster than a record object: with tuples here and for account-sharing windows
- * that commit took 29 % less time (BENCHMARKS.md, ninth session). Closed sessions are written once,
- * and keep the object form the query API returns.
+ * An open session as its user's own key holds it ([p, 'sessions', 'open', userId]): every open
+ * session of builds before open-session groups; now that of a changed user whose group is not
+ * written whole (see OPEN_GROUPS). A tuple, not an object: lmdb-js's msgpack encodes a flat array
+ * faster than a record object (with tuples here and for account-sharing windows the commit took
+ * 29 % less time; BENCHMARKS.md, ninth session). Closed sessions are written once, and keep the
+ * object form the query API returns.
  */
 export type StoredOpenSession = [start: number, end: number, events: number, pageViews: number, transactions: number, usd: number, stages: number, ...platforms: string[]];
 
@@ -74,7 +73,6 @@ export function openSessionsOf(value: unknown): StoredSession[] {
  * Stores written before groups hold only own keys, which stay valid.
  */
 export const OPEN_GROUPS = 1024;
-
 
 /** The open-session group of a user id: FNV-1a over its UTF-16 code units (stable across builds: it is in the stored keys). */
 export function openGroupOf(userId: string): number {
