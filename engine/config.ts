@@ -97,12 +97,12 @@ export const EngineConfigSchema = z.strictObject({
   maxFutureMs: z.number().int().positive().default(24 * 3600_000),
   sessionGapMs: z.number().int().positive().default(30 * 60_000),
   /**
-   * Open sessions are stored per group of users (engine/operators/pipelines/sessions.ts): a group
-   * whose changed users are two or more and at least this share of its users is written whole in
-   * one value, the others' changed users under their own keys. 0: every changed group whole; above 1: never.
-   * Not a flag: a tuning and test knob.
+   * Open sessions are stored per group of users (engine/operators/pipelines/sessions.ts): a changed
+   * group is written whole once the users in its delta (changed since it was last written whole)
+   * reach this share of its users, else only its delta is written. 0: every changed group whole;
+   * above 1: never (deltas only). Not a flag: a tuning and test knob.
    */
-  openGroupWholeShare: z.number().min(0).default(0.25),
+  openGroupWholeShare: z.number().min(0).default(0.5),
   /** USD value of one unit of each currency, to sum revenue across currencies. */
   fxToUsd: z.record(z.string(), z.number().positive()).default({ USD: 1, EUR: 1.08, GBP: 1.27, BRL: 0.2, JPY: 0.0067, INR: 0.012 }),
   alerts: AlertThresholdsSchema.default(AlertThresholdsSchema.parse({})),

@@ -376,9 +376,13 @@ export class QueryLayer {
         const v = value as { stages: number };
         sessions.push({ ...v, funnelDepth: funnelDepth(v.stages) });
       }
-      // The user's own key when there is one (newer than its group's entry; empty: none open), else its group's entry.
+      // The newest stored form (sessions.ts, OPEN_GROUPS): the user's own key, else its entry in
+      // its group's delta, else in the group (an empty own key or delta entry: none open).
       const own = s.state.get([p, 'sessions', 'open', userId]);
-      openSessions = own !== undefined ? openSessionsOf(own) : openSessionsInGroup(s.state.get([p, 'sessions', 'openGroup', openGroupOf(userId)]), userId);
+      const g = openGroupOf(userId);
+      openSessions = own !== undefined
+        ? openSessionsOf(own)
+        : openSessionsInGroup(s.state.get([p, 'sessions', 'openDelta', g]), userId) ?? openSessionsInGroup(s.state.get([p, 'sessions', 'openGroup', g]), userId) ?? [];
       const b = s.state.get([p, 'baseline', userId]) as { n: number; mean: number; m2: number } | undefined;
       if (b) baseline = { transactions: b.n, meanUsd: round2(b.mean), stddevUsd: b.n > 1 ? round2(Math.sqrt(b.m2 / (b.n - 1))) : 0 };
     }

@@ -2,14 +2,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
-import { openGroupEntries, openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
+import { OpenSessionsReader } from '../../engine/operators/pipelines/sessions.js';
 import { sharingOf } from '../../engine/operators/pipelines/alerts.js';
 import { TEST_GENERATOR, continueToModel, generateEvents, referenceFor, startEmbedded, tempDir } from './harness.js';
 
 /**
  * Open sessions and account-sharing windows are stored as tuples since the ninth session; stores
  * written before hold objects. Open sessions may be stored in groups of users since the seventeenth
- * session ([p, 'sessions', 'openGroup', g]); stores written before hold one key per user
+ * session ([p, 'sessions', 'openGroup', g], with deltas since the eighteenth: 'openDelta'); stores written before hold one key per user
  * ([p, 'sessions', 'open', userId]). An engine stopped mid-stream has its stored state rewritten
  * into the oldest form (one key per user, objects: what an older build left behind), then a new
  * engine continues over that state: every session and every account-sharing window must still
@@ -26,20 +26,26 @@ function downgrade(dataDir: string, shard: number): { sessions: number; sharing:
   const rewrites: Array<[StoreKey, unknown]> = [];
   let sessions = 0;
   let sharing = 0;
+  // Open sessions in any stored form (own keys, group deltas, groups), the newest of each user winning.
+  const open = new Map<number, OpenSessionsReader>();
   for (const { key, value } of store.state.getRange({})) {
     const k = key as StoreKey;
-    if (k[1] === 'sessions' && k[2] === 'openGroup') {
-      // One key per user, StoredSession objects: the oldest form.
-      for (const [userId, open] of openGroupEntries(value)) rewrites.push([[k[0], 'sessions', 'open', userId], open]);
+    if (k[1] === 'sessions' && (k[2] === 'open' || k[2] === 'openDelta' || k[2] === 'openGroup')) {
+      const p = k[0] as number;
+      if (!open.has(p)) open.set(p, new OpenSessionsReader());
+      open.get(p)!.add(k.slice(2), value);
       rewrites.push([k, undefined]);
-      sessions++;
-    } else if (k[1] === 'sessions' && k[2] === 'open') {
-      rewrites.push([k, openSessionsOf(value)]);
-      sessions++;
     } else if (k[1] === 'account_sharing') {
       const v = sharingOf(value);
       rewrites.push([k, { p: v.platforms, l: v.locations, ap: v.alertedPlatforms, al: v.alertedLocations }]);
       sharing++;
+    }
+  }
+  // One key per user, StoredSession objects: the oldest form.
+  for (const [p, reader] of open) {
+    for (const [userId, list] of reader.users) {
+      rewrites.push([[p, 'sessions', 'open', userId], list]);
+      sessions++;
     }
   }
   store.env.transactionSync(() => {

@@ -26,7 +26,7 @@ import { INPUT_TOPICS } from '../../engine/kafka/topics.js';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type PartitionMeta, type StoreKey } from '../../engine/state/shard-store.js';
 import { UNKEYED, type SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
-import { openGroupEntries, openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
+import { OpenSessionsReader, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -377,18 +377,14 @@ export async function committedState(dataDir: string, partitions: number, shards
           got.seqAudit.set(key, list);
         }
       }
-      // Open sessions: a user's own key wins over its group's entry (engine/operators/pipelines/sessions.ts);
-      // own keys ('open') sort before groups ('openGroup').
-      const ownOpen = new Set<string>();
+      // Open sessions: own keys, group deltas and groups, the newest form of each user winning (engine/operators/pipelines/sessions.ts).
+      const open = new OpenSessionsReader();
       for (const [k, v] of s.scan(p, 'sessions')) {
         const key = k as StoreKey;
-        if (key[0] === 'openGroup') {
-          for (const [userId, open] of openGroupEntries(v)) if (!ownOpen.has(userId)) for (const x of open) inc(got.sessionEvents, userId, x.events);
-        } else if (key[0] === 'open') {
-          ownOpen.add(key[1] as string);
-          for (const x of openSessionsOf(v)) inc(got.sessionEvents, key[1] as string, x.events);
-        } else if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
+        open.add(key, v);
+        if (key[0] === 'closed') inc(got.sessionEvents, key[1] as string, (v as StoredSession).events);
       }
+      for (const [userId, sessions] of open.users) for (const x of sessions) inc(got.sessionEvents, userId, x.events);
     }
   } finally {
     await Promise.all([...opened.values()].map((s) => s.close()));

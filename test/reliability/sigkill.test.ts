@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { parseEngineConfig } from '../../engine/index.js';
 import { ShardStore, type StoreKey } from '../../engine/state/shard-store.js';
-import { encodeOpenGroup, openGroupEntries, openSessionsOf } from '../../engine/operators/pipelines/sessions.js';
+import { encodeOpenGroup, openGroupEntries, openSessionsOf, type StoredSession } from '../../engine/operators/pipelines/sessions.js';
 import { BROKERS, PARTITIONS, SHARDS } from './harness.js';
 import { reconcile } from './reconcile.js';
 import type { SequenceAudit } from '../../engine/operators/pipelines/sequence-audit.js';
@@ -12,15 +12,21 @@ import { killUnderLoad } from './scenarios.js';
 async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; prefix: string }): Promise<void> {
   const store = ShardStore.open(run.dataDir, 0, parseEngineConfig({ dataDir: run.dataDir, partitions: PARTITIONS, shards: SHARDS }).mapSizeBytes);
   const [cell] = [...store.state.getRange({ start: [0, 'platform_events'], end: [0, 'platform_events\u0000'], limit: 1 })];
-  // An open session loses an event: under a user's own key when one holds a session, else in a
-  // group, for a user without an own key (which would win over the group's entry).
+  // An open session loses an event where it is stored newest (engine/operators/pipelines/sessions.ts):
+  // under a user's own key when one holds a session, else in a group's delta, else in a group, for a
+  // user with no newer form (which would win over the tampered entry).
   const own = [...store.state.getRange({ start: [0, 'sessions', 'open'], end: [0, 'sessions', 'open\u0000'] })];
   const ownKey = own.find((e) => openSessionsOf(e.value).length > 0);
-  const ownUsers = new Set(own.map((e) => (e.key as StoreKey)[3]));
-  const group = ownKey ? undefined : [...store.state.getRange({ start: [0, 'sessions', 'openGroup'], end: [0, 'sessions', 'openGroup\u0000'] })]
-    .map((e) => ({ key: e.key as StoreKey, entries: openGroupEntries(e.value) }))
-    .find((g) => g.entries.some(([user, sessions]) => !ownUsers.has(user) && sessions.length > 0));
-  expect(ownKey ?? group, 'an open session in partition 0').toBeDefined();
+  const newer = new Set(own.map((e) => (e.key as StoreKey)[3] as string));
+  const stored = (kind: string) => [...store.state.getRange({ start: [0, 'sessions', kind], end: [0, 'sessions', kind + '\u0000'] })]
+    .map((e) => ({ key: e.key as StoreKey, entries: openGroupEntries(e.value) }));
+  const deltas = stored('openDelta');
+  const inDeltas = new Set(deltas.flatMap((d) => d.entries.map(([user]) => user)));
+  const tamperable = (g: { entries: Array<[string, StoredSession[]]> }, skip: Set<string>) => g.entries.some(([user, sessions]) => !skip.has(user) && sessions.length > 0);
+  const delta = ownKey ? undefined : deltas.find((d) => tamperable(d, newer));
+  const skipForGroups = new Set([...newer, ...inDeltas]);
+  const group = ownKey ?? delta ? undefined : stored('openGroup').find((g) => tamperable(g, skipForGroups));
+  expect(ownKey ?? delta ?? group, 'an open session in partition 0').toBeDefined();
   await store.env.transactionSync(() => {
     store.state.putSync(cell.key as StoreKey, { ...(cell.value as object), n: (cell.value as { n: number }).n + 1 });
     if (ownKey) {
@@ -30,9 +36,11 @@ async function tamperedStateIsCaught(run: { dataDir: string; ackLog: string; pre
       first[2] -= 1;
       store.state.putSync(ownKey.key as StoreKey, [first, ...sessions.slice(1)]);
     } else {
-      const entry = group!.entries.find(([user, sessions]) => !ownUsers.has(user) && sessions.length > 0)!;
+      const target = (delta ?? group)!;
+      const skip = delta ? newer : skipForGroups;
+      const entry = target.entries.find(([user, sessions]) => !skip.has(user) && sessions.length > 0)!;
       entry[1][0].events -= 1;
-      store.state.putSync(group!.key, encodeOpenGroup(group!.entries));
+      store.state.putSync(target.key, encodeOpenGroup(target.entries));
     }
   });
   // The sequence audit: one user's seq 2 taken out of its counted range (lost, a gap), another user's

@@ -63,14 +63,21 @@ export function openSessionsOf(value: unknown): StoredSession[] {
  * one random LMDB put per active user and commit, 3-10 µs each in a store of a million users (a
  * page copied and listed per put): half of a worker's commit time when many users pass through.
  *
- * So users are hashed into OPEN_GROUPS groups per partition, and a group whose users mostly changed
- * in a commit (two or more, and a quarter or more of them: EngineConfig.openGroupWholeShare) is written whole as one binary value
- * ([partition, 'sessions', 'openGroup', g]), encoded straight from the users' records; a group with
- * few changed users has just those written under their own keys, as before (rewriting a group for
- * one user would cost more than the put it saves). A user's own key, when present, is newer than
- * its group's entry: it wins, and an empty one says "no open session" over a stale group entry.
- * Writing the group whole deletes its users' own keys. The query layer and a restore read both.
- * Stores written before groups hold only own keys, which stay valid.
+ * So users are hashed into OPEN_GROUPS groups per partition, and each group is stored as two binary
+ * values, encoded straight from the users' records: the group whole ([partition, 'sessions',
+ * 'openGroup', g]) and its delta ([partition, 'sessions', 'openDelta', g]), the users changed since
+ * the group was last written whole (a user without open sessions has an empty entry there). A
+ * commit writes one value per changed group: the delta, or the group whole once the users in the
+ * delta reach a share of the group's users (EngineConfig.openGroupWholeShare), which deletes the
+ * delta. A commit's puts are then bounded by the number of groups, not of users. (Changed users
+ * under their own keys instead of a delta, the seventeenth session's form, cost a random put per
+ * user and a delete when the group was next written whole: with a million users, most groups stayed
+ * under the share, and a slower run had fewer changed users per commit, so more own keys, so it ran
+ * slower still.) A user's entry in the delta is newer than its group's; a user's own key
+ * ([partition, 'sessions', 'open', userId]) newer than both: own keys are what stores written before
+ * groups hold, and what a user whose record another partition's instance owns (input not keyed by
+ * user) is written under. Writing a user into the delta or the group deletes its own key. The query
+ * layer and a restore read all three.
  */
 export const OPEN_GROUPS = 1024;
 
@@ -233,10 +240,32 @@ export function encodeOpenGroup(entries: Array<[string, StoredSession[]]>): Buff
   return w.take();
 }
 
-/** One user's open sessions in a stored group (none when absent). */
-export function openSessionsInGroup(value: unknown, userId: string): StoredSession[] {
+/** One user's open sessions in a stored group or delta; undefined when the user has no entry there. */
+export function openSessionsInGroup(value: unknown, userId: string): StoredSession[] | undefined {
   for (const [id, sessions] of openGroupEntries(value)) if (id === userId) return sessions;
-  return [];
+  return undefined;
+}
+
+/**
+ * A partition's stored open sessions by user, from its stored values in key order (own keys
+ * 'open', deltas 'openDelta', groups 'openGroup', as a scan returns them): the newest form of each
+ * user wins (own key, then delta, then group). Users with no open session are left out.
+ */
+export class OpenSessionsReader {
+  private readonly seen = new Set<string>();
+  readonly users = new Map<string, StoredSession[]>();
+
+  /** `key` relative to [partition, 'sessions']; other keys of the pipeline are ignored. */
+  add(key: readonly unknown[], value: unknown): void {
+    if (key[0] === 'open') this.put(key[1] as string, openSessionsOf(value));
+    else if (key[0] === 'openDelta' || key[0] === 'openGroup') for (const [id, sessions] of openGroupEntries(value)) this.put(id, sessions);
+  }
+
+  private put(userId: string, sessions: StoredSession[]): void {
+    if (this.seen.has(userId)) return;
+    this.seen.add(userId);
+    if (sessions.length > 0) this.users.set(userId, sessions);
+  }
 }
 
 
@@ -276,8 +305,10 @@ const LISTED_NONE = -3;
 const GROUP_BITS = 0xfff;
 /** the user has an own key ([..., 'open', userId]); */
 const HAS_KEY = 0x1000;
-/** the user has an entry in its group's stored value. */
+/** the user has an entry in its group's stored value; */
 const IN_GROUP = 0x2000;
+/** the user is in its group's delta (`deltaUsers`; stored at the latest commit that wrote the group's delta). */
+const IN_DELTA = 0x4000;
 /** Close buckets (whole seconds) are kept in the record relative to this (2023-11-14): 1955 to 2091 fits an Int32. */
 const BUCKET_BASE = 1_700_000_000;
 const NO_BUCKET = -0x80000000;
@@ -330,10 +361,21 @@ export class SessionsPipeline implements Pipeline {
    * (a stored group entry may be under it).
    */
   private readonly groupUsers: (number[] | undefined)[] = new Array<number[] | undefined>(OPEN_GROUPS);
-  /** Per group: the commit epoch in which it was last marked dirty, and then written whole. */
+  /** Per group: the commit epoch in which it was last marked dirty, written whole, and had its delta written. */
   private readonly groupDirty = new Int32Array(OPEN_GROUPS);
   private readonly groupWhole = new Int32Array(OPEN_GROUPS);
-  /** Per group: its users marked dirty since the last commit. */
+  private readonly deltaWritten = new Int32Array(OPEN_GROUPS);
+  /**
+   * Per group: the users of its delta, changed since the group was last written whole (users whose
+   * record this instance owns, each once: IN_DELTA guards). Empty when no delta is stored, except
+   * that a restored delta's entries of other instances' users are not listed (their own keys win).
+   */
+  private readonly deltaUsers: (number[] | undefined)[] = new Array<number[] | undefined>(OPEN_GROUPS);
+  /** Per group: 1 when its delta is in the store (it may hold users `deltaUsers` does not list). */
+  private readonly deltaStored = new Uint8Array(OPEN_GROUPS);
+  /** Groups whose delta is written at this commit. */
+  private readonly deltaGroups: number[] = [];
+  /** Per group: its users marked dirty since the last commit that are not in its delta yet. */
   private readonly groupDirtyUsers = new Int32Array(OPEN_GROUPS);
   /** Groups changed since the last commit (each once: `groupDirty` guards). */
   private readonly dirtyGroups: number[] = [];
@@ -420,9 +462,10 @@ export class SessionsPipeline implements Pipeline {
       // right for this partition: the restore set them for every user the store holds, and a flag
       // left by another partition's instance can only be a needless one. A user this instance
       // wrote as another's has an own key, and may have a group entry under it.
+      // IN_DELTA is this instance's own bookkeeping (`deltaUsers`), never needless: cleared.
       this.owner.set(user, this.instance);
       this.slot.set(user, NONE);
-      if (this.foreignKeys.delete(user)) this.setStoreFlags(user, HAS_KEY | IN_GROUP, 0);
+      this.setStoreFlags(user, this.foreignKeys.delete(user) ? HAS_KEY | IN_GROUP : 0, IN_DELTA);
     }
     const slot = this.slot.get(user);
     if (open !== undefined && slot === NONE) this.listInGroup(user);
@@ -617,7 +660,7 @@ export class SessionsPipeline implements Pipeline {
       this.groupDirtyUsers[g] = 0;
       this.dirtyGroups.push(g);
     }
-    this.groupDirtyUsers[g]++;
+    if ((this.groupOf.get(user) & IN_DELTA) === 0) this.groupDirtyUsers[g]++;
   }
 
   /**
@@ -761,6 +804,46 @@ export class SessionsPipeline implements Pipeline {
     list.length = n;
     if (n === 0) this.groupUsers[g] = undefined;
     write(['openGroup', g], n === 0 ? undefined : w.take());
+    const delta = this.deltaUsers[g];
+    if (delta) for (const u of delta) this.groupOf.set(u, this.groupOf.get(u) & ~IN_DELTA);
+    this.deltaUsers[g] = undefined;
+    if (this.deltaStored[g]) {
+      this.deltaStored[g] = 0;
+      write(['openDelta', g], undefined);
+    }
+  }
+
+  /** Writes a group's delta: every user changed since the group was last written whole (an empty entry: none open). */
+  private writeDelta(g: number, write: (key: StateKey, value: unknown) => void): void {
+    const list = this.deltaUsers[g];
+    if (!list) return;
+    const w = this.writer;
+    const users = this.ctx.vocab.users;
+    w.begin();
+    let n = 0;
+    for (const u of list) {
+      const x = this.groupOf.get(u);
+      if (this.owner.get(u) !== this.instance) {
+        this.groupOf.set(u, x & ~IN_DELTA);
+        continue;
+      }
+      if (x & HAS_KEY) {
+        write(['open', users.value(u)], undefined);
+        this.groupOf.set(u, x & ~HAS_KEY);
+      }
+      if (!this.writeUser(w, u)) {
+        w.interned(users, u);
+        w.u16(0);
+      }
+      list[n++] = u;
+    }
+    list.length = n;
+    if (n === 0) {
+      this.deltaUsers[g] = undefined;
+      if (!this.deltaStored[g]) return;
+    }
+    this.deltaStored[g] = n === 0 ? 0 : 1;
+    write(['openDelta', g], n === 0 ? undefined : w.take());
   }
 
   /** A user's entry of its group; false (nothing written) when the user has no open session. */
@@ -807,9 +890,8 @@ export class SessionsPipeline implements Pipeline {
     this.dirtyGroups.sort((a, b) => a - b);
     for (const g of this.dirtyGroups) {
       const listed = this.groupUsers[g]?.length ?? 0;
-      const dirty = this.groupDirtyUsers[g];
-      // At least two changed users: a group of one is no cheaper to write whole than under an own key.
-      if (listed > 0 && (this.wholeShare === 0 || (dirty >= 2 && dirty >= this.wholeShare * listed))) {
+      const inDelta = (this.deltaUsers[g]?.length ?? 0) + this.groupDirtyUsers[g];
+      if (listed > 0 && this.wholeShare <= 1 && inDelta >= this.wholeShare * listed) {
         this.writeGroup(g, write);
         this.groupWhole[g] = this.epoch;
       }
@@ -822,20 +904,21 @@ export class SessionsPipeline implements Pipeline {
         continue;
       }
       const x = this.groupOf.get(u);
-      if (this.groupWhole[x & GROUP_BITS] === this.epoch) continue;
-      const stored = this.storedOpen(u);
-      if (stored !== undefined) {
-        write(['open', users.value(u)], stored);
-        this.groupOf.set(u, x | HAS_KEY);
-      } else if (x & IN_GROUP) {
-        // None open, over a stale entry of its group.
-        write(['open', users.value(u)], []);
-        this.groupOf.set(u, x | HAS_KEY);
-      } else if (x & HAS_KEY) {
-        write(['open', users.value(u)], undefined);
-        this.groupOf.set(u, x & ~HAS_KEY);
+      const g = x & GROUP_BITS;
+      if (this.groupWhole[g] === this.epoch) continue;
+      if ((x & IN_DELTA) === 0) {
+        this.groupOf.set(u, x | IN_DELTA);
+        const list = this.deltaUsers[g];
+        if (list) list.push(u);
+        else this.deltaUsers[g] = [u];
+      }
+      if (this.deltaWritten[g] !== this.epoch) {
+        this.deltaWritten[g] = this.epoch;
+        this.deltaGroups.push(g);
       }
     }
+    this.deltaGroups.sort((a, b) => a - b);
+    for (const g of this.deltaGroups) this.writeDelta(g, write);
     for (const [user, s] of this.closedToWrite) {
       write(['closed', users.value(user), s.start], this.encodeClosed(s));
       // Secondary index by end time, so retention deletes old sessions without a full scan.
@@ -846,6 +929,7 @@ export class SessionsPipeline implements Pipeline {
 
   committed(): void {
     this.dirtyGroups.length = 0;
+    this.deltaGroups.length = 0;
     this.dirtyUsers.length = 0;
     this.epoch = nextEpoch();
     this.closedToWrite.length = 0;
@@ -859,8 +943,11 @@ export class SessionsPipeline implements Pipeline {
 
   /** Open sessions and funnel hours: closed sessions (and their index) stay in the store. */
   restoreRanges(): KeyRange[] {
-    // Groups before own keys: a user's own key is newer than its group's entry.
-    return [{ start: ['funnel'], end: ['funnel\u0000'] }, { start: ['openGroup'], end: ['openGroup\u0000'] }, { start: ['open'], end: ['open\u0000'] }];
+    // Groups, then deltas, then own keys: each is newer than the one before (see OPEN_GROUPS).
+    return [
+      { start: ['funnel'], end: ['funnel\u0000'] }, { start: ['openGroup'], end: ['openGroup\u0000'] },
+      { start: ['openDelta'], end: ['openDelta\u0000'] }, { start: ['open'], end: ['open\u0000'] },
+    ];
   }
 
   private restoreUser(userId: string, stored: StoredSession[]): number {
@@ -882,6 +969,26 @@ export class SessionsPipeline implements Pipeline {
         if (this.owner.get(user) === this.instance) this.setStoreFlags(user, IN_GROUP, 0);
         // Another instance's record: its own key must say what the group entry no longer may.
         else this.markDirty(user);
+      }
+    } else if (key[0] === 'openDelta') {
+      const g = key[1] as number;
+      this.deltaStored[g] = 1;
+      for (const [userId, sessions] of openGroupEntries(value)) {
+        const user = this.restoreUser(userId, sessions);
+        if (this.owner.get(user) === this.instance) {
+          const x = this.groupOf.get(user);
+          if (x < 0 || (x & IN_DELTA) === 0) {
+            this.setStoreFlags(user, IN_DELTA, 0);
+            const list = this.deltaUsers[g];
+            if (list) list.push(user);
+            else this.deltaUsers[g] = [user];
+          }
+        } else if (sessions.length > 0) {
+          // Another instance's record (a free one was claimed above): its own key must say what the
+          // delta's entry no longer may. An empty entry of a user not claimed is not needed: no
+          // entry of the group was restored for the user (that would have claimed it, or marked it).
+          this.markDirty(user);
+        }
       }
     } else if (key[0] === 'open') {
       const user = this.restoreUser(key[1] as string, openSessionsOf(value));
