@@ -217,6 +217,18 @@ export function openGroupEntries(value: unknown): Array<[string, StoredSession[]
   return out;
 }
 
+/** One session of a group's entry (see GROUP_FORMAT); `platforms` from encodePlatformNames. */
+function writeSession(w: GroupWriter, start: number, end: number, usd: number, events: number, pageViews: number, transactions: number, stages: number, platforms: Uint8Array): void {
+  w.f64(start);
+  w.f64(end);
+  w.f64(usd);
+  w.u32(events);
+  w.u32(pageViews);
+  w.u32(transactions);
+  w.u8(stages);
+  w.raw(platforms);
+}
+
 /** A stored group from its entries (the engine writes groups from its per-user records; this is for tools and tests). */
 export function encodeOpenGroup(entries: Array<[string, StoredSession[]]>): Buffer {
   const w = new GroupWriter();
@@ -226,16 +238,7 @@ export function encodeOpenGroup(entries: Array<[string, StoredSession[]]>): Buff
     w.u32(idBytes.length);
     w.raw(idBytes);
     w.u16(sessions.length);
-    for (const x of sessions) {
-      w.f64(x.start);
-      w.f64(x.end);
-      w.f64(x.usd);
-      w.u32(x.events);
-      w.u32(x.pageViews);
-      w.u32(x.transactions);
-      w.u8(x.stages);
-      w.raw(encodePlatformNames([...x.platforms].sort()));
-    }
+    for (const x of sessions) writeSession(w, x.start, x.end, x.usd, x.events, x.pageViews, x.transactions, x.stages, encodePlatformNames([...x.platforms].sort()));
   }
   return w.take();
 }
@@ -859,7 +862,7 @@ export class SessionsPipeline implements Pipeline {
       }
       w.interned(users, u);
       w.u16(1);
-      this.writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), ps >>> RECORD_PLATFORMS, platforms);
+      writeSession(w, this.rStart.get(u), this.rEnd.get(u), this.rUsd.get(u), this.rEvents.get(u), this.rPageViews.get(u), this.rTransactions.get(u), ps >>> RECORD_PLATFORMS, platforms);
       return true;
     }
     const list = this.listOf(u);
@@ -868,20 +871,9 @@ export class SessionsPipeline implements Pipeline {
     w.u16(list.length);
     for (const s of list) {
       const names = encodePlatformNames(s.platforms.map((p) => this.ctx.vocab.sym(p)).sort());
-      this.writeSession(w, s.start, s.end, s.usd, s.events, s.pageViews, s.transactions, s.stages, names);
+      writeSession(w, s.start, s.end, s.usd, s.events, s.pageViews, s.transactions, s.stages, names);
     }
     return true;
-  }
-
-  private writeSession(w: GroupWriter, start: number, end: number, usd: number, events: number, pageViews: number, transactions: number, stages: number, platforms: Uint8Array): void {
-    w.f64(start);
-    w.f64(end);
-    w.f64(usd);
-    w.u32(events);
-    w.u32(pageViews);
-    w.u32(transactions);
-    w.u8(stages);
-    w.raw(platforms);
   }
 
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
