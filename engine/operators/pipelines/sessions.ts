@@ -663,7 +663,8 @@ export class SessionsPipeline implements Pipeline {
       this.groupDirtyUsers[g] = 0;
       this.dirtyGroups.push(g);
     }
-    if ((this.groupOf.get(user) & IN_DELTA) === 0) this.groupDirtyUsers[g]++;
+    // Users new to the delta (foreign users never enter it): what decides between a delta and a whole write.
+    if (this.owner.get(user) === this.instance && (this.groupOf.get(user) & IN_DELTA) === 0) this.groupDirtyUsers[g]++;
   }
 
   /**
@@ -819,17 +820,13 @@ export class SessionsPipeline implements Pipeline {
   /** Writes a group's delta: every user changed since the group was last written whole (an empty entry: none open). */
   private writeDelta(g: number, write: (key: StateKey, value: unknown) => void): void {
     const list = this.deltaUsers[g];
-    if (!list) return;
+    if (!list || list.length === 0) return;
     const w = this.writer;
     const users = this.ctx.vocab.users;
     w.begin();
-    let n = 0;
+    // Every user listed here is this instance's: an instance's records are never claimed while it is open.
     for (const u of list) {
       const x = this.groupOf.get(u);
-      if (this.owner.get(u) !== this.instance) {
-        this.groupOf.set(u, x & ~IN_DELTA);
-        continue;
-      }
       if (x & HAS_KEY) {
         write(['open', users.value(u)], undefined);
         this.groupOf.set(u, x & ~HAS_KEY);
@@ -838,15 +835,9 @@ export class SessionsPipeline implements Pipeline {
         w.interned(users, u);
         w.u16(0);
       }
-      list[n++] = u;
     }
-    list.length = n;
-    if (n === 0) {
-      this.deltaUsers[g] = undefined;
-      if (!this.deltaStored[g]) return;
-    }
-    this.deltaStored[g] = n === 0 ? 0 : 1;
-    write(['openDelta', g], n === 0 ? undefined : w.take());
+    this.deltaStored[g] = 1;
+    write(['openDelta', g], w.take());
   }
 
   /** A user's entry of its group; false (nothing written) when the user has no open session. */
@@ -876,6 +867,12 @@ export class SessionsPipeline implements Pipeline {
     return true;
   }
 
+  /**
+   * Not idempotent: the group lists, deltas and store flags change as the writes are made, before
+   * the transaction is known to have committed. A failed commit must therefore never be retried on
+   * the same instances: the worker discards the shard's memory and the dispatcher reopens it from
+   * its last commit (shard-worker.ts), where the restore rebuilds them from the store.
+   */
   collectWrites(write: (key: StateKey, value: unknown) => void): void {
     const users = this.ctx.vocab.users;
     // Groups in key order: neighbouring puts land on the same or the next B-tree page.
