@@ -817,6 +817,14 @@ export class SessionsPipeline implements Pipeline {
     }
   }
 
+  /** Lists a user (not in it yet) in group g's delta. */
+  private addToDelta(g: number, user: number): void {
+    this.setStoreFlags(user, IN_DELTA, 0);
+    const list = this.deltaUsers[g];
+    if (list) list.push(user);
+    else this.deltaUsers[g] = [user];
+  }
+
   /** Writes a group's delta: every user changed since the group was last written whole (an empty entry: none open). */
   private writeDelta(g: number, write: (key: StateKey, value: unknown) => void): void {
     const list = this.deltaUsers[g];
@@ -895,12 +903,7 @@ export class SessionsPipeline implements Pipeline {
       const x = this.groupOf.get(u);
       const g = x & GROUP_BITS;
       if (this.groupWhole[g] === this.epoch) continue;
-      if ((x & IN_DELTA) === 0) {
-        this.groupOf.set(u, x | IN_DELTA);
-        const list = this.deltaUsers[g];
-        if (list) list.push(u);
-        else this.deltaUsers[g] = [u];
-      }
+      if ((x & IN_DELTA) === 0) this.addToDelta(g, u);
       if (this.deltaWritten[g] !== this.epoch) {
         this.deltaWritten[g] = this.epoch;
         this.deltaGroups.push(g);
@@ -966,12 +969,7 @@ export class SessionsPipeline implements Pipeline {
         const user = this.restoreUser(userId, sessions);
         if (this.owner.get(user) === this.instance) {
           const x = this.groupOf.get(user);
-          if (x < 0 || (x & IN_DELTA) === 0) {
-            this.setStoreFlags(user, IN_DELTA, 0);
-            const list = this.deltaUsers[g];
-            if (list) list.push(user);
-            else this.deltaUsers[g] = [user];
-          }
+          if (x < 0 || (x & IN_DELTA) === 0) this.addToDelta(g, user);
         } else if (sessions.length > 0) {
           // Another instance's record (a free one was claimed above): its own key must say what the
           // delta's entry no longer may. An empty entry of a user not claimed is not needed: no
