@@ -120,9 +120,12 @@ export const EngineConfigSchema = z.strictObject({
    * Opens the shard stores with LMDB's MDB_WRITEMAP: a commit writes pages straight into the
    * memory map, with no page copies and no sorted list of dirty pages (whose inserts grow with the
    * transaction). Commits with a million users passing through cost about a quarter less, and the
-   * run is about a third faster (BENCHMARKS.md, tenth session). Off by default: the data file is then as large as the map (sparse), and a disk
-   * that fills up kills the process with SIGBUS when LMDB touches a page the filesystem cannot
-   * back, where without it the commit fails with ENOSPC and consumption pauses until there is space.
+   * run is a fifth to a third faster (BENCHMARKS.md, tenth session). **Unsafe, for benchmarks
+   * only:** lmdb-js 3.5.6's LMDB aborts the process in some delete-heavy commits with it (an
+   * assertion in mdb_freelist_save; `test/engine/retention.test.ts` hits it every time, and a
+   * restart repeats the same commit). The data file is then as large as the map (sparse); the store
+   * holds its blocks ahead of LMDB's writes with fallocate (state/file-reserve.ts), so that a full
+   * disk fails the commit instead of killing the process with SIGBUS.
    */
   storeWritemap: z.boolean().default(false),
   /**

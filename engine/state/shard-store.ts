@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { open, type RootDatabase, type Database } from 'lmdb';
 import { writeKey, readKey } from 'ordered-binary';
 import { ALERT_STATUS } from './live-projection.js';
+import { FileReserve, fileReserveUnsupported } from './file-reserve.js';
 
 /**
  * One LMDB environment per shard. Keys are arrays: [partition, pipeline, ...key]. Each
@@ -119,14 +120,29 @@ export function isStoreFull(message: string, dir: string): boolean {
 const KEY_ENCODER = { writeKey, readKey };
 
 export class ShardStore {
+  /** With MDB_WRITEMAP: the data file's blocks held ahead of LMDB's writes (see FileReserve). */
+  private readonly reserve: FileReserve | null;
+
   private constructor(
     readonly env: RootDatabase,
     readonly state: Database<unknown, StoreKey>,
-    private readonly dir: string = '',
-  ) {}
+    private readonly dir: string,
+    /** Whether LMDB writes through the memory map (EngineConfig.storeWritemap, where the filesystem can hold blocks). */
+    readonly writemap: boolean,
+  ) {
+    if (!writemap) {
+      this.reserve = null;
+    } else {
+      const native = (env as unknown as { env: { info(): { lastPageNumber: number } } }).env;
+      const pageSize = (env.getStats() as { pageSize: number }).pageSize;
+      this.reserve = new FileReserve(path.join(dir, 'data.mdb'), pageSize, () => native.info().lastPageNumber);
+    }
+  }
 
   /**
-   * `writemap`: EngineConfig.storeWritemap (LMDB's MDB_WRITEMAP; see there for the trade-off).
+   * `writemap`: EngineConfig.storeWritemap (LMDB's MDB_WRITEMAP), for a store opened to write, and
+   * only where fallocate(1) can hold the file's blocks (FileReserve); elsewhere the store opens
+   * without it, with a process warning.
    * `pageSize`: EngineConfig.storePageSize, for a store created now (LMDB keeps an existing one's).
    */
   static open(dataDir: string, shard: number, mapSizeBytes: number, readOnly = false, writemap = false, pageSize?: number): ShardStore {
@@ -135,10 +151,18 @@ export class ShardStore {
     else if (!fs.existsSync(dir)) throw new StoreError('ERR_STORE_MISSING', `shard store ${dir} does not exist yet`, true);
     const damage = checkDataFile(path.join(dir, 'data.mdb'));
     if (damage) throw new StoreError('ERR_STORE_CORRUPT', `shard store ${dir} is corrupt (${damage}). Stop the engine, delete ${dir} and restart: the shard is rebuilt by replaying its partitions from the source (see RELIABILITY.md, scenario 7).`, false);
+    let useWritemap = writemap && !readOnly;
+    if (useWritemap) {
+      const why = fileReserveUnsupported(dir);
+      if (why !== null) {
+        useWritemap = false;
+        warnWritemapOff(dir, why);
+      }
+    }
     try {
-      const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true, useWritemap: writemap && !readOnly, ...(pageSize ? { pageSize } : {}) });
+      const env = open({ path: dir, mapSize: mapSizeBytes, maxDbs: 4, readOnly, noMemInit: true, useWritemap, ...(pageSize ? { pageSize } : {}) });
       const state = env.openDB<unknown, StoreKey>({ name: 'state', keyEncoder: KEY_ENCODER } as { name: string }); // keyEncoder: not in lmdb's types
-      return new ShardStore(env, state, dir);
+      return new ShardStore(env, state, dir, useWritemap);
     } catch (cause) {
       throw new StoreError('ERR_STORE_OPEN', `cannot open shard store ${dir}: ${(cause as Error).message}. If it is corrupt, stop the engine, delete ${dir} and restart: the shard is rebuilt by replaying its partitions from the source.`, false, { cause });
     }
@@ -178,15 +202,17 @@ export class ShardStore {
   commitEach(collect: (write: (key: StoreKey, value: unknown) => void) => void, metas: Map<number, PartitionMeta>): number {
     let n = 0;
     const state = this.state;
+    const reserve = this.reserve;
     const write = (k: StoreKey, v: unknown) => {
+      if (reserve !== null) reserve.write(v);
       if (v === undefined) state.removeSync(k);
       else state.putSync(k, v);
       n++;
     };
     try {
-      this.env.transactionSync(() => {
+      this.transaction(() => {
         collect(write);
-        for (const [p, m] of metas) state.putSync([p, '~meta'], m);
+        for (const [p, m] of metas) this.put([p, '~meta'], m);
       });
       return n;
     } catch (cause) {
@@ -202,13 +228,13 @@ export class ShardStore {
    */
   applyRestore(partition: number, records: Array<[StoreKey, unknown]>, reset: boolean): void {
     try {
-      this.env.transactionSync(() => {
+      this.transaction(() => {
         if (reset) {
-          for (const k of this.state.getKeys({ start: [partition], end: [partition + 1] })) this.state.removeSync(k as StoreKey);
+          for (const k of this.state.getKeys({ start: [partition], end: [partition + 1] })) this.remove(k as StoreKey);
         }
         for (const [k, v] of records) {
-          if (v === undefined) this.state.removeSync([partition, ...k]);
-          else this.state.putSync([partition, ...k], v);
+          if (v === undefined) this.remove([partition, ...k]);
+          else this.put([partition, ...k], v);
         }
       });
     } catch (cause) {
@@ -223,14 +249,14 @@ export class ShardStore {
     const index = [...this.state.getKeys({ start: [partition, 'sessions', 'closedByEnd', 0], end: [partition, 'sessions', 'closedByEnd', cutoff] })] as StoreKey[];
     const funnel = [...this.state.getKeys({ start: [partition, 'sessions', 'funnel', 0], end: [partition, 'sessions', 'funnel', cutoff] })] as StoreKey[];
     if (index.length === 0 && funnel.length === 0) return 0;
-    this.env.transactionSync(() => {
+    this.transaction(() => {
       for (const k of index) {
         const [, , , , user, start] = k;
-        this.state.removeSync([partition, 'sessions', 'closed', user, start]);
-        this.state.removeSync(k);
+        this.remove([partition, 'sessions', 'closed', user, start]);
+        this.remove(k);
         deleted?.push([partition, 'sessions', 'closed', user, start], k);
       }
-      for (const k of funnel) this.state.removeSync(k);
+      for (const k of funnel) this.remove(k);
       if (deleted) for (const k of funnel) deleted.push(k);
     });
     return index.length + funnel.length;
@@ -251,8 +277,8 @@ export class ShardStore {
       if (this.state.get(status) !== undefined) keys.push(status);
     }
     if (keys.length === 0) return 0;
-    this.env.transactionSync(() => {
-      for (const k of keys) this.state.removeSync(k);
+    this.transaction(() => {
+      for (const k of keys) this.remove(k);
     });
     if (deleted) for (const k of keys) deleted.push(k);
     return keys.length;
@@ -263,9 +289,9 @@ export class ShardStore {
     let n = 0;
     const keys = [...this.state.getKeys({ start: [partition, pipeline, 0], end: [partition, pipeline, cutoff] })];
     if (keys.length === 0) return 0;
-    this.env.transactionSync(() => {
+    this.transaction(() => {
       for (const k of keys) {
-        this.state.removeSync(k);
+        this.remove(k as StoreKey);
         deleted?.push(k as StoreKey);
         n++;
       }
@@ -273,7 +299,45 @@ export class ShardStore {
     return n;
   }
 
+  /** A synchronous write transaction; with MDB_WRITEMAP, the file's blocks held before it (FileReserve). */
+  private transaction(fn: () => void): void {
+    const r = this.reserve;
+    if (r === null) {
+      this.env.transactionSync(fn);
+      return;
+    }
+    r.begin();
+    try {
+      this.env.transactionSync(fn);
+    } finally {
+      r.end();
+    }
+  }
+
+  private put(key: StoreKey, value: unknown): void {
+    this.reserve?.write(value);
+    this.state.putSync(key, value);
+  }
+
+  private remove(key: StoreKey): void {
+    this.reserve?.write(undefined);
+    this.state.removeSync(key);
+  }
+
+  /** Bytes of the data file held for LMDB (0 without MDB_WRITEMAP, or before the first write). */
+  get reservedBytes(): number {
+    return this.reserve?.reserved ?? 0;
+  }
+
   close(): Promise<void> {
     return this.env.close();
   }
+}
+
+const warnedWritemapOff = new Set<string>();
+function warnWritemapOff(dir: string, why: string): void {
+  const parent = path.dirname(dir);
+  if (warnedWritemapOff.has(parent)) return;
+  warnedWritemapOff.add(parent);
+  process.emitWarning(`shard stores under ${parent} open without MDB_WRITEMAP: their disk space cannot be held ahead of LMDB's writes (${why}), and with MDB_WRITEMAP a full disk would kill the process`, { code: 'RTA_STORE_WRITEMAP_OFF' });
 }

@@ -1,0 +1,103 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ShardStore, StoreError, shardPath } from '../../engine/state/shard-store.js';
+
+/**
+ * A full disk under MDB_WRITEMAP (the shard stores' default): LMDB writes through a memory map of a
+ * sparse file, and a page the filesystem cannot back kills the process with SIGBUS. The store holds
+ * the file's blocks ahead of LMDB's writes (state/file-reserve.ts), so a commit on a full disk must
+ * fail with a retriable ERR_STORE_FULL, commit nothing, and succeed again once there is space. Were
+ * the blocks not held, this test's own process would die (SIGBUS) at the first commit past them.
+ * Needs root (mount -t tmpfs), as reliability scenario 7.
+ */
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'writemap-full-'));
+afterAll(() => {
+  try {
+    execFileSync('umount', [root], { stdio: 'ignore' });
+  } catch {
+    // not mounted
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** Writes a file until the filesystem refuses (ENOSPC); returns its size. */
+function fill(file: string): number {
+  const fd = fs.openSync(file, 'w');
+  let n = 0;
+  try {
+    for (const size of [1 << 20, 4096, 512]) {
+      const chunk = Buffer.alloc(size, 1);
+      for (;;) {
+        try {
+          n += fs.writeSync(fd, chunk);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+          break;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return n;
+}
+
+const value = (i: number) => Buffer.alloc(1500, i & 0xff);
+/** One commit of `n` new keys from `from` on. */
+function commitKeys(store: ShardStore, from: number, n: number): void {
+  store.commitEach((write) => {
+    for (let i = from; i < from + n; i++) write([0, 'test', i], value(i));
+  }, new Map([[0, { offsets: { 1: from + n - 1 }, streamTime: from + n }]]));
+}
+
+describe('MDB_WRITEMAP on a full disk', () => {
+  it('fails the commit with a retriable ERR_STORE_FULL instead of SIGBUS, and commits again once there is space', () => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${32 * 1024 * 1024}`, 'tmpfs', root]);
+    // A map far larger than the disk: LMDB sizes the file to it (sparse).
+    const store = ShardStore.open(root, 0, 256 * 1024 * 1024, false, true);
+    const file = path.join(shardPath(root, 0), 'data.mdb');
+    try {
+      expect(store.writemap).toBe(true);
+      expect(fs.statSync(file).size).toBeGreaterThanOrEqual(256 * 1024 * 1024);
+      let next = 0;
+      for (let c = 0; c < 5; c++, next += 500) commitKeys(store, next, 500);
+      // The blocks are held: allocated on the filesystem beyond what LMDB has used so far.
+      expect(store.reservedBytes).toBeGreaterThan(0);
+      expect(fs.statSync(file).blocks * 512).toBeGreaterThanOrEqual(store.reservedBytes);
+
+      const ballast = path.join(root, 'ballast');
+      fill(ballast);
+      let failure: unknown = null;
+      let committedWhileFull = 0;
+      for (let c = 0; c < 200 && failure === null; c++) {
+        try {
+          commitKeys(store, next, 500);
+          next += 500;
+          committedWhileFull++;
+        } catch (e) {
+          failure = e;
+        }
+      }
+      // The held blocks last a few commits; then a commit fails, cleanly.
+      expect(failure).toBeInstanceOf(StoreError);
+      expect((failure as StoreError).code).toBe('ERR_STORE_FULL');
+      expect((failure as StoreError).retriable).toBe(true);
+      expect(committedWhileFull).toBeLessThan(200);
+      // Nothing of the failed commit is visible; every earlier one is.
+      expect(store.readMeta(0)?.offsets[1]).toBe(next - 1);
+      expect(store.state.get([0, 'test', next])).toBeUndefined();
+      for (const i of [0, 1234, next - 1]) expect(store.state.get([0, 'test', i])).toEqual(value(i));
+
+      fs.rmSync(ballast);
+      commitKeys(store, next, 500);
+      next += 500;
+      expect(store.readMeta(0)?.offsets[1]).toBe(next - 1);
+      expect(store.state.get([0, 'test', next - 1])).toEqual(value(next - 1));
+    } finally {
+      void store.close();
+    }
+  }, 60_000);
+});
