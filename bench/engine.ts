@@ -194,7 +194,7 @@ await new EmbeddedSource({ partitions, generator }).bootstrap(ref);
 await ref.close();
 
 const workers = Number(a.workers);
-const engineOpts = { dataDir, partitions, shards: Number(a.shards), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']),
+const engineOpts = { dataDir, partitions, shards: Math.min(Number(a.shards), partitions), workers, commitIntervalMs: Number(a['commit-interval-ms']), slabBytes: Number(a['slab-bytes']),
   // Only when set: bench:engine:ab runs this driver over older builds, whose config refuses unknown options.
   ...(a['store-writemap'] ? { storeWritemap: true } : {}), ...(a['store-page-size'] ? { storePageSize: Number(a['store-page-size']) } : {}),
   ...(a['worker-max-keys'] ? { workerMaxKeys: Number(a['worker-max-keys']) } : {}), ...(a['cache-max-dirty'] ? { cacheMaxDirty: Number(a['cache-max-dirty']) } : {}) };
@@ -303,7 +303,7 @@ const summary = {
   concurrentSessions: generator.concurrentSessions,
   zipf: generator.zipfExponent,
   inputCached: cached !== null,
-  shards: Number(a.shards),
+  shards: engineOpts.shards,
   heapGrowingPercent: Number(a['heap-growing-percent']),
   partitions,
   commitIntervalMs: engineOpts.commitIntervalMs,

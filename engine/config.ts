@@ -32,8 +32,8 @@ export const EngineConfigSchema = z.strictObject({
   /**
    * State shards: partition p belongs to shard p % shards. Fixed for a data directory (recorded in
    * it: see state/layout.ts). By default 8, or the partition count if lower: one partition per
-   * shard at the default 8 partitions. With 2 workers, 8 shards were 6 % faster than 4 in the
-   * sustained bench:engine run (each thread has four shards' batches to go on with while the main
+   * shard at the default 8 partitions; more than the partitions is refused. With 2 workers, 8 shards
+   * were 3-6 % faster than 4 in the sustained bench:engine run (each thread has four shards' batches to go on with while the main
    * thread handles a result, instead of two) and the same with a million users passing through
    * (BENCHMARKS.md, sixteenth session).
    */
@@ -158,7 +158,10 @@ export function parseEngineConfig(input: EngineOptions = {}): EngineConfig {
     const msg = r.error.issues.map((i) => `options.${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ConfigError(`invalid engine options: ${msg}`, { cause: r.error });
   }
-  // More shards than partitions would leave shards empty.
+  // More shards than partitions would leave shards empty: the default follows the partitions, a given count above them is refused.
   if (input.shards === undefined) r.data.shards = Math.min(r.data.shards, r.data.partitions);
+  else if (r.data.shards > r.data.partitions) {
+    throw new ConfigError(`invalid engine options: options.shards: ${r.data.shards} is more than options.partitions (${r.data.partitions}); partition p lives in shard p % shards, so shards ${r.data.partitions}-${r.data.shards - 1} would never hold a partition. Use at most ${r.data.partitions} shards`);
+  }
   return r.data;
 }

@@ -10,11 +10,14 @@ describe('engine option validation', () => {
     expect(c.retentionMs).toBe(24 * 3600_000);
   });
 
-  it('shards default to 8, or to the partition count when that is lower; given, they are kept', () => {
+  it('shards default to 8, or to the partition count when that is lower; given, they are kept, and refused above the partition count', () => {
     expect(parseEngineConfig({}).shards).toBe(8);
     expect(parseEngineConfig({ partitions: 3 }).shards).toBe(3);
     expect(parseEngineConfig({ partitions: 16 }).shards).toBe(8);
     expect(parseEngineConfig({ partitions: 8, shards: 4 }).shards).toBe(4);
+    expect(parseEngineConfig({ partitions: 8, shards: 8 }).shards).toBe(8);
+    // More than the partitions: shards that could never hold one.
+    expect(() => parseEngineConfig({ partitions: 4, shards: 6 })).toThrow(expect.objectContaining({ code: 'ERR_ENGINE_CONFIG', message: expect.stringMatching(/options\.shards: 6 is more than options\.partitions \(4\).*at most 4 shards/) }));
   });
 
   it.each([
