@@ -166,7 +166,7 @@ export async function runE2E(o: E2EOptions): Promise<Record<string, unknown>> {
     const engineLog = fs.createWriteStream(path.join(outDir, 'engine.log'));
     engine = spawn(process.execPath, [path.join(DIST, 'engine/main.js'), '--source', 'kafka', '--brokers', o.brokers, '--topic-prefix', prefix,
       '--group-id', `${prefix}g`, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--workers', String(o.workers), '--partitions', String(o.partitions),
-      '--shards', String(o.shards), '--commit-interval-ms', String(o.commitIntervalMs), '--tick-ms', String(o.tickMs), ...o.engineArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--shards', String(Math.min(o.shards, o.partitions)), '--commit-interval-ms', String(o.commitIntervalMs), '--tick-ms', String(o.tickMs), ...o.engineArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const engineExit = new Promise<number | null>((resolve) => engine!.on('exit', (code) => resolve(code)));
     const url = await new Promise<string>((resolve, reject) => {
       let buf = '';

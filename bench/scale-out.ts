@@ -57,7 +57,7 @@ interface Proc { name: string; child: ChildProcess; url: Promise<string>; dataDi
 function startInstance(prefix: string, groupId: string, name: string, changelog = true): Proc {
   const dataDir = path.join(work, `${prefix}${name}`);
   const child = spawn(process.execPath, [ENGINE, '--source', 'kafka', '--brokers', brokers, '--topic-prefix', prefix, '--group-id', groupId, '--data-dir', dataDir,
-    '--port', '0', '--partitions', String(partitions), '--shards', '4', '--workers', a.workers!, '--status-interval-ms', '600000', '--instance-id', name,
+    '--port', '0', '--partitions', String(partitions), '--shards', String(Math.min(4, partitions)), '--workers', a.workers!, '--status-interval-ms', '600000', '--instance-id', name,
     ...(changelog ? ['--changelog'] : []), '--kafka', 'session.timeout.ms=6000', '--kafka', 'heartbeat.interval.ms=1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let resolveUrl: (u: string) => void = () => undefined;
   const url = new Promise<string>((r) => (resolveUrl = r));

@@ -133,7 +133,8 @@ export const EngineConfigSchema = z.strictObject({
    * lmdb-js's default, the OS page size (4,096 here). Larger pages make a tree of a million users
    * a quarter as many pages, so a commit that touches most of them keeps a shorter list of dirty
    * pages: with 16,384 the high-cardinality run was 16 % faster, the standard run unchanged to
-   * slightly slower (BENCHMARKS.md, tenth session). Each page a commit touches is written whole.
+   * slightly slower (BENCHMARKS.md, tenth session); since open sessions are stored in groups of
+   * users, 14 % slower with a million users (nineteenth session). Each page a commit touches is written whole.
    */
   storePageSize: z.number().int().refine((n) => [4096, 8192, 16384, 32768, 65536].includes(n), 'must be 4096, 8192, 16384, 32768 or 65536').optional(),
   /**
@@ -161,7 +162,7 @@ export function parseEngineConfig(input: EngineOptions = {}): EngineConfig {
   // More shards than partitions would leave shards empty: the default follows the partitions, a given count above them is refused.
   if (input.shards === undefined) r.data.shards = Math.min(r.data.shards, r.data.partitions);
   else if (r.data.shards > r.data.partitions) {
-    throw new ConfigError(`invalid engine options: options.shards: ${r.data.shards} is more than options.partitions (${r.data.partitions}); partition p lives in shard p % shards, so shards ${r.data.partitions}-${r.data.shards - 1} would never hold a partition. Use at most ${r.data.partitions} shards`);
+    throw new ConfigError(`invalid engine options: options.shards: ${r.data.shards} is more than options.partitions (${r.data.partitions}) (--shards, --partitions); partition p lives in shard p % shards, so shards ${r.data.partitions}-${r.data.shards - 1} would never hold a partition. Use at most ${r.data.partitions} shards (a data directory already recorded with more shards than partitions needs a new data directory: its layout is fixed)`);
   }
   return r.data;
 }

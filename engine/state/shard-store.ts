@@ -249,7 +249,7 @@ export class ShardStore {
     const index = [...this.state.getKeys({ start: [partition, 'sessions', 'closedByEnd', 0], end: [partition, 'sessions', 'closedByEnd', cutoff] })] as StoreKey[];
     const funnel = [...this.state.getKeys({ start: [partition, 'sessions', 'funnel', 0], end: [partition, 'sessions', 'funnel', cutoff] })] as StoreKey[];
     if (index.length === 0 && funnel.length === 0) return 0;
-    this.transaction(() => {
+    this.retentionTransaction(`retention of partition ${partition}'s sessions`, () => {
       for (const k of index) {
         const [, , , , user, start] = k;
         this.remove([partition, 'sessions', 'closed', user, start]);
@@ -277,7 +277,7 @@ export class ShardStore {
       if (this.state.get(status) !== undefined) keys.push(status);
     }
     if (keys.length === 0) return 0;
-    this.transaction(() => {
+    this.retentionTransaction(`retention of partition ${partition}'s alerts`, () => {
       for (const k of keys) this.remove(k);
     });
     if (deleted) for (const k of keys) deleted.push(k);
@@ -289,7 +289,7 @@ export class ShardStore {
     let n = 0;
     const keys = [...this.state.getKeys({ start: [partition, pipeline, 0], end: [partition, pipeline, cutoff] })];
     if (keys.length === 0) return 0;
-    this.transaction(() => {
+    this.retentionTransaction(`retention of partition ${partition}'s ${pipeline} windows`, () => {
       for (const k of keys) {
         this.remove(k as StoreKey);
         deleted?.push(k as StoreKey);
@@ -297,6 +297,17 @@ export class ShardStore {
       }
     });
     return n;
+  }
+
+  /** A retention transaction: a full disk is a retriable ERR_STORE_FULL, as for a commit (the shard waits for space). */
+  private retentionTransaction(what: string, fn: () => void): void {
+    try {
+      this.transaction(fn);
+    } catch (cause) {
+      const msg = (cause as Error).message ?? String(cause);
+      const full = isStoreFull(msg, this.dir);
+      throw new StoreError(full ? 'ERR_STORE_FULL' : 'ERR_STORE_WRITE', `${what} failed: ${msg}${full ? ' (free disk space; consumption pauses and resumes from the last commit)' : ''}`, full, { cause });
+    }
   }
 
   /** A synchronous write transaction; with MDB_WRITEMAP, the file's blocks held before it (FileReserve). */
