@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ShardStore, StoreError, shardPath } from '../../engine/state/shard-store.js';
 import { FileReserve } from '../../engine/state/file-reserve.js';
+import { fillDisk } from '../fill-disk.js';
 
 /**
  * A full disk under MDB_WRITEMAP (--store-writemap): LMDB writes through a memory map of a
@@ -25,27 +26,6 @@ afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** Writes a file until the filesystem refuses (ENOSPC); returns its size. */
-function fill(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  let n = 0;
-  try {
-    for (const size of [1 << 20, 4096, 512]) {
-      const chunk = Buffer.alloc(size, 1);
-      for (;;) {
-        try {
-          n += fs.writeSync(fd, chunk);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return n;
-}
 
 const value = (i: number) => Buffer.alloc(1500, i & 0xff);
 /** One commit of `n` new keys from `from` on. */
@@ -70,7 +50,7 @@ describe('MDB_WRITEMAP on a full disk', () => {
       expect(fs.statSync(file).blocks * 512).toBeGreaterThanOrEqual(store.reservedBytes);
 
       const ballast = path.join(root, 'ballast');
-      fill(ballast);
+      fillDisk(ballast);
       let failure: unknown = null;
       let committedWhileFull = 0;
       for (let c = 0; c < 200 && failure === null; c++) {

@@ -19,6 +19,7 @@ import { ShardStore, shardPath } from '../../engine/state/shard-store.js';
 import { BROKERS, PARTITIONS, SHARDS, deleteTopics, health, sleep, startEngine, stopEngine, tempDir, uniquePrefix, waitHealth, type EngineProcess } from './harness.js';
 import { caughtUp, startAckedLoad, committedKafkaOffsets, groupSettings, type LoadOptions } from './scenarios.js';
 import { reconcile, type ReconcileResult } from './reconcile.js';
+import { fillDisk } from '../fill-disk.js';
 
 export interface FullSample {
   atMs: number;
@@ -68,27 +69,6 @@ function umount(dir: string): void {
   throw new Error(`could not unmount ${dir}`);
 }
 
-/** Writes a file until the filesystem refuses (ENOSPC). */
-function fill(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  let n = 0;
-  try {
-    for (const size of [1 << 20, 4096, 512]) {
-      const chunk = Buffer.alloc(size, 1);
-      for (;;) {
-        try {
-          n += fs.writeSync(fd, chunk);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return n;
-}
 
 export async function storeFullUnderLoad(name: string, load: LoadOptions, fullMs: number, tmpfsBytes: number, log: (s: string) => void = () => undefined): Promise<StoreFullResult> {
   const prefix = uniquePrefix(name);
@@ -119,7 +99,7 @@ export async function storeFullUnderLoad(name: string, load: LoadOptions, fullMs
     if (lg.finished) throw new Error('the load ended before the disk filled: make it longer');
     const ballast = path.join(dataDir, 'ballast');
     const t0 = Date.now();
-    const ballastBytes = fill(ballast);
+    const ballastBytes = fillDisk(ballast);
     log(`disk full: ballast ${ballastBytes} bytes`);
     const samples: FullSample[] = [];
     const e = engine;
