@@ -209,17 +209,11 @@ export class ShardStore {
       else state.putSync(k, v);
       n++;
     };
-    try {
-      this.transaction(() => {
-        collect(write);
-        for (const [p, m] of metas) this.put([p, '~meta'], m);
-      });
-      return n;
-    } catch (cause) {
-      const msg = (cause as Error).message ?? String(cause);
-      const full = isStoreFull(msg, this.dir);
-      throw new StoreError(full ? 'ERR_STORE_FULL' : 'ERR_STORE_WRITE', `shard commit failed: ${msg}${full ? ' (free disk space; consumption pauses and resumes from the last commit)' : ''}`, full, { cause });
-    }
+    this.storeTransaction('shard commit', () => {
+      collect(write);
+      for (const [p, m] of metas) this.put([p, '~meta'], m);
+    });
+    return n;
   }
 
   /**
@@ -249,7 +243,7 @@ export class ShardStore {
     const index = [...this.state.getKeys({ start: [partition, 'sessions', 'closedByEnd', 0], end: [partition, 'sessions', 'closedByEnd', cutoff] })] as StoreKey[];
     const funnel = [...this.state.getKeys({ start: [partition, 'sessions', 'funnel', 0], end: [partition, 'sessions', 'funnel', cutoff] })] as StoreKey[];
     if (index.length === 0 && funnel.length === 0) return 0;
-    this.retentionTransaction(`retention of partition ${partition}'s sessions`, () => {
+    this.storeTransaction(`retention of partition ${partition}'s sessions`, () => {
       for (const k of index) {
         const [, , , , user, start] = k;
         this.remove([partition, 'sessions', 'closed', user, start]);
@@ -277,7 +271,7 @@ export class ShardStore {
       if (this.state.get(status) !== undefined) keys.push(status);
     }
     if (keys.length === 0) return 0;
-    this.retentionTransaction(`retention of partition ${partition}'s alerts`, () => {
+    this.storeTransaction(`retention of partition ${partition}'s alerts`, () => {
       for (const k of keys) this.remove(k);
     });
     if (deleted) for (const k of keys) deleted.push(k);
@@ -289,7 +283,7 @@ export class ShardStore {
     let n = 0;
     const keys = [...this.state.getKeys({ start: [partition, pipeline, 0], end: [partition, pipeline, cutoff] })];
     if (keys.length === 0) return 0;
-    this.retentionTransaction(`retention of partition ${partition}'s ${pipeline} windows`, () => {
+    this.storeTransaction(`retention of partition ${partition}'s ${pipeline} windows`, () => {
       for (const k of keys) {
         this.remove(k as StoreKey);
         deleted?.push(k as StoreKey);
@@ -299,8 +293,8 @@ export class ShardStore {
     return n;
   }
 
-  /** A retention transaction: a full disk is a retriable ERR_STORE_FULL, as for a commit (the shard waits for space). */
-  private retentionTransaction(what: string, fn: () => void): void {
+  /** A commit's or retention's transaction: a failure is a StoreError, a full disk or map a retriable ERR_STORE_FULL (the shard waits for space). */
+  private storeTransaction(what: string, fn: () => void): void {
     try {
       this.transaction(fn);
     } catch (cause) {
